@@ -1,0 +1,575 @@
+/* graph.c — parse and validate a .pgp.vrt document into an immutable graph. */
+#include "pgp/graph.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpl_conv.h"
+#include "cpl_error.h"
+#include "cpl_minixml.h"
+#include "cpl_string.h"
+#include "ogr_srs_api.h"
+
+/* Every problem is reported as "<where>: <what>" so users find the element. */
+static void report(const char *where, const char *fmt, ...) CPL_PRINT_FUNC_FORMAT(2, 3);
+
+static void report(const char *where, const char *fmt, ...)
+{
+    char what[1024];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(what, sizeof what, fmt, args);
+    va_end(args);
+    CPLError(CE_Failure, CPLE_AppDefined, "%s: %s", where, what);
+}
+
+static int parse_double(const char *text, double *value)
+{
+    char *end = NULL;
+    if (text == NULL || *text == '\0')
+        return -1;
+    errno = 0;
+    *value = CPLStrtod(text, &end);
+    while (*end == ' ')
+        end++;
+    return (*end == '\0' && end != text) ? 0 : -1;
+}
+
+static int parse_int(const char *text, long min, long max, int *value)
+{
+    char *end = NULL;
+    long v;
+    if (text == NULL || *text == '\0')
+        return -1;
+    errno = 0;
+    v = strtol(text, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *value = (int)v;
+    return 0;
+}
+
+/* Rejects attributes an element does not define: a typo must not be ignored. */
+static int check_attributes(const CPLXMLNode *element, const char *where,
+                            const char *const *allowed)
+{
+    const CPLXMLNode *child;
+    for (child = element->psChild; child != NULL; child = child->psNext) {
+        int i, known = 0;
+        if (child->eType != CXT_Attribute)
+            continue;
+        for (i = 0; allowed[i] != NULL && !known; i++)
+            known = strcmp(child->pszValue, allowed[i]) == 0;
+        if (!known) {
+            report(where, "unknown attribute '%s'", child->pszValue);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int is_identifier(const char *name)
+{
+    const char *c = name;
+    if (!(*c == '_' || (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z')))
+        return 0;
+    for (c++; *c; c++)
+        if (!(*c == '_' || (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+              (*c >= '0' && *c <= '9')))
+            return 0;
+    return 1;
+}
+
+static char *describe(const char *element, const char *name)
+{
+    return name ? CPLStrdup(CPLSPrintf("<%s name='%s'>", element, name))
+                : CPLStrdup(CPLSPrintf("<%s>", element));
+}
+
+static int parse_data_type(const char *text, const char *where, GDALDataType *type)
+{
+    *type = GDALGetDataTypeByName(text);
+    if (*type == GDT_Unknown || GDALDataTypeIsComplex(*type)) {
+        report(where, "dataType '%s' is not a real GDAL data type (Byte, UInt16, Int16, "
+                      "UInt32, Int32, UInt64, Int64, Float32, Float64)", text);
+        return -1;
+    }
+    return 0;
+}
+
+/* A noData attribute must be a number the data type can hold exactly, or the
+ * output could never be recognised as nodata. */
+static int parse_nodata(const char *text, GDALDataType type, const char *where,
+                        pgp_nodata *nodata)
+{
+    int clamped = FALSE, rounded = FALSE;
+    double value;
+    nodata->exact = GDALDataTypeIsInteger(type);
+    nodata->present = text != NULL;
+    if (text == NULL)
+        return 0;
+    if (parse_double(text, &value) != 0) {
+        report(where, "noData '%s' is not a number", text);
+        return -1;
+    }
+    if (!CPLIsNan(value))
+        GDALAdjustValueToDataType(type, value, &clamped, &rounded);
+    if (clamped || rounded || (nodata->exact && CPLIsNan(value))) {
+        report(where, "noData %s cannot be represented in %s", text, GDALGetDataTypeName(type));
+        return -1;
+    }
+    nodata->value = value;
+    return 0;
+}
+
+/* ---- sources ----------------------------------------------------------------- */
+
+static int geotransforms_equal(const double *a, const double *b)
+{
+    double scale = fabs(a[1]) + fabs(a[5]);
+    int i;
+    for (i = 0; i < 6; i++)
+        if (fabs(a[i] - b[i]) > 1e-9 * scale)
+            return 0;
+    return 1;
+}
+
+static int open_source(pgp_graph *graph, pgp_node *node, const char *first_where)
+{
+    GDALDatasetH ds;
+    GDALRasterBandH band;
+    double gt[6];
+    int has_gt, band_count, has_nodata = FALSE;
+    double nodata;
+    const char *pixel_type;
+
+    CPLErrorReset();
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    ds = GDALOpenEx(node->path, GDAL_OF_RASTER | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
+    CPLPopErrorHandler();
+    if (ds == NULL) {
+        report(node->where, "cannot open '%s': %s", node->path, CPLGetLastErrorMsg());
+        return -1;
+    }
+    band_count = GDALGetRasterCount(ds);
+    if (node->band > band_count) {
+        report(node->where, "band %d does not exist: '%s' has %d band%s", node->band,
+               node->path, band_count, band_count == 1 ? "" : "s");
+        GDALClose(ds);
+        return -1;
+    }
+    band = GDALGetRasterBand(ds, node->band);
+    node->data_type = GDALGetRasterDataType(band);
+    if (GDALDataTypeIsComplex(node->data_type)) {
+        report(node->where, "'%s' band %d is complex (%s), which pgp does not compute with",
+               node->path, node->band, GDALGetDataTypeName(node->data_type));
+        GDALClose(ds);
+        return -1;
+    }
+    pixel_type = GDALGetMetadataItem(band, "PIXELTYPE", "IMAGE_STRUCTURE");
+    node->signed_byte = node->data_type == GDT_Byte && pixel_type != NULL &&
+                        EQUAL(pixel_type, "SIGNEDBYTE");
+    if (!node->nodata.present) {
+        nodata = GDALGetRasterNoDataValue(band, &has_nodata);
+        node->nodata.present = has_nodata;
+        node->nodata.value = nodata;
+    }
+    node->nodata.exact = GDALDataTypeIsInteger(node->data_type);
+    has_gt = GDALGetGeoTransform(ds, gt) == CE_None;
+
+    if (first_where == NULL) {
+        const OGRSpatialReferenceH srs = GDALGetSpatialRef(ds);
+        graph->x_size = GDALGetRasterXSize(ds);
+        graph->y_size = GDALGetRasterYSize(ds);
+        graph->has_geotransform = has_gt;
+        memcpy(graph->geotransform, gt, sizeof gt);
+        if (srs != NULL) {
+            char *wkt = NULL;
+            const char *options[] = {"FORMAT=WKT2_2018", NULL};
+            if (OSRExportToWktEx(srs, &wkt, options) == OGRERR_NONE)
+                graph->srs_wkt = CPLStrdup(wkt);
+            CPLFree(wkt);
+        }
+    } else if (GDALGetRasterXSize(ds) != graph->x_size ||
+               GDALGetRasterYSize(ds) != graph->y_size) {
+        report(node->where,
+               "'%s' is %dx%d pixels but %s is %dx%d; put the sources on one grid with <Align>",
+               node->path, GDALGetRasterXSize(ds), GDALGetRasterYSize(ds), first_where,
+               graph->x_size, graph->y_size);
+        GDALClose(ds);
+        return -1;
+    } else if (has_gt != graph->has_geotransform ||
+               (has_gt && !geotransforms_equal(gt, graph->geotransform))) {
+        const double *g = graph->geotransform;
+        report(node->where,
+               "geotransform (%.15g,%.15g,%.15g,%.15g,%.15g,%.15g) of '%s' differs from %s's "
+               "(%.15g,%.15g,%.15g,%.15g,%.15g,%.15g); put the sources on one grid with <Align>",
+               gt[0], gt[1], gt[2], gt[3], gt[4], gt[5], node->path, first_where, g[0], g[1],
+               g[2], g[3], g[4], g[5]);
+        GDALClose(ds);
+        return -1;
+    }
+    GDALClose(ds);
+    if (CSLFindString(graph->source_files, node->path) < 0)
+        graph->source_files = CSLAddString(graph->source_files, node->path);
+    return 0;
+}
+
+static int parse_source(const CPLXMLNode *element, const char *base_dir, pgp_node *node)
+{
+    static const char *const attributes[] = {"name", "file", "band", "noData", NULL};
+    const char *file = CPLGetXMLValue(element, "file", NULL);
+    const char *band = CPLGetXMLValue(element, "band", "1");
+    const char *nodata = CPLGetXMLValue(element, "noData", NULL);
+
+    node->kind = PGP_NODE_SOURCE;
+    if (check_attributes(element, node->where, attributes) != 0)
+        return -1;
+    if (file == NULL || *file == '\0') {
+        report(node->where, "missing attribute 'file'");
+        return -1;
+    }
+    if (parse_int(band, 1, INT_MAX, &node->band) != 0) {
+        report(node->where, "band '%s' is not a band number (1, 2, ...)", band);
+        return -1;
+    }
+    if (nodata != NULL) {
+        if (parse_double(nodata, &node->nodata.value) != 0) {
+            report(node->where, "noData '%s' is not a number", nodata);
+            return -1;
+        }
+        node->nodata.present = 1;
+    }
+    node->path = CPLStrdup(STARTS_WITH(file, "/vsi") || !CPLIsFilenameRelative(file)
+                               ? file
+                               : CPLProjectRelativeFilename(base_dir, file));
+    return 0;
+}
+
+/* ---- calc -------------------------------------------------------------------- */
+
+static int parse_calc(const CPLXMLNode *element, pgp_node *node)
+{
+    static const char *const attributes[] = {"name", "dataType", "noData", "noDataPolicy", NULL};
+    const char *type = CPLGetXMLValue(element, "dataType", "Float64");
+    const char *policy = CPLGetXMLValue(element, "noDataPolicy", "propagate");
+    const CPLXMLNode *child, *expression = NULL;
+
+    node->kind = PGP_NODE_CALC;
+    if (check_attributes(element, node->where, attributes) != 0 ||
+        parse_data_type(type, node->where, &node->data_type) != 0 ||
+        parse_nodata(CPLGetXMLValue(element, "noData", NULL), node->data_type, node->where,
+                     &node->nodata) != 0)
+        return -1;
+    if (EQUAL(policy, "propagate"))
+        node->policy = PGP_NODATA_PROPAGATE;
+    else if (EQUAL(policy, "expression"))
+        node->policy = PGP_NODATA_EXPRESSION;
+    else {
+        report(node->where, "noDataPolicy '%s' is neither 'propagate' nor 'expression'", policy);
+        return -1;
+    }
+    for (child = element->psChild; child != NULL; child = child->psNext) {
+        if (child->eType != CXT_Element)
+            continue;
+        if (strcmp(child->pszValue, "Expression") != 0 || expression != NULL) {
+            report(node->where, "unexpected element <%s>: a <Calc> holds one <Expression>",
+                   child->pszValue);
+            return -1;
+        }
+        expression = child;
+    }
+    node->expression = CPLStrdup(expression ? CPLGetXMLValue(expression, NULL, "") : "");
+    if (expression == NULL || node->expression[strspn(node->expression, " \t\r\n")] == '\0') {
+        report(node->where, "missing or empty <Expression>");
+        return -1;
+    }
+    return 0;
+}
+
+static int compile_calc(pgp_graph *graph, pgp_node *node, const pgp_expr_var *vars)
+{
+    char err[1024];
+    int i;
+    node->program = pgp_expr_compile(node->expression, vars, graph->n_nodes, err, sizeof err);
+    if (node->program == NULL) {
+        report(node->where, "%s", err);
+        return -1;
+    }
+    node->input_nodes = (int *)CPLCalloc(graph->n_nodes, sizeof(int));
+    for (i = 0; i < graph->n_nodes; i++)
+        if (pgp_expr_reads_var(node->program, i))
+            node->input_nodes[node->n_inputs++] = i;
+    for (i = 0; i < node->n_inputs && node->policy == PGP_NODATA_PROPAGATE; i++) {
+        const pgp_node *input = &graph->nodes[node->input_nodes[i]];
+        if (input->nodata.present && !node->nodata.present) {
+            report(node->where,
+                   "input '%s' has nodata but the Calc declares no noData; add noData=\"...\" "
+                   "or noDataPolicy=\"expression\"",
+                   input->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Depth-first search with colours; the stack holds the path for the message. */
+static int find_cycle(const pgp_graph *graph, int node, char *colour, int *path, int depth)
+{
+    const pgp_node *n = &graph->nodes[node];
+    int i;
+    path[depth] = node;
+    if (colour[node] == 2)
+        return 0;
+    if (colour[node] == 1) {
+        int start = 0;
+        char *message = CPLStrdup("");
+        while (path[start] != node)
+            start++;
+        for (i = start; i <= depth; i++) {
+            char *longer = CPLStrdup(CPLSPrintf("%s%s%s", message, i > start ? " -> " : "",
+                                                graph->nodes[path[i]].name));
+            CPLFree(message);
+            message = longer;
+        }
+        report(n->where, "the graph has a cycle: %s", message);
+        CPLFree(message);
+        return -1;
+    }
+    colour[node] = 1;
+    for (i = 0; i < n->n_inputs; i++)
+        if (find_cycle(graph, n->input_nodes[i], colour, path, depth + 1) != 0)
+            return -1;
+    colour[node] = 2;
+    return 0;
+}
+
+static int check_acyclic(const pgp_graph *graph)
+{
+    char *colour = (char *)CPLCalloc(graph->n_nodes, 1);
+    int *path = (int *)CPLCalloc(graph->n_nodes + 1, sizeof(int));
+    int i, status = 0;
+    for (i = 0; i < graph->n_nodes && status == 0; i++)
+        status = find_cycle(graph, i, colour, path, 0);
+    CPLFree(colour);
+    CPLFree(path);
+    return status;
+}
+
+/* ---- document ---------------------------------------------------------------- */
+
+static int parse_band(const pgp_graph *graph, const CPLXMLNode *element, int index,
+                      pgp_band_def *band)
+{
+    static const char *const attributes[] = {"ref", "description", NULL};
+    const char *ref = CPLGetXMLValue(element, "ref", NULL);
+    char where[64];
+    snprintf(where, sizeof where, "<Band> #%d", index + 1);
+    if (check_attributes(element, where, attributes) != 0)
+        return -1;
+    if (ref == NULL) {
+        report(where, "missing attribute 'ref'");
+        return -1;
+    }
+    band->node = pgp_graph_find(graph, ref);
+    if (band->node < 0) {
+        report(where, "ref '%s' names no <Source> or <Calc>", ref);
+        return -1;
+    }
+    band->description = CPLStrdup(CPLGetXMLValue(element, "description", ""));
+    return 0;
+}
+
+static int parse_block_size(const CPLXMLNode *root, const char *attribute, int *size)
+{
+    const char *text = CPLGetXMLValue(root, attribute, "256");
+    if (parse_int(text, 1, PGP_MAX_BLOCK_SIZE, size) != 0) {
+        report("<PGPDataset>", "%s '%s' must be an integer from 1 to %d", attribute, text,
+               PGP_MAX_BLOCK_SIZE);
+        return -1;
+    }
+    return 0;
+}
+
+static int count_elements(const CPLXMLNode *root, const char *name)
+{
+    const CPLXMLNode *child;
+    int n = 0;
+    for (child = root->psChild; child != NULL; child = child->psNext)
+        n += child->eType == CXT_Element && strcmp(child->pszValue, name) == 0;
+    return n;
+}
+
+/* Pass 1: every <Source>/<Calc> becomes a node, so names resolve in any order. */
+static int collect_nodes(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
+{
+    const CPLXMLNode *child;
+    const char *first_source = NULL;
+    for (child = root->psChild; child != NULL; child = child->psNext) {
+        const char *kind = child->pszValue;
+        const char *name;
+        pgp_node *node;
+        int status;
+        if (child->eType != CXT_Element || strcmp(kind, "Band") == 0)
+            continue;
+        if (strcmp(kind, "Source") != 0 && strcmp(kind, "Calc") != 0) {
+            char *where = describe(kind, CPLGetXMLValue(child, "name", NULL));
+            report(where, "unknown element (a <PGPDataset> holds <Source>, <Calc> and <Band>)");
+            CPLFree(where);
+            return -1;
+        }
+        name = CPLGetXMLValue(child, "name", NULL);
+        node = &graph->nodes[graph->n_nodes];
+        node->where = describe(kind, name);
+        graph->n_nodes++;
+        if (name == NULL || !is_identifier(name)) {
+            report(node->where, name ? "name is not an identifier ([A-Za-z_][A-Za-z0-9_]*)"
+                                     : "missing attribute 'name'");
+            return -1;
+        }
+        if (pgp_graph_find(graph, name) >= 0) {
+            report(node->where, "duplicate name: another element is already named '%s'", name);
+            return -1;
+        }
+        node->name = CPLStrdup(name);
+        status = strcmp(kind, "Source") == 0 ? parse_source(child, base_dir, node)
+                                             : parse_calc(child, node);
+        if (status == 0 && node->kind == PGP_NODE_SOURCE) {
+            status = open_source(graph, node, first_source);
+            if (first_source == NULL)
+                first_source = node->where;
+        }
+        if (status != 0)
+            return -1;
+    }
+    if (first_source == NULL) {
+        report("<PGPDataset>", "no <Source>: the grid of the dataset comes from its sources");
+        return -1;
+    }
+    return 0;
+}
+
+static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
+{
+    static const char *const attributes[] = {"blockXSize", "blockYSize", NULL};
+    const CPLXMLNode *child;
+    pgp_expr_var *vars;
+    int i, n_elements, status = 0;
+
+    if (check_attributes(root, "<PGPDataset>", attributes) != 0 ||
+        parse_block_size(root, "blockXSize", &graph->block_x) != 0 ||
+        parse_block_size(root, "blockYSize", &graph->block_y) != 0)
+        return -1;
+    if ((long long)graph->block_x * graph->block_y > PGP_MAX_BLOCK_PIXELS) {
+        report("<PGPDataset>", "block of %dx%d pixels exceeds the limit of %d pixels",
+               graph->block_x, graph->block_y, PGP_MAX_BLOCK_PIXELS);
+        return -1;
+    }
+    n_elements = count_elements(root, "Source") + count_elements(root, "Calc");
+    if (n_elements > PGP_MAX_NODES) {
+        report("<PGPDataset>", "more than %d nodes", PGP_MAX_NODES);
+        return -1;
+    }
+    /* Unknown elements are refused before they would overflow the array. */
+    graph->nodes = (pgp_node *)CPLCalloc(n_elements + 1, sizeof(pgp_node));
+    if (collect_nodes(graph, root, base_dir) != 0)
+        return -1;
+    /* Blocks larger than the raster would only waste memory. */
+    graph->block_x = MIN(graph->block_x, graph->x_size);
+    graph->block_y = MIN(graph->block_y, graph->y_size);
+
+    /* Pass 2: variable i of every expression is node i. */
+    vars = (pgp_expr_var *)CPLCalloc(graph->n_nodes, sizeof(pgp_expr_var));
+    for (i = 0; i < graph->n_nodes; i++) {
+        vars[i].name = graph->nodes[i].name;
+        vars[i].nodata = graph->nodes[i].nodata;
+    }
+    for (i = 0; i < graph->n_nodes && status == 0; i++)
+        if (graph->nodes[i].kind == PGP_NODE_CALC)
+            status = compile_calc(graph, &graph->nodes[i], vars);
+    CPLFree(vars);
+    if (status != 0 || check_acyclic(graph) != 0)
+        return -1;
+
+    graph->bands = (pgp_band_def *)CPLCalloc(count_elements(root, "Band") + 1,
+                                             sizeof(pgp_band_def));
+    for (child = root->psChild; child != NULL; child = child->psNext)
+        if (child->eType == CXT_Element && strcmp(child->pszValue, "Band") == 0) {
+            if (parse_band(graph, child, graph->n_bands, &graph->bands[graph->n_bands]) != 0)
+                return -1;
+            graph->n_bands++;
+        }
+    if (graph->n_bands == 0) {
+        report("<PGPDataset>", "no <Band ref=\"...\"/>: the dataset would have no band");
+        return -1;
+    }
+    return 0;
+}
+
+pgp_graph *pgp_graph_open(const char *filename_or_xml)
+{
+    const int from_text = filename_or_xml[0] == '<';
+    CPLXMLNode *document;
+    const CPLXMLNode *root;
+    pgp_graph *graph;
+    char *base_dir;
+
+    CPLErrorReset();
+    document = from_text ? CPLParseXMLString(filename_or_xml) : CPLParseXMLFile(filename_or_xml);
+    if (document == NULL) {
+        report(from_text ? "<PGPDataset> text" : filename_or_xml, "malformed XML: %s",
+               CPLGetLastErrorMsg());
+        return NULL;
+    }
+    root = CPLGetXMLNode(document, "=PGPDataset");
+    if (root == NULL) {
+        CPLError(CE_Failure, CPLE_AppDefined, "%s: the root element is not <PGPDataset>",
+                 from_text ? "XML text" : filename_or_xml);
+        CPLDestroyXMLNode(document);
+        return NULL;
+    }
+    graph = (pgp_graph *)CPLCalloc(1, sizeof(pgp_graph));
+    base_dir = CPLStrdup(from_text ? "" : CPLGetPath(filename_or_xml));
+    if (build(graph, root, base_dir) != 0) {
+        pgp_graph_free(graph);
+        graph = NULL;
+    }
+    CPLFree(base_dir);
+    CPLDestroyXMLNode(document);
+    return graph;
+}
+
+void pgp_graph_free(pgp_graph *graph)
+{
+    int i;
+    if (graph == NULL)
+        return;
+    for (i = 0; i < graph->n_nodes; i++) {
+        pgp_node *node = &graph->nodes[i];
+        CPLFree(node->name);
+        CPLFree(node->where);
+        CPLFree(node->path);
+        CPLFree(node->expression);
+        pgp_expr_free(node->program);
+        CPLFree(node->input_nodes);
+    }
+    for (i = 0; i < graph->n_bands; i++)
+        CPLFree(graph->bands[i].description);
+    CPLFree(graph->nodes);
+    CPLFree(graph->bands);
+    CPLFree(graph->srs_wkt);
+    CSLDestroy(graph->source_files);
+    CPLFree(graph);
+}
+
+int pgp_graph_find(const pgp_graph *graph, const char *name)
+{
+    int i;
+    for (i = 0; i < graph->n_nodes; i++)
+        if (graph->nodes[i].name != NULL && strcmp(graph->nodes[i].name, name) == 0)
+            return i;
+    return -1;
+}

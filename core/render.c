@@ -1,0 +1,422 @@
+/* render.c — tile evaluation of Source and Calc nodes, window reads. */
+#include "pgp/render.h"
+
+#include <string.h>
+
+#include "cpl_conv.h"
+#include "cpl_error.h"
+#include "cpl_multiproc.h"
+#include "cpl_string.h"
+#include "cpl_vsi.h"
+
+/* Reports a failure in context, quoting the error that caused it. The cause is
+ * copied first: CPLError formats into the buffer CPLGetLastErrorMsg returns. */
+static void fail_because(CPLErrorNum err_no, const char *context)
+{
+    char *cause = CPLStrdup(CPLGetLastErrorMsg());
+    CPLError(CE_Failure, err_no, "%s: %s", context, cause);
+    CPLFree(cause);
+}
+
+/* What one running job owns: a GDAL handle per source, opened on first use. */
+typedef struct worker_context {
+    GDALDatasetH *sources; /* indexed by node; NULL until opened */
+    struct worker_context *next;
+} worker_context;
+
+struct pgp_renderer {
+    const pgp_graph *graph;
+    pgp_executor *executor;
+    pgp_tile_cache *cache;
+    uint64_t owner;
+    int tiles_x, tiles_y;
+    CPLMutex *contexts_mutex;
+    worker_context *idle_contexts; /* free list; every context is here between jobs */
+};
+
+typedef struct tile_rect {
+    int tx, ty;
+    int x, y, w, h;
+} tile_rect;
+
+static tile_rect tile_at(const pgp_renderer *r, int tx, int ty)
+{
+    const pgp_graph *g = r->graph;
+    tile_rect t;
+    t.tx = tx;
+    t.ty = ty;
+    t.x = tx * g->block_x;
+    t.y = ty * g->block_y;
+    t.w = MIN(g->block_x, g->x_size - t.x);
+    t.h = MIN(g->block_y, g->y_size - t.y);
+    return t;
+}
+
+pgp_renderer *pgp_renderer_new(const pgp_graph *graph, pgp_executor *executor,
+                               pgp_tile_cache *cache)
+{
+    pgp_renderer *r = (pgp_renderer *)CPLCalloc(1, sizeof(pgp_renderer));
+    r->graph = graph;
+    r->executor = executor;
+    r->cache = cache;
+    r->owner = pgp_tile_cache_new_owner();
+    r->tiles_x = (graph->x_size + graph->block_x - 1) / graph->block_x;
+    r->tiles_y = (graph->y_size + graph->block_y - 1) / graph->block_y;
+    r->contexts_mutex = CPLCreateMutex();
+    CPLReleaseMutex(r->contexts_mutex);
+    return r;
+}
+
+void pgp_renderer_free(pgp_renderer *r)
+{
+    if (r == NULL)
+        return;
+    while (r->idle_contexts != NULL) {
+        worker_context *ctx = r->idle_contexts;
+        int i;
+        r->idle_contexts = ctx->next;
+        for (i = 0; i < r->graph->n_nodes; i++)
+            if (ctx->sources[i] != NULL)
+                GDALClose(ctx->sources[i]);
+        CPLFree(ctx->sources);
+        CPLFree(ctx);
+    }
+    pgp_tile_cache_purge_owner(r->cache, r->owner);
+    CPLDestroyMutex(r->contexts_mutex);
+    CPLFree(r);
+}
+
+size_t pgp_renderer_tile_count(const pgp_renderer *r)
+{
+    return (size_t)r->tiles_x * (size_t)r->tiles_y;
+}
+
+const pgp_graph *pgp_renderer_graph(const pgp_renderer *r)
+{
+    return r->graph;
+}
+
+static worker_context *borrow_context(pgp_renderer *r)
+{
+    worker_context *ctx;
+    CPLAcquireMutex(r->contexts_mutex, 1000.0);
+    ctx = r->idle_contexts;
+    if (ctx != NULL)
+        r->idle_contexts = ctx->next;
+    CPLReleaseMutex(r->contexts_mutex);
+    if (ctx == NULL) {
+        ctx = (worker_context *)CPLCalloc(1, sizeof(worker_context));
+        ctx->sources = (GDALDatasetH *)CPLCalloc(r->graph->n_nodes, sizeof(GDALDatasetH));
+    }
+    return ctx;
+}
+
+static void return_context(pgp_renderer *r, worker_context *ctx)
+{
+    CPLAcquireMutex(r->contexts_mutex, 1000.0);
+    ctx->next = r->idle_contexts;
+    r->idle_contexts = ctx;
+    CPLReleaseMutex(r->contexts_mutex);
+}
+
+/* ---- evaluation -------------------------------------------------------------- */
+
+static GDALRasterBandH source_band(const pgp_renderer *r, worker_context *ctx, int node)
+{
+    const pgp_node *n = &r->graph->nodes[node];
+    if (ctx->sources[node] == NULL) {
+        ctx->sources[node] = GDALOpenEx(n->path, GDAL_OF_RASTER | GDAL_OF_VERBOSE_ERROR, NULL,
+                                        NULL, NULL);
+        if (ctx->sources[node] == NULL) {
+            fail_because(CPLE_OpenFailed, CPLSPrintf("%s: cannot open '%s'", n->where, n->path));
+            return NULL;
+        }
+    }
+    return GDALGetRasterBand(ctx->sources[node], n->band);
+}
+
+/* Reads a source's pixels of tile t as type (its own type or Float64). */
+static int read_source(const pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
+                       void *pixels, GDALDataType type)
+{
+    const pgp_node *n = &r->graph->nodes[node];
+    GDALRasterBandH band = source_band(r, ctx, node);
+    if (band == NULL)
+        return -1;
+    if (GDALRasterIO(band, GF_Read, t->x, t->y, t->w, t->h, pixels, t->w, t->h, type, 0, 0) !=
+        CE_None) {
+        fail_because(CPLE_FileIO, CPLSPrintf("%s: reading window (%d,%d,%d,%d) of '%s' failed",
+                                             n->where, t->x, t->y, t->w, t->h, n->path));
+        return -1;
+    }
+    if (n->signed_byte && type == GDT_Float64) {
+        double *v = (double *)pixels;
+        size_t i, count = (size_t)t->w * t->h;
+        for (i = 0; i < count; i++)
+            if (v[i] > 127)
+                v[i] -= 256;
+    }
+    return 0;
+}
+
+static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
+                        pgp_tile **tile);
+
+/* Fills values with node's pixels of tile t as doubles. */
+static int read_as_doubles(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
+                           double *values)
+{
+    const pgp_node *n = &r->graph->nodes[node];
+    pgp_tile *tile;
+    if (n->kind == PGP_NODE_SOURCE)
+        return read_source(r, ctx, node, t, values, GDT_Float64);
+    if (acquire_tile(r, ctx, node, t, &tile) != 0)
+        return -1;
+    GDALCopyWords64(pgp_tile_data(tile), n->data_type, GDALGetDataTypeSizeBytes(n->data_type),
+                    values, GDT_Float64, sizeof(double), (GPtrDiff_t)t->w * t->h);
+    pgp_tile_cache_release(r->cache, tile);
+    return 0;
+}
+
+/* Replaces pixels where an input is nodata (propagate policy) or the result is
+ * NaN by the Calc's noData. */
+static void apply_nodata(const pgp_graph *g, const pgp_node *n, double *const *inputs,
+                         double *out, size_t count)
+{
+    const double nodata = n->nodata.value;
+    size_t p;
+    int i;
+    if (!n->nodata.present)
+        return;
+    if (n->policy == PGP_NODATA_PROPAGATE)
+        for (i = 0; i < n->n_inputs; i++) {
+            const pgp_nodata *input_nodata = &g->nodes[n->input_nodes[i]].nodata;
+            const double *v = inputs[n->input_nodes[i]];
+            if (!input_nodata->present)
+                continue;
+            for (p = 0; p < count; p++)
+                if (pgp_is_nodata(input_nodata, v[p]))
+                    out[p] = nodata;
+        }
+    for (p = 0; p < count; p++)
+        if (CPLIsNan(out[p]))
+            out[p] = nodata;
+}
+
+static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t)
+{
+    const pgp_graph *g = r->graph;
+    const pgp_node *n = &g->nodes[node];
+    const size_t count = (size_t)t->w * t->h;
+    const int type_size = GDALGetDataTypeSizeBytes(n->data_type);
+    double **inputs = (double **)CPLCalloc(g->n_nodes, sizeof(double *));
+    double *out = (double *)VSI_MALLOC2_VERBOSE(count, sizeof(double));
+    void *pixels = NULL;
+    int i, ok = out != NULL;
+
+    for (i = 0; i < n->n_inputs && ok; i++) {
+        const int input = n->input_nodes[i];
+        inputs[input] = (double *)VSI_MALLOC2_VERBOSE(count, sizeof(double));
+        ok = inputs[input] != NULL && read_as_doubles(r, ctx, input, t, inputs[input]) == 0;
+    }
+    ok = ok && pgp_expr_eval(n->program, (const double *const *)inputs, count, out) == 0;
+    if (ok) {
+        apply_nodata(g, n, inputs, out, count);
+        if (n->data_type == GDT_Float64) {
+            pixels = out;
+            out = NULL;
+        } else if ((pixels = VSI_MALLOC2_VERBOSE(count, type_size)) != NULL) {
+            GDALCopyWords64(out, GDT_Float64, sizeof(double), pixels, n->data_type, type_size,
+                            (GPtrDiff_t)count);
+        }
+    }
+    for (i = 0; i < g->n_nodes; i++)
+        VSIFree(inputs[i]);
+    CPLFree(inputs);
+    VSIFree(out);
+    return pixels;
+}
+
+static void *compute_tile(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t)
+{
+    const pgp_node *n = &r->graph->nodes[node];
+    void *pixels;
+    if (n->kind == PGP_NODE_CALC)
+        return compute_calc(r, ctx, node, t);
+    pixels = VSI_MALLOC2_VERBOSE((size_t)t->w * t->h, GDALGetDataTypeSizeBytes(n->data_type));
+    if (pixels != NULL && read_source(r, ctx, node, t, pixels, n->data_type) != 0) {
+        VSIFree(pixels);
+        pixels = NULL;
+    }
+    return pixels;
+}
+
+/* Pins node's tile t in the cache, computing it here if no thread has. */
+static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
+                        pgp_tile **tile)
+{
+    const pgp_node *n = &r->graph->nodes[node];
+    pgp_tile_key key;
+    void *pixels;
+    memset(&key, 0, sizeof key);
+    key.owner = r->owner;
+    key.node = node;
+    key.tx = t->tx;
+    key.ty = t->ty;
+    switch (pgp_tile_cache_acquire(r->cache, &key, tile)) {
+    case PGP_TILE_READY:
+        return 0;
+    case PGP_TILE_FAILED:
+        CPLError(CE_Failure, CPLE_AppDefined,
+                 "%s tile (%d,%d) failed in a concurrent request; see its error", n->where,
+                 t->tx, t->ty);
+        break;
+    case PGP_TILE_MUST_COMPUTE:
+        pixels = compute_tile(r, ctx, node, t);
+        if (pixels != NULL) {
+            pgp_tile_cache_publish(r->cache, *tile, pixels,
+                                   (size_t)t->w * t->h * GDALGetDataTypeSizeBytes(n->data_type));
+            return 0;
+        }
+        pgp_tile_cache_fail(r->cache, *tile);
+        break;
+    }
+    pgp_tile_cache_release(r->cache, *tile);
+    *tile = NULL;
+    return -1;
+}
+
+/* Runs one tile job with a borrowed context; failures name the node and tile. */
+typedef int (*tile_job_fn)(void *arg, pgp_renderer *r, int node, const tile_rect *t,
+                           const pgp_tile *tile, size_t index);
+
+static int run_tile_job(pgp_renderer *r, int node, const tile_rect *t, tile_job_fn use,
+                        void *arg, size_t index)
+{
+    worker_context *ctx = borrow_context(r);
+    pgp_tile *tile;
+    int status = acquire_tile(r, ctx, node, t, &tile);
+    return_context(r, ctx);
+    if (status != 0) {
+        fail_because(CPLGetLastErrorNo(),
+                     CPLSPrintf("%s tile (%d,%d)", r->graph->nodes[node].where, t->tx, t->ty));
+        return -1;
+    }
+    status = use(arg, r, node, t, tile, index);
+    pgp_tile_cache_release(r->cache, tile);
+    return status;
+}
+
+/* ---- window reads ------------------------------------------------------------ */
+
+typedef struct read_request {
+    pgp_renderer *r;
+    int n_nodes;
+    const int *nodes;
+    int x, y, w, h;
+    int tx0, ty0, tiles_x;
+    GByte *buffer;
+    GDALDataType buffer_type;
+    GSpacing pixel_space, line_space, band_space;
+} read_request;
+
+static int copy_out(void *arg, pgp_renderer *r, int node, const tile_rect *t,
+                    const pgp_tile *tile, size_t index)
+{
+    const read_request *q = (const read_request *)arg;
+    const GDALDataType type = r->graph->nodes[node].data_type;
+    const int type_size = GDALGetDataTypeSizeBytes(type);
+    const int x0 = MAX(t->x, q->x), x1 = MIN(t->x + t->w, q->x + q->w);
+    const int y0 = MAX(t->y, q->y), y1 = MIN(t->y + t->h, q->y + q->h);
+    const GByte *pixels = (const GByte *)pgp_tile_data(tile);
+    GByte *band = q->buffer + (GPtrDiff_t)(index % q->n_nodes) * q->band_space;
+    int row;
+    for (row = y0; row < y1; row++)
+        GDALCopyWords(pixels + ((size_t)(row - t->y) * t->w + (x0 - t->x)) * type_size, type,
+                      type_size,
+                      band + (GPtrDiff_t)(row - q->y) * q->line_space +
+                          (GPtrDiff_t)(x0 - q->x) * q->pixel_space,
+                      q->buffer_type, (int)q->pixel_space, x1 - x0);
+    return 0;
+}
+
+/* Job index -> (tile, band), bands innermost so a tile's shared inputs are hot. */
+static int read_job(void *arg, size_t index)
+{
+    const read_request *q = (const read_request *)arg;
+    const size_t tile_index = index / q->n_nodes;
+    const tile_rect t = tile_at(q->r, q->tx0 + (int)(tile_index % q->tiles_x),
+                                q->ty0 + (int)(tile_index / q->tiles_x));
+    return run_tile_job(q->r, q->nodes[index % q->n_nodes], &t, copy_out, (void *)q, index);
+}
+
+CPLErr pgp_renderer_read(pgp_renderer *r, int n_nodes, const int *nodes, int x, int y, int w,
+                         int h, void *buffer, GDALDataType buffer_type, GSpacing pixel_space,
+                         GSpacing line_space, GSpacing band_space, GDALProgressFunc progress,
+                         void *progress_arg)
+{
+    const pgp_graph *g = r->graph;
+    read_request q;
+    if (x < 0 || y < 0 || w <= 0 || h <= 0 || x > g->x_size - w || y > g->y_size - h) {
+        CPLError(CE_Failure, CPLE_IllegalArg,
+                 "window (%d,%d,%d,%d) is outside the %dx%d raster", x, y, w, h, g->x_size,
+                 g->y_size);
+        return CE_Failure;
+    }
+    memset(&q, 0, sizeof q);
+    q.r = r;
+    q.n_nodes = n_nodes;
+    q.nodes = nodes;
+    q.x = x;
+    q.y = y;
+    q.w = w;
+    q.h = h;
+    q.tx0 = x / g->block_x;
+    q.ty0 = y / g->block_y;
+    q.tiles_x = (x + w - 1) / g->block_x - q.tx0 + 1;
+    q.buffer = (GByte *)buffer;
+    q.buffer_type = buffer_type;
+    q.pixel_space = pixel_space;
+    q.line_space = line_space;
+    q.band_space = band_space;
+    return pgp_executor_run(r->executor,
+                            (size_t)q.tiles_x * ((y + h - 1) / g->block_y - q.ty0 + 1) * n_nodes,
+                            read_job, &q, progress, progress_arg);
+}
+
+/* ---- whole-node visits ------------------------------------------------------- */
+
+typedef struct visit_request {
+    pgp_renderer *r;
+    int node;
+    pgp_tile_visitor visit;
+    void *arg;
+} visit_request;
+
+static int hand_to_visitor(void *arg, pgp_renderer *r, int node, const tile_rect *t,
+                           const pgp_tile *tile, size_t index)
+{
+    const visit_request *q = (const visit_request *)arg;
+    (void)r;
+    (void)node;
+    return q->visit(q->arg, index, pgp_tile_data(tile), t->w, t->h);
+}
+
+static int visit_job(void *arg, size_t index)
+{
+    const visit_request *q = (const visit_request *)arg;
+    const tile_rect t = tile_at(q->r, (int)(index % q->r->tiles_x), (int)(index / q->r->tiles_x));
+    return run_tile_job(q->r, q->node, &t, hand_to_visitor, (void *)q, index);
+}
+
+CPLErr pgp_renderer_visit_tiles(pgp_renderer *r, int node, pgp_tile_visitor visit, void *arg,
+                                GDALProgressFunc progress, void *progress_arg)
+{
+    visit_request q;
+    q.r = r;
+    q.node = node;
+    q.visit = visit;
+    q.arg = arg;
+    return pgp_executor_run(r->executor, pgp_renderer_tile_count(r), visit_job, &q, progress,
+                            progress_arg);
+}

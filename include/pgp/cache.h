@@ -1,0 +1,89 @@
+/* pgp/cache.h — process-wide LRU tile cache with a byte budget (DESIGN §5).
+ *
+ * An entry goes EMPTY -> COMPUTING -> READY, or -> FAILED. The thread that
+ * acquires a missing key gets PGP_TILE_MUST_COMPUTE and owns computing it; any
+ * other thread acquiring the same key meanwhile waits for it rather than
+ * computing it again.
+ *
+ * Ownership: an acquired entry is pinned until pgp_tile_cache_release; pinned
+ * entries are never evicted, so the data pointer stays valid while pinned.
+ * Published data belongs to the cache (freed with VSIFree on eviction).
+ * Unpinned READY entries are evicted least-recently-used first whenever the
+ * READY bytes exceed the budget. All functions are thread-safe.
+ */
+#ifndef PGP_CACHE_H
+#define PGP_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pgp_tile_key {
+    uint64_t owner; /* one id per open dataset: pgp_tile_cache_new_owner() */
+    int node;
+    int tx, ty;
+} pgp_tile_key;
+
+typedef struct pgp_tile_cache pgp_tile_cache;
+typedef struct pgp_tile pgp_tile;
+
+typedef enum pgp_tile_status {
+    PGP_TILE_READY,        /* data is valid                                    */
+    PGP_TILE_MUST_COMPUTE, /* caller computes, then publish() or fail()        */
+    PGP_TILE_FAILED        /* the thread computing it failed; caller reports it */
+} pgp_tile_status;
+
+pgp_tile_cache *pgp_tile_cache_new(size_t budget_bytes);
+void pgp_tile_cache_free(pgp_tile_cache *cache); /* no entry may be pinned */
+
+/* The shared cache, created on first use with the budget PGP_CACHE_MB
+ * (default 256 MB). Freed by pgp_tile_cache_shutdown_global at unload. */
+pgp_tile_cache *pgp_tile_cache_global(void);
+void pgp_tile_cache_shutdown_global(void);
+
+/* Changes the budget and evicts down to it. */
+void pgp_tile_cache_set_budget(pgp_tile_cache *cache, size_t budget_bytes);
+
+/* A process-unique owner id (never 0). */
+uint64_t pgp_tile_cache_new_owner(void);
+
+/* Finds or creates the entry for key and pins it (*tile set in every case).
+ * Waits while another thread computes it. A FAILED entry is removed from the
+ * cache, so a later acquire computes it afresh. */
+pgp_tile_status pgp_tile_cache_acquire(pgp_tile_cache *cache, const pgp_tile_key *key,
+                                       pgp_tile **tile);
+
+/* For a MUST_COMPUTE entry: hands data (VSIMalloc'd, bytes long) to the cache,
+ * marks it READY and wakes waiters. The entry stays pinned. */
+void pgp_tile_cache_publish(pgp_tile_cache *cache, pgp_tile *tile, void *data, size_t bytes);
+
+/* For a MUST_COMPUTE entry: marks it FAILED and wakes waiters. Still pinned. */
+void pgp_tile_cache_fail(pgp_tile_cache *cache, pgp_tile *tile);
+
+const void *pgp_tile_data(const pgp_tile *tile);
+
+void pgp_tile_cache_release(pgp_tile_cache *cache, pgp_tile *tile);
+
+/* Drops every entry of owner (none may be pinned): a dataset is closing. */
+void pgp_tile_cache_purge_owner(pgp_tile_cache *cache, uint64_t owner);
+
+/* Observations for tests and debug metadata. */
+typedef struct pgp_tile_cache_stats {
+    size_t budget_bytes;
+    size_t ready_bytes;   /* bytes of READY entries held               */
+    size_t entries;       /* entries in the cache, any state           */
+    uint64_t computed;    /* MUST_COMPUTE hand-outs since creation     */
+    uint64_t hits;        /* acquires answered READY                   */
+    uint64_t evictions;
+} pgp_tile_cache_stats;
+
+void pgp_tile_cache_get_stats(pgp_tile_cache *cache, pgp_tile_cache_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,73 @@
+/* pgp/executor.h — the PGP_EXECUTOR worker pools (DESIGN §5).
+ *
+ * A pool is a set of CPL worker threads shared by every dataset that asks for
+ * the same thread count (libuv's model: created lazily, process-wide, joined at
+ * driver unload by pgp_executor_shutdown_all). A batch of jobs is run with
+ * pgp_executor_run: the calling thread takes jobs too while it waits, so a job
+ * may itself run a nested batch without deadlock.
+ *
+ * Errors: every job, on whatever thread, runs under an error handler that
+ * captures its CPLErrors instead of printing them. If a job fails no further
+ * job of the batch is started, and the failure of the lowest-index failed job
+ * is re-raised on the calling thread. Workers never print, never crash the
+ * client on a failed job, and never leave a failure silent.
+ *
+ * Config options: each job runs with the calling thread's thread-local config
+ * options (as set by rasterio.Env / CPLSetThreadLocalConfigOption) plus
+ * GDAL_NUM_THREADS=1 and VRT_NUM_THREADS=1, so nested pools do not multiply.
+ */
+#ifndef PGP_EXECUTOR_H
+#define PGP_EXECUTOR_H
+
+#include <stddef.h>
+
+#include "gdal.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PGP_EXECUTOR_MAX_THREADS 1024
+
+typedef struct pgp_executor pgp_executor;
+
+/* Parses an executor spec: serial | threading | threading:N |
+ * multiprocessing | multiprocessing:N (keywords case-insensitive;
+ * multiprocessing is a synonym of threading; no N = all CPUs).
+ * On success stores the worker count (0 = serial) and returns 0. Otherwise
+ * returns -1 and writes into err a message naming origin (e.g. "PGP_EXECUTOR"),
+ * the value and the accepted forms. */
+int pgp_executor_parse_spec(const char *spec, const char *origin, int *n_threads,
+                            char *err, size_t errlen);
+
+/* The thread count when no spec is given: GDAL_NUM_THREADS (ALL_CPUS or N) if
+ * set to a valid value, else 0 (serial). */
+int pgp_executor_default_threads(void);
+
+/* The process-wide executor with n_threads workers (0 = serial, no threads).
+ * Never freed by the caller. Thread-safe. Returns NULL after CPLError if the
+ * threads cannot be started. */
+pgp_executor *pgp_executor_get(int n_threads);
+
+int pgp_executor_threads(const pgp_executor *ex);
+
+/* One job: returns 0 on success, non-zero on failure after calling CPLError. */
+typedef int (*pgp_job_fn)(void *arg, size_t index);
+
+/* Runs fn(arg, i) for i in [0, n_jobs) and returns when all started jobs have
+ * finished. Serial executors run the jobs in index order on the caller.
+ * progress (may be NULL) is called on the calling thread only, with the
+ * fraction of jobs done; a FALSE return starts no further job and makes the
+ * call fail with CPLE_UserInterrupt. Returns CE_None or CE_Failure (the error
+ * re-raised on the calling thread). */
+CPLErr pgp_executor_run(pgp_executor *ex, size_t n_jobs, pgp_job_fn fn, void *arg,
+                        GDALProgressFunc progress, void *progress_arg);
+
+/* Joins every pool's threads. Only when no batch is running (driver unload). */
+void pgp_executor_shutdown_all(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,86 @@
+/* pgp/graph.h — the node graph of a .pgp.vrt document (DESIGN §2).
+ *
+ * pgp_graph_open parses the XML with CPL's minixml, resolves names, rejects
+ * cycles and mismatched grids, compiles every expression, and reads each
+ * source's grid once. The result is immutable: renderers on any thread read it
+ * concurrently. It holds no GDAL handle (workers open their own).
+ *
+ * Ownership: the caller frees the graph with pgp_graph_free; nodes, bands and
+ * strings belong to the graph. Errors: CPLError(CE_Failure, ...) naming the
+ * element (and its name attribute) and the problem, then NULL.
+ */
+#ifndef PGP_GRAPH_H
+#define PGP_GRAPH_H
+
+#include "gdal.h"
+#include "pgp/expr.h"
+#include "pgp/nodata.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Documented limits: refused with an error, never allocated. */
+#define PGP_MAX_BLOCK_SIZE 8192          /* per block side                    */
+#define PGP_MAX_BLOCK_PIXELS (1 << 24)   /* per block                         */
+#define PGP_MAX_NODES 4096
+
+typedef enum pgp_node_kind { PGP_NODE_SOURCE, PGP_NODE_CALC } pgp_node_kind;
+
+typedef enum pgp_nodata_policy {
+    PGP_NODATA_PROPAGATE,  /* any nodata input -> output noData       */
+    PGP_NODATA_EXPRESSION  /* the expression sees raw values          */
+} pgp_nodata_policy;
+
+typedef struct pgp_node {
+    pgp_node_kind kind;
+    char *name;
+    char *where;            /* "<Calc name='risk'>", for messages              */
+    GDALDataType data_type; /* of the values this node produces                */
+    pgp_nodata nodata;      /* of those values, as readers test them           */
+
+    /* PGP_NODE_SOURCE */
+    char *path;             /* resolved against the .pgp.vrt's folder          */
+    int band;
+    int signed_byte;        /* Byte band with PIXELTYPE=SIGNEDBYTE: read as int8 */
+
+    /* PGP_NODE_CALC */
+    char *expression;
+    pgp_expr *program;
+    pgp_nodata_policy policy;
+    int n_inputs;
+    int *input_nodes;       /* the nodes the expression reads, ascending       */
+} pgp_node;
+
+typedef struct pgp_band_def {
+    int node;
+    char *description;
+} pgp_band_def;
+
+typedef struct pgp_graph {
+    int x_size, y_size;
+    int block_x, block_y;
+    int has_geotransform;
+    double geotransform[6];
+    char *srs_wkt;          /* of the first source; NULL when it has none      */
+    int n_nodes;
+    pgp_node *nodes;        /* variable i of every program is node i           */
+    int n_bands;
+    pgp_band_def *bands;
+    char **source_files;    /* distinct source paths, for GetFileList          */
+} pgp_graph;
+
+/* Opens a .pgp.vrt from a path, or from the XML text itself when
+ * filename_or_xml starts with '<' (relative paths then resolve against the
+ * current directory). */
+pgp_graph *pgp_graph_open(const char *filename_or_xml);
+
+void pgp_graph_free(pgp_graph *graph);
+
+int pgp_graph_find(const pgp_graph *graph, const char *name); /* -1 if none */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,61 @@
+/* pgp/render.h — evaluates graph nodes tile by tile and serves windows (DESIGN §5).
+ *
+ * Work is partitioned by the graph's block grid, never by the request: a job
+ * computes one whole tile, so every executor and every request shape yields the
+ * same bits. Tiles go through the process-wide tile cache; a job computing a
+ * Calc tile acquires its inputs' tiles in the same job (sources are read
+ * straight from GDAL).
+ *
+ * Threads: a renderer may be called from several client threads at once. Each
+ * running job borrows a worker context (its own GDAL handle per source, opened
+ * on first use, closed by pgp_renderer_free), so no GDAL handle is ever used by
+ * two threads at once.
+ *
+ * Ownership: the graph, executor and cache are borrowed and must outlive the
+ * renderer. pgp_renderer_free drops the renderer's cached tiles.
+ */
+#ifndef PGP_RENDER_H
+#define PGP_RENDER_H
+
+#include <stddef.h>
+
+#include "gdal.h"
+#include "pgp/cache.h"
+#include "pgp/executor.h"
+#include "pgp/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pgp_renderer pgp_renderer;
+
+pgp_renderer *pgp_renderer_new(const pgp_graph *graph, pgp_executor *executor,
+                               pgp_tile_cache *cache);
+void pgp_renderer_free(pgp_renderer *renderer);
+
+/* Reads window (x, y, w, h) of nodes[0..n_nodes) at full resolution into
+ * buffer (node i at buffer + i * band_space), converting with GDALCopyWords to
+ * buffer_type. Missing tiles are computed on the executor; jobs write disjoint
+ * parts of buffer. progress is called per tile on the calling thread. */
+CPLErr pgp_renderer_read(pgp_renderer *renderer, int n_nodes, const int *nodes, int x, int y,
+                         int w, int h, void *buffer, GDALDataType buffer_type,
+                         GSpacing pixel_space, GSpacing line_space, GSpacing band_space,
+                         GDALProgressFunc progress, void *progress_arg);
+
+/* Calls visit once for every tile of node (index = row-major tile index), on
+ * worker threads, with the tile's pixels in the node's data type. */
+typedef int (*pgp_tile_visitor)(void *arg, size_t tile_index, const void *pixels, int w, int h);
+
+CPLErr pgp_renderer_visit_tiles(pgp_renderer *renderer, int node, pgp_tile_visitor visit,
+                                void *arg, GDALProgressFunc progress, void *progress_arg);
+
+size_t pgp_renderer_tile_count(const pgp_renderer *renderer);
+
+const pgp_graph *pgp_renderer_graph(const pgp_renderer *renderer);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

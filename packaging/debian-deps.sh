@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the Debian 12 packages pgp builds, tests and benchmarks with.
+# Does nothing when they are all present; otherwise needs root (or sudo).
+set -eu
+PACKAGES="cmake make g++ libgdal-dev gdal-bin python3-gdal python3-numpy python3-scipy \
+python3-pytest python3-rasterio libgtest-dev"
+missing=""
+for p in $PACKAGES; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+$SUDO apt-get update
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $missing

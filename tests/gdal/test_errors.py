@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""Bad input through osgeo.gdal and gdalinfo: a CE_Failure naming problem and place."""
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from conftest import read, run, write_graph, write_raster
+
+GOOD = """<Source name="A" file="a.tif"/><Source name="B" file="b.tif"/>"""
+
+CASES = [
+    # (id, body of <PGPDataset> or a whole document, expected parts of the message)
+    ("malformed-xml", '<PGPDataset><Source name="A" file="a.tif"', ["malformed XML"]),
+    ("missing-file", '<Source name="M" file="missing.tif"/><Band ref="M"/>',
+     ["<Source name='M'>", "cannot open", "missing.tif"]),
+    ("band-0", '<Source name="A" file="a.tif" band="0"/><Band ref="A"/>',
+     ["<Source name='A'>", "band '0'"]),
+    ("band-beyond-count", '<Source name="A" file="a.tif" band="3"/><Band ref="A"/>',
+     ["<Source name='A'>", "band 3 does not exist"]),
+    ("unknown-name", GOOD + '<Calc name="c"><Expression>A + Q</Expression></Calc><Band ref="c"/>',
+     ["<Calc name='c'>", "column 5", "'Q'"]),
+    ("unknown-band-ref", GOOD + '<Band ref="nothing"/>', ["<Band> #1", "'nothing'"]),
+    ("cycle", GOOD + '<Calc name="x"><Expression>y</Expression></Calc>'
+                     '<Calc name="y"><Expression>x + A</Expression></Calc><Band ref="x"/>',
+     ["cycle", "x -> y -> x"]),
+    ("duplicate-name", GOOD + '<Calc name="A"><Expression>B</Expression></Calc><Band ref="A"/>',
+     ["<Calc name='A'>", "duplicate"]),
+    ("bad-expression", GOOD + '<Calc name="c"><Expression>A + * B</Expression></Calc>'
+                              '<Band ref="c"/>',
+     ["<Calc name='c'>", "'A + * B' at column 5"]),
+    ("wrong-arity", GOOD + '<Calc name="c"><Expression>pow(A)</Expression></Calc>'
+                           '<Band ref="c"/>',
+     ["<Calc name='c'>", "pow", "2"]),
+    ("bad-data-type", GOOD + '<Calc name="c" dataType="Int5"><Expression>A</Expression></Calc>'
+                             '<Band ref="c"/>',
+     ["<Calc name='c'>", "dataType 'Int5'"]),
+    ("size-mismatch", '<Source name="A" file="a.tif"/><Source name="S" file="small.tif"/>'
+                      '<Band ref="S"/>',
+     ["<Source name='S'>", "<Source name='A'>", "40x30", "41x30"]),
+    ("absurd-block", '<PGPDataset blockXSize="100000">' + GOOD + '<Band ref="A"/></PGPDataset>',
+     ["<PGPDataset>", "blockXSize '100000'"]),
+    ("unknown-element", GOOD + '<Convolve2 name="k"/><Band ref="A"/>',
+     ["<Convolve2 name='k'>", "unknown element"]),
+    ("unknown-attribute", '<Source name="A" file="a.tif" bnad="1"/><Band ref="A"/>',
+     ["<Source name='A'>", "unknown attribute 'bnad'"]),
+]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    write_raster(tmp_path / "a.tif", np.ones((30, 41), np.float32))
+    write_raster(tmp_path / "b.tif", np.ones((30, 41), np.int16))
+    write_raster(tmp_path / "small.tif", np.ones((30, 40), np.float32))
+    return tmp_path
+
+
+def graph_file(folder, body):
+    if body.startswith("<PGPDataset"):
+        path = folder / "g.pgp.vrt"
+        path.write_text(body)
+        return str(path)
+    return write_graph(folder / "g.pgp.vrt", body)
+
+
+@pytest.mark.parametrize("case_id,body,parts", CASES, ids=[c[0] for c in CASES])
+def test_bad_graph_fails_with_a_clear_message(folder, case_id, body, parts):
+    path = graph_file(folder, body)
+    with pytest.raises(RuntimeError) as error:
+        gdal.OpenEx(path, gdal.OF_RASTER, allowed_drivers=["PGP"])
+    for part in parts:
+        assert part in str(error.value), f"{case_id}: {error.value}"
+    # The process is fine afterwards: the next valid open works.
+    ok = write_graph(folder / "ok.pgp.vrt", GOOD + '<Band ref="A"/>')
+    assert read(ok).shape == (30, 41)
+
+
+def test_gdalinfo_reports_the_error_and_fails(folder):
+    path = graph_file(folder, CASES[8][1])
+    result = run(["gdalinfo", path], check=False)
+    assert result.returncode != 0
+    assert "'A + * B' at column 5" in result.stderr
+
+
+@pytest.mark.parametrize("origin,value", [
+    ("PGP_EXECUTOR", "threads:2"), ("PGP_EXECUTOR", "threading:0"),
+    ("PGP_EXECUTOR", "threading:x"), ("EXECUTOR", "fast"),
+    ("PGP_CACHE_MB", "lots"), ("CACHE_MB", "-5"), ("PGP_PREFETCH", "1e3"), ("PREFETCH", "x"),
+])
+def test_bad_option_values(folder, origin, value):
+    path = write_graph(folder / "g.pgp.vrt", GOOD + '<Band ref="A"/>')
+    options = []
+    if origin.startswith("PGP_"):
+        gdal.SetConfigOption(origin, value)
+    else:
+        options = [f"{origin}={value}"]
+    with pytest.raises(RuntimeError) as error:
+        gdal.OpenEx(path, gdal.OF_RASTER, open_options=options)
+    assert origin in str(error.value) and f"'{value}'" in str(error.value)
+    if origin.endswith("EXECUTOR"):
+        assert "serial" in str(error.value) and "threading:N" in str(error.value)
+
+
+def test_bad_executor_through_gdal_translate(folder):
+    path = write_graph(folder / "g.pgp.vrt", GOOD + '<Band ref="A"/>')
+    result = run(["gdal_translate", path, str(folder / "o.tif")],
+                 env={"PGP_EXECUTOR": "threading:-2"}, check=False)
+    assert result.returncode != 0
+    assert "PGP_EXECUTOR='threading:-2' is not valid" in result.stderr

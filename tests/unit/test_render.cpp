@@ -1,0 +1,204 @@
+// test_render.cpp — tile evaluation against a naive per-pixel reference, and
+// bit-identical output for every executor and request shape.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cpl_conv.h"
+#include "cpl_error.h"
+#include "cpl_vsi.h"
+#include "raster_fixture.h"
+
+extern "C" {
+#include "pgp/cache.h"
+#include "pgp/executor.h"
+#include "pgp/graph.h"
+#include "pgp/render.h"
+#include "pgp/stats.h"
+}
+
+namespace {
+
+constexpr int kW = 101, kH = 67;
+
+class RenderTest : public ::testing::Test
+{
+  protected:
+    std::vector<double> a_, b_;
+
+    void SetUp() override
+    {
+        a_ = pgp_test::Field(kW * kH, 400.0, 7);
+        b_ = pgp_test::Field(kW * kH, 80.0, 11);
+        for (int i = 0; i < kW * kH; i += 13)
+            a_[i] = -9999;
+        for (auto &v : b_)
+            v = std::round(v);
+        for (int i = 5; i < kW * kH; i += 17)
+            b_[i] = -1;
+        for (auto &v : a_)
+            v = static_cast<float>(v); // a is stored as Float32
+        pgp_test::WriteRaster("/vsimem/r/a.tif", kW, kH, GDT_Float32, a_, true, -9999);
+        pgp_test::WriteRaster("/vsimem/r/b.tif", kW, kH, GDT_Int16, b_, true, -1);
+        graph_ = pgp_graph_open(
+            "<PGPDataset blockXSize='16' blockYSize='8'>"
+            "<Source name='a' file='/vsimem/r/a.tif'/><Source name='b' file='/vsimem/r/b.tif'/>"
+            "<Calc name='c' dataType='Float32' noData='-3'>"
+            "<Expression>sqrt(abs(a)) + b * 2</Expression></Calc>"
+            "<Calc name='d' dataType='Int32' noData='-7'><Expression>c * 3 - b / 4"
+            "</Expression></Calc>"
+            "<Band ref='d'/></PGPDataset>");
+        ASSERT_NE(graph_, nullptr) << CPLGetLastErrorMsg();
+        d_ = pgp_graph_find(graph_, "d");
+    }
+    void TearDown() override
+    {
+        pgp_graph_free(graph_);
+        VSIRmdirRecursive("/vsimem/r");
+    }
+
+    // The reference: the same two steps, pixel by pixel, with the casts spelled out.
+    double Expected(int i) const
+    {
+        if (a_[i] == -9999 || b_[i] == -1)
+            return -7;
+        const float c = static_cast<float>(std::sqrt(std::fabs(a_[i])) + b_[i] * 2);
+        if (std::fabs(c - -3.0) <= 1e-8 + 1e-5 * 3) // isclose: c is Float32
+            return -7;
+        return std::round(c * 3.0 - b_[i] / 4); // Int32: half away from zero
+    }
+
+    std::vector<double> Read(int threads, int x, int y, int w, int h, GDALDataType type)
+    {
+        pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+        pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(threads), cache);
+        std::vector<double> out(static_cast<size_t>(w) * h, -12345);
+        const int size = GDALGetDataTypeSizeBytes(type);
+        std::vector<GByte> raw(static_cast<size_t>(w) * h * size);
+        EXPECT_EQ(pgp_renderer_read(r, 1, &d_, x, y, w, h, raw.data(), type, size,
+                                    static_cast<GSpacing>(size) * w, 0, nullptr, nullptr),
+                  CE_None)
+            << CPLGetLastErrorMsg();
+        GDALCopyWords64(raw.data(), type, size, out.data(), GDT_Float64, 8, w * h);
+        pgp_renderer_free(r);
+        pgp_tile_cache_free(cache);
+        return out;
+    }
+
+    pgp_graph *graph_ = nullptr;
+    int d_ = -1;
+};
+
+TEST_F(RenderTest, MatchesNaiveReference)
+{
+    const std::vector<double> out = Read(0, 0, 0, kW, kH, GDT_Float64);
+    int nodata = 0;
+    for (int i = 0; i < kW * kH; i++) {
+        ASSERT_EQ(out[i], Expected(i)) << "pixel " << i;
+        nodata += out[i] == -7;
+    }
+    EXPECT_GT(nodata, kW * kH / 13); // the nodata paths were exercised
+}
+
+TEST_F(RenderTest, BitIdenticalAcrossExecutorsAndWindows)
+{
+    const std::vector<double> whole = Read(0, 0, 0, kW, kH, GDT_Float64);
+    for (int threads : {1, 2, 4}) {
+        EXPECT_EQ(Read(threads, 0, 0, kW, kH, GDT_Float64), whole) << threads;
+        // An odd window at an offset that cuts tiles.
+        const std::vector<double> window = Read(threads, 13, 5, 37, 41, GDT_Float64);
+        for (int row = 0; row < 41; row++)
+            for (int col = 0; col < 37; col++)
+                ASSERT_EQ(window[row * 37 + col], whole[(row + 5) * kW + col + 13]);
+    }
+}
+
+TEST_F(RenderTest, ConvertsToTheBufferType)
+{
+    const std::vector<double> as_byte = Read(2, 0, 0, kW, kH, GDT_Byte);
+    const std::vector<double> whole = Read(2, 0, 0, kW, kH, GDT_Float64);
+    for (int i = 0; i < kW * kH; i++)
+        ASSERT_EQ(as_byte[i], std::min(255.0, std::max(0.0, whole[i])));
+}
+
+TEST_F(RenderTest, StatisticsAreIdenticalForEveryExecutor)
+{
+    pgp_stats reference{};
+    double sum = 0, sum_sq = 0, n = 0, mn = HUGE_VAL, mx = -HUGE_VAL;
+    for (int i = 0; i < kW * kH; i++) {
+        const double v = Expected(i);
+        if (v == -7)
+            continue;
+        n++;
+        sum += v;
+        mn = std::min(mn, v);
+        mx = std::max(mx, v);
+    }
+    for (int i = 0; i < kW * kH; i++)
+        if (Expected(i) != -7)
+            sum_sq += (Expected(i) - sum / n) * (Expected(i) - sum / n);
+    const double nodata = -7;
+    for (int threads : {0, 1, 3}) {
+        pgp_tile_cache *cache = pgp_tile_cache_new(0);
+        pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(threads), cache);
+        pgp_stats stats{};
+        ASSERT_EQ(pgp_stats_of_node(r, d_, &nodata, &stats, nullptr, nullptr), CE_None);
+        pgp_renderer_free(r);
+        pgp_tile_cache_free(cache);
+        EXPECT_EQ(stats.valid, static_cast<GUIntBig>(n));
+        EXPECT_EQ(stats.total, static_cast<GUIntBig>(kW * kH));
+        EXPECT_EQ(stats.min, mn);
+        EXPECT_EQ(stats.max, mx);
+        EXPECT_NEAR(stats.mean, sum / n, 1e-9 * std::fabs(sum / n));
+        EXPECT_NEAR(stats.m2, sum_sq, 1e-9 * sum_sq);
+        if (threads == 0)
+            reference = stats;
+        EXPECT_EQ(std::memcmp(&stats, &reference, sizeof stats), 0) << threads;
+    }
+}
+
+TEST_F(RenderTest, SourceFailureInAWorkerIsReportedWithNodeAndTile)
+{
+    pgp_tile_cache *cache = pgp_tile_cache_new(1 << 20);
+    pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(2), cache);
+    VSIUnlink("/vsimem/r/a.tif"); // workers open their own handles: this one is gone
+    std::vector<double> out(kW * kH);
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    const CPLErr err = pgp_renderer_read(r, 1, &d_, 0, 0, kW, kH, out.data(), GDT_Float64, 8,
+                                         8 * kW, 0, nullptr, nullptr);
+    CPLPopErrorHandler();
+    EXPECT_EQ(err, CE_Failure);
+    const std::string message = CPLGetLastErrorMsg();
+    EXPECT_NE(message.find("<Calc name='d'> tile ("), std::string::npos) << message;
+    EXPECT_NE(message.find("<Source name='a'>"), std::string::npos) << message;
+    EXPECT_NE(message.find("a.tif"), std::string::npos) << message;
+    pgp_renderer_free(r);
+    pgp_tile_cache_free(cache);
+}
+
+int CancelAfterThree(double, const char *, void *arg)
+{
+    return ++*static_cast<int *>(arg) < 3;
+}
+
+TEST_F(RenderTest, ProgressFalseCancels)
+{
+    pgp_tile_cache *cache = pgp_tile_cache_new(1 << 20);
+    pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(0), cache);
+    std::vector<double> out(kW * kH);
+    int calls = 0;
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    const CPLErr err = pgp_renderer_read(r, 1, &d_, 0, 0, kW, kH, out.data(), GDT_Float64, 8,
+                                         8 * kW, 0, CancelAfterThree, &calls);
+    CPLPopErrorHandler();
+    EXPECT_EQ(err, CE_Failure);
+    EXPECT_EQ(CPLGetLastErrorNo(), CPLE_UserInterrupt);
+    EXPECT_EQ(calls, 3);
+    pgp_renderer_free(r);
+    pgp_tile_cache_free(cache);
+}
+
+} // namespace
