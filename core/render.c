@@ -18,9 +18,20 @@ static void fail_because(CPLErrorNum err_no, const char *context)
     CPLFree(cause);
 }
 
-/* What one running job owns: a GDAL handle per source, opened on first use. */
+/* Scratch memory reused from tile to tile: fresh large allocations cost a page
+ * fault per 4 KiB, which dominated rendering before buffers were kept. */
+typedef struct scratch {
+    void *data;
+    size_t bytes;
+} scratch;
+
+/* What one running job owns: a GDAL handle per source, opened on first use,
+ * and scratch buffers. A Calc computing a Calc input nests one level deeper,
+ * so the evaluation buffers are one per depth (at most one per node). */
 typedef struct worker_context {
     GDALDatasetH *sources; /* indexed by node; NULL until opened */
+    scratch *calc_scratch; /* indexed by nesting depth           */
+    scratch source_block;  /* one block of a source, native type */
     struct worker_context *next;
 } worker_context;
 
@@ -75,10 +86,14 @@ void pgp_renderer_free(pgp_renderer *r)
         worker_context *ctx = r->idle_contexts;
         int i;
         r->idle_contexts = ctx->next;
-        for (i = 0; i < r->graph->n_nodes; i++)
+        for (i = 0; i < r->graph->n_nodes; i++) {
             if (ctx->sources[i] != NULL)
                 GDALClose(ctx->sources[i]);
+            VSIFree(ctx->calc_scratch[i].data);
+        }
+        VSIFree(ctx->source_block.data);
         CPLFree(ctx->sources);
+        CPLFree(ctx->calc_scratch);
         CPLFree(ctx);
     }
     pgp_tile_cache_purge_owner(r->cache, r->owner);
@@ -107,6 +122,7 @@ static worker_context *borrow_context(pgp_renderer *r)
     if (ctx == NULL) {
         ctx = (worker_context *)CPLCalloc(1, sizeof(worker_context));
         ctx->sources = (GDALDatasetH *)CPLCalloc(r->graph->n_nodes, sizeof(GDALDatasetH));
+        ctx->calc_scratch = (scratch *)CPLCalloc(r->graph->n_nodes, sizeof(scratch));
     }
     return ctx;
 }
@@ -117,6 +133,17 @@ static void return_context(pgp_renderer *r, worker_context *ctx)
     ctx->next = r->idle_contexts;
     r->idle_contexts = ctx;
     CPLReleaseMutex(r->contexts_mutex);
+}
+
+/* Returns s's buffer grown to at least bytes (contents not kept), or NULL. */
+static void *scratch_reserve(scratch *s, size_t bytes)
+{
+    if (s->bytes < bytes) {
+        VSIFree(s->data);
+        s->data = VSI_MALLOC_VERBOSE(bytes);
+        s->bytes = s->data ? bytes : 0;
+    }
+    return s->data;
 }
 
 /* ---- evaluation -------------------------------------------------------------- */
@@ -135,16 +162,49 @@ static GDALRasterBandH source_band(const pgp_renderer *r, worker_context *ctx, i
     return GDALGetRasterBand(ctx->sources[node], n->band);
 }
 
+/* When tile t is exactly one block of band (clipped at the raster's edge), it
+ * is read with GDALReadBlock into reused scratch: no trip through GDAL's block
+ * cache, whose fresh allocation per block costs more than the decoding. */
+static int read_whole_block(GDALRasterBandH band, worker_context *ctx, const tile_rect *t,
+                            void *pixels, GDALDataType type)
+{
+    const GDALDataType native = GDALGetRasterDataType(band);
+    const int native_size = GDALGetDataTypeSizeBytes(native);
+    const int type_size = GDALGetDataTypeSizeBytes(type);
+    const GByte *block;
+    int bx, by, row;
+    GDALGetBlockSize(band, &bx, &by);
+    if (t->x % bx != 0 || t->y % by != 0 ||
+        (t->w != bx && t->x + t->w != GDALGetRasterBandXSize(band)) ||
+        (t->h != by && t->y + t->h != GDALGetRasterBandYSize(band)) || t->w > bx || t->h > by)
+        return 1;
+    block = (const GByte *)scratch_reserve(&ctx->source_block, (size_t)bx * by * native_size);
+    if (block == NULL)
+        return -1;
+    if (GDALReadBlock(band, t->x / bx, t->y / by, (void *)block) != CE_None)
+        return -1;
+    for (row = 0; row < t->h; row++)
+        GDALCopyWords(block + (size_t)row * bx * native_size, native, native_size,
+                      (GByte *)pixels + (size_t)row * t->w * type_size, type, type_size, t->w);
+    return 0;
+}
+
 /* Reads a source's pixels of tile t as type (its own type or Float64). */
 static int read_source(const pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
                        void *pixels, GDALDataType type)
 {
     const pgp_node *n = &r->graph->nodes[node];
     GDALRasterBandH band = source_band(r, ctx, node);
+    int status;
     if (band == NULL)
         return -1;
-    if (GDALRasterIO(band, GF_Read, t->x, t->y, t->w, t->h, pixels, t->w, t->h, type, 0, 0) !=
-        CE_None) {
+    status = read_whole_block(band, ctx, t, pixels, type);
+    if (status == 1)
+        status = GDALRasterIO(band, GF_Read, t->x, t->y, t->w, t->h, pixels, t->w, t->h, type,
+                              0, 0) == CE_None
+                     ? 0
+                     : -1;
+    if (status != 0) {
         fail_because(CPLE_FileIO, CPLSPrintf("%s: reading window (%d,%d,%d,%d) of '%s' failed",
                                              n->where, t->x, t->y, t->w, t->h, n->path));
         return -1;
@@ -160,17 +220,17 @@ static int read_source(const pgp_renderer *r, worker_context *ctx, int node, con
 }
 
 static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
-                        pgp_tile **tile);
+                        int depth, pgp_tile **tile);
 
 /* Fills values with node's pixels of tile t as doubles. */
 static int read_as_doubles(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
-                           double *values)
+                           int depth, double *values)
 {
     const pgp_node *n = &r->graph->nodes[node];
     pgp_tile *tile;
     if (n->kind == PGP_NODE_SOURCE)
         return read_source(r, ctx, node, t, values, GDT_Float64);
-    if (acquire_tile(r, ctx, node, t, &tile) != 0)
+    if (acquire_tile(r, ctx, node, t, depth, &tile) != 0)
         return -1;
     GDALCopyWords64(pgp_tile_data(tile), n->data_type, GDALGetDataTypeSizeBytes(n->data_type),
                     values, GDT_Float64, sizeof(double), (GPtrDiff_t)t->w * t->h);
@@ -203,46 +263,46 @@ static void apply_nodata(const pgp_graph *g, const pgp_node *n, double *const *i
             out[p] = nodata;
 }
 
-static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t)
+static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
+                          int depth)
 {
     const pgp_graph *g = r->graph;
     const pgp_node *n = &g->nodes[node];
     const size_t count = (size_t)t->w * t->h;
     const int type_size = GDALGetDataTypeSizeBytes(n->data_type);
-    double **inputs = (double **)CPLCalloc(g->n_nodes, sizeof(double *));
-    double *out = (double *)VSI_MALLOC2_VERBOSE(count, sizeof(double));
+    double *buffers = (double *)scratch_reserve(&ctx->calc_scratch[depth],
+                                                (n->n_inputs + 1) * count * sizeof(double));
+    double **inputs;
+    double *out;
     void *pixels = NULL;
-    int i, ok = out != NULL;
-
+    int i, ok = buffers != NULL;
+    if (!ok)
+        return NULL;
+    inputs = (double **)CPLCalloc(g->n_nodes, sizeof(double *));
+    out = buffers + n->n_inputs * count;
     for (i = 0; i < n->n_inputs && ok; i++) {
         const int input = n->input_nodes[i];
-        inputs[input] = (double *)VSI_MALLOC2_VERBOSE(count, sizeof(double));
-        ok = inputs[input] != NULL && read_as_doubles(r, ctx, input, t, inputs[input]) == 0;
+        inputs[input] = buffers + i * count;
+        ok = read_as_doubles(r, ctx, input, t, depth + 1, inputs[input]) == 0;
     }
-    ok = ok && pgp_expr_eval(n->program, (const double *const *)inputs, count, out) == 0;
-    if (ok) {
+    if (ok && pgp_expr_eval(n->program, (const double *const *)inputs, count, out) == 0) {
         apply_nodata(g, n, inputs, out, count);
-        if (n->data_type == GDT_Float64) {
-            pixels = out;
-            out = NULL;
-        } else if ((pixels = VSI_MALLOC2_VERBOSE(count, type_size)) != NULL) {
+        pixels = VSI_MALLOC2_VERBOSE(count, type_size);
+        if (pixels != NULL)
             GDALCopyWords64(out, GDT_Float64, sizeof(double), pixels, n->data_type, type_size,
                             (GPtrDiff_t)count);
-        }
     }
-    for (i = 0; i < g->n_nodes; i++)
-        VSIFree(inputs[i]);
     CPLFree(inputs);
-    VSIFree(out);
     return pixels;
 }
 
-static void *compute_tile(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t)
+static void *compute_tile(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
+                          int depth)
 {
     const pgp_node *n = &r->graph->nodes[node];
     void *pixels;
     if (n->kind == PGP_NODE_CALC)
-        return compute_calc(r, ctx, node, t);
+        return compute_calc(r, ctx, node, t, depth);
     pixels = VSI_MALLOC2_VERBOSE((size_t)t->w * t->h, GDALGetDataTypeSizeBytes(n->data_type));
     if (pixels != NULL && read_source(r, ctx, node, t, pixels, n->data_type) != 0) {
         VSIFree(pixels);
@@ -251,9 +311,10 @@ static void *compute_tile(pgp_renderer *r, worker_context *ctx, int node, const 
     return pixels;
 }
 
-/* Pins node's tile t in the cache, computing it here if no thread has. */
+/* Pins node's tile t in the cache, computing it here if no thread has. depth
+ * is how many Calcs up the stack are waiting for it (their scratch is in use). */
 static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
-                        pgp_tile **tile)
+                        int depth, pgp_tile **tile)
 {
     const pgp_node *n = &r->graph->nodes[node];
     pgp_tile_key key;
@@ -272,7 +333,7 @@ static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const ti
                  t->tx, t->ty);
         break;
     case PGP_TILE_MUST_COMPUTE:
-        pixels = compute_tile(r, ctx, node, t);
+        pixels = compute_tile(r, ctx, node, t, depth);
         if (pixels != NULL) {
             pgp_tile_cache_publish(r->cache, *tile, pixels,
                                    (size_t)t->w * t->h * GDALGetDataTypeSizeBytes(n->data_type));
@@ -295,7 +356,7 @@ static int run_tile_job(pgp_renderer *r, int node, const tile_rect *t, tile_job_
 {
     worker_context *ctx = borrow_context(r);
     pgp_tile *tile;
-    int status = acquire_tile(r, ctx, node, t, &tile);
+    int status = acquire_tile(r, ctx, node, t, 0, &tile);
     return_context(r, ctx);
     if (status != 0) {
         fail_because(CPLGetLastErrorNo(),

@@ -23,8 +23,9 @@ static inline int pgp_is_nodata(const pgp_nodata *nd, double v)
         return v == nd->value;
     if (isnan(nd->value))
         return isnan(v);
-    /* equality first: numpy.isclose treats inf as close to itself */
-    return v == nd->value || fabs(v - nd->value) <= 1e-8 + 1e-5 * fabs(nd->value);
+    if (isinf(nd->value)) /* numpy.isclose: inf is close to itself only */
+        return v == nd->value;
+    return fabs(v - nd->value) <= 1e-8 + 1e-5 * fabs(nd->value);
 }
 
 #endif

@@ -1,0 +1,388 @@
+/* core/cache.c — process-wide LRU tile cache (see pgp/cache.h).
+ *
+ * A chained hash table finds entries by key; unpinned READY entries also sit
+ * on a doubly-linked LRU list (head = least recently used), which is all
+ * eviction looks at. An entry leaves the table when it fails, is evicted or
+ * purged; a pinned entry out of the table is freed by its last release.
+ * One mutex guards everything; one condition wakes every waiter for a
+ * COMPUTING entry whenever any entry leaves that state.
+ */
+#include "pgp/cache.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "cpl_conv.h"
+#include "cpl_error.h"
+#include "cpl_multiproc.h"
+#include "cpl_vsi.h"
+
+#define INITIAL_BUCKETS 64
+
+typedef enum tile_state { TILE_COMPUTING, TILE_READY, TILE_FAILED } tile_state;
+
+struct pgp_tile {
+    pgp_tile_key key;
+    uint64_t hash;
+    tile_state state;
+    int in_table;
+    unsigned pins;
+    void *data;
+    size_t bytes;
+    pgp_tile *next_in_bucket;
+    pgp_tile *lru_prev, *lru_next;
+};
+
+struct pgp_tile_cache {
+    CPLMutex *mutex;
+    CPLCond *state_changed;
+    pgp_tile **buckets;
+    size_t n_buckets; /* a power of two */
+    pgp_tile *lru_head, *lru_tail;
+    pgp_tile_cache_stats stats;
+};
+
+/* ------------------------------------------------------------ hashing */
+
+static uint64_t mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static uint64_t key_hash(const pgp_tile_key *key)
+{
+    uint64_t h = mix64(key->owner ^ 0x9e3779b97f4a7c15ULL);
+    h = mix64(h ^ (uint32_t)key->node);
+    return mix64(h ^ (((uint64_t)(uint32_t)key->tx << 32) | (uint32_t)key->ty));
+}
+
+static int key_equal(const pgp_tile_key *a, const pgp_tile_key *b)
+{
+    return a->owner == b->owner && a->node == b->node && a->tx == b->tx && a->ty == b->ty;
+}
+
+/* ------------------------------------------------------ table and list
+ * Everything below runs with cache->mutex held. */
+
+static pgp_tile **bucket_of(pgp_tile_cache *cache, uint64_t hash)
+{
+    return &cache->buckets[hash & (cache->n_buckets - 1)];
+}
+
+static pgp_tile *table_find(pgp_tile_cache *cache, const pgp_tile_key *key, uint64_t hash)
+{
+    pgp_tile *t = *bucket_of(cache, hash);
+    while (t != NULL && !(t->hash == hash && key_equal(&t->key, key)))
+        t = t->next_in_bucket;
+    return t;
+}
+
+/* Doubles the bucket array; on allocation failure keeps the longer chains. */
+static void table_grow(pgp_tile_cache *cache)
+{
+    size_t n = cache->n_buckets * 2;
+    pgp_tile **buckets = (pgp_tile **)VSICalloc(n, sizeof(*buckets));
+    if (buckets == NULL)
+        return;
+    for (size_t i = 0; i < cache->n_buckets; i++) {
+        pgp_tile *t = cache->buckets[i];
+        while (t != NULL) {
+            pgp_tile *next = t->next_in_bucket;
+            pgp_tile **bucket = &buckets[t->hash & (n - 1)];
+            t->next_in_bucket = *bucket;
+            *bucket = t;
+            t = next;
+        }
+    }
+    VSIFree(cache->buckets);
+    cache->buckets = buckets;
+    cache->n_buckets = n;
+}
+
+static void table_insert(pgp_tile_cache *cache, pgp_tile *t)
+{
+    pgp_tile **bucket;
+    if (cache->stats.entries >= cache->n_buckets)
+        table_grow(cache);
+    bucket = bucket_of(cache, t->hash);
+    t->next_in_bucket = *bucket;
+    *bucket = t;
+    t->in_table = 1;
+    cache->stats.entries++;
+}
+
+static void table_remove(pgp_tile_cache *cache, pgp_tile *t)
+{
+    pgp_tile **link = bucket_of(cache, t->hash);
+    while (*link != t)
+        link = &(*link)->next_in_bucket;
+    *link = t->next_in_bucket;
+    t->in_table = 0;
+    cache->stats.entries--;
+    if (t->state == TILE_READY)
+        cache->stats.ready_bytes -= t->bytes;
+}
+
+static void lru_remove(pgp_tile_cache *cache, pgp_tile *t)
+{
+    if (t->lru_prev)
+        t->lru_prev->lru_next = t->lru_next;
+    else
+        cache->lru_head = t->lru_next;
+    if (t->lru_next)
+        t->lru_next->lru_prev = t->lru_prev;
+    else
+        cache->lru_tail = t->lru_prev;
+    t->lru_prev = t->lru_next = NULL;
+}
+
+static void lru_append(pgp_tile_cache *cache, pgp_tile *t)
+{
+    t->lru_prev = cache->lru_tail;
+    t->lru_next = NULL;
+    if (cache->lru_tail)
+        cache->lru_tail->lru_next = t;
+    else
+        cache->lru_head = t;
+    cache->lru_tail = t;
+}
+
+static void tile_free(pgp_tile *t)
+{
+    VSIFree(t->data);
+    CPLFree(t);
+}
+
+/* Drops an unpinned entry of the table (so READY, on the LRU list). */
+static void drop_entry(pgp_tile_cache *cache, pgp_tile *t)
+{
+    lru_remove(cache, t);
+    table_remove(cache, t);
+    tile_free(t);
+}
+
+static void evict_to_budget(pgp_tile_cache *cache)
+{
+    while (cache->stats.ready_bytes > cache->stats.budget_bytes && cache->lru_head != NULL) {
+        drop_entry(cache, cache->lru_head);
+        cache->stats.evictions++;
+    }
+}
+
+/* --------------------------------------------------------------- API */
+
+pgp_tile_cache *pgp_tile_cache_new(size_t budget_bytes)
+{
+    pgp_tile_cache *cache = (pgp_tile_cache *)CPLCalloc(1, sizeof(*cache));
+    cache->mutex = CPLCreateMutex();
+    CPLReleaseMutex(cache->mutex);
+    cache->state_changed = CPLCreateCond();
+    cache->n_buckets = INITIAL_BUCKETS;
+    cache->buckets = (pgp_tile **)CPLCalloc(cache->n_buckets, sizeof(*cache->buckets));
+    cache->stats.budget_bytes = budget_bytes;
+    return cache;
+}
+
+void pgp_tile_cache_free(pgp_tile_cache *cache)
+{
+    if (cache == NULL)
+        return;
+    for (size_t i = 0; i < cache->n_buckets; i++) {
+        pgp_tile *t = cache->buckets[i];
+        while (t != NULL) {
+            pgp_tile *next = t->next_in_bucket;
+            CPLAssert(t->pins == 0);
+            tile_free(t);
+            t = next;
+        }
+    }
+    CPLFree(cache->buckets);
+    CPLDestroyCond(cache->state_changed);
+    CPLDestroyMutex(cache->mutex);
+    CPLFree(cache);
+}
+
+static CPLMutex *global_mutex;
+static pgp_tile_cache *global_cache;
+
+/* PGP_CACHE_MB as bytes; the driver reports invalid values, here they mean
+ * the default. */
+static size_t budget_from_config(void)
+{
+    const char *value = CPLGetConfigOption("PGP_CACHE_MB", "256");
+    unsigned long long mb = 256;
+    if (value[0] >= '0' && value[0] <= '9') {
+        char *end;
+        errno = 0;
+        mb = strtoull(value, &end, 10);
+        if (*end != '\0')
+            mb = 256;
+        else if (errno == ERANGE || mb > SIZE_MAX / (1024 * 1024))
+            return SIZE_MAX;
+    }
+    return (size_t)mb * 1024 * 1024;
+}
+
+/* Created outside global_mutex: creating a CPL mutex, or reading a config
+ * option, takes CPL's own global mutexes, which must not nest inside ours. */
+pgp_tile_cache *pgp_tile_cache_global(void)
+{
+    pgp_tile_cache *cache;
+    pgp_tile_cache *created;
+    CPLCreateOrAcquireMutex(&global_mutex, 1000.0);
+    cache = global_cache;
+    CPLReleaseMutex(global_mutex);
+    if (cache != NULL)
+        return cache;
+
+    created = pgp_tile_cache_new(budget_from_config());
+    CPLCreateOrAcquireMutex(&global_mutex, 1000.0);
+    if (global_cache == NULL) {
+        global_cache = created;
+        created = NULL;
+    }
+    cache = global_cache;
+    CPLReleaseMutex(global_mutex);
+    pgp_tile_cache_free(created); /* another thread installed one first */
+    return cache;
+}
+
+void pgp_tile_cache_shutdown_global(void)
+{
+    pgp_tile_cache *cache;
+    CPLCreateOrAcquireMutex(&global_mutex, 1000.0);
+    cache = global_cache;
+    global_cache = NULL;
+    CPLReleaseMutex(global_mutex);
+    pgp_tile_cache_free(cache);
+}
+
+void pgp_tile_cache_set_budget(pgp_tile_cache *cache, size_t budget_bytes)
+{
+    CPLAcquireMutex(cache->mutex, 1000.0);
+    cache->stats.budget_bytes = budget_bytes;
+    evict_to_budget(cache);
+    CPLReleaseMutex(cache->mutex);
+}
+
+uint64_t pgp_tile_cache_new_owner(void)
+{
+    static _Atomic uint64_t last_owner;
+    return atomic_fetch_add(&last_owner, 1) + 1;
+}
+
+pgp_tile_status pgp_tile_cache_acquire(pgp_tile_cache *cache, const pgp_tile_key *key,
+                                       pgp_tile **tile)
+{
+    uint64_t hash = key_hash(key);
+    pgp_tile_status status;
+    pgp_tile *t;
+
+    CPLAcquireMutex(cache->mutex, 1000.0);
+    t = table_find(cache, key, hash);
+    if (t == NULL) {
+        t = (pgp_tile *)CPLCalloc(1, sizeof(*t));
+        t->key = *key;
+        t->hash = hash;
+        t->state = TILE_COMPUTING;
+        t->pins = 1;
+        table_insert(cache, t);
+        cache->stats.computed++;
+        status = PGP_TILE_MUST_COMPUTE;
+    } else {
+        if (t->pins++ == 0) /* unpinned entries of the table are on the LRU list */
+            lru_remove(cache, t);
+        while (t->state == TILE_COMPUTING)
+            CPLCondWait(cache->state_changed, cache->mutex);
+        if (t->state == TILE_READY) {
+            cache->stats.hits++;
+            status = PGP_TILE_READY;
+        } else {
+            status = PGP_TILE_FAILED;
+        }
+    }
+    CPLReleaseMutex(cache->mutex);
+    *tile = t;
+    return status;
+}
+
+void pgp_tile_cache_publish(pgp_tile_cache *cache, pgp_tile *tile, void *data, size_t bytes)
+{
+    CPLAcquireMutex(cache->mutex, 1000.0);
+    CPLAssert(tile->state == TILE_COMPUTING);
+    tile->data = data;
+    tile->bytes = bytes;
+    tile->state = TILE_READY;
+    if (tile->in_table) {
+        cache->stats.ready_bytes += bytes;
+        evict_to_budget(cache);
+    }
+    CPLCondBroadcast(cache->state_changed);
+    CPLReleaseMutex(cache->mutex);
+}
+
+void pgp_tile_cache_fail(pgp_tile_cache *cache, pgp_tile *tile)
+{
+    CPLAcquireMutex(cache->mutex, 1000.0);
+    CPLAssert(tile->state == TILE_COMPUTING);
+    tile->state = TILE_FAILED;
+    if (tile->in_table)
+        table_remove(cache, tile);
+    CPLCondBroadcast(cache->state_changed);
+    CPLReleaseMutex(cache->mutex);
+}
+
+const void *pgp_tile_data(const pgp_tile *tile)
+{
+    return tile->data;
+}
+
+void pgp_tile_cache_release(pgp_tile_cache *cache, pgp_tile *tile)
+{
+    CPLAcquireMutex(cache->mutex, 1000.0);
+    CPLAssert(tile->pins > 0);
+    if (--tile->pins == 0) {
+        CPLAssert(tile->state != TILE_COMPUTING); /* neither published nor failed */
+        if (!tile->in_table) {
+            tile_free(tile);
+        } else if (tile->state == TILE_READY) {
+            lru_append(cache, tile);
+            evict_to_budget(cache);
+        }
+    }
+    CPLReleaseMutex(cache->mutex);
+}
+
+void pgp_tile_cache_purge_owner(pgp_tile_cache *cache, uint64_t owner)
+{
+    CPLAcquireMutex(cache->mutex, 1000.0);
+    for (size_t i = 0; i < cache->n_buckets; i++) {
+        pgp_tile *t = cache->buckets[i];
+        while (t != NULL) {
+            pgp_tile *next = t->next_in_bucket;
+            if (t->key.owner == owner) {
+                CPLAssert(t->pins == 0);
+                /* A pinned entry is only unlinked; its last release frees it. */
+                if (t->pins == 0)
+                    drop_entry(cache, t);
+                else
+                    table_remove(cache, t);
+            }
+            t = next;
+        }
+    }
+    CPLReleaseMutex(cache->mutex);
+}
+
+void pgp_tile_cache_get_stats(pgp_tile_cache *cache, pgp_tile_cache_stats *stats)
+{
+    CPLAcquireMutex(cache->mutex, 1000.0);
+    *stats = cache->stats;
+    CPLReleaseMutex(cache->mutex);
+}

@@ -1,0 +1,494 @@
+/* core/executor.c — PGP_EXECUTOR worker pools (see pgp/executor.h).
+ *
+ * A pool owns its worker threads and a FIFO of batches that still have
+ * unclaimed jobs. A batch lives on its caller's stack for the duration of
+ * pgp_executor_run; workers claim the next job index of the oldest queued
+ * batch, the caller claims jobs of its own batch only, then waits on the
+ * batch's condition until every claimed job has finished. One pool mutex
+ * guards the queue and all its batches: claims are cheap next to a tile.
+ *
+ * The serial executor is a pool without threads: its batches are never
+ * queued, so the caller claims every job itself, in index order.
+ */
+#include "pgp/executor.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cpl_conv.h"
+#include "cpl_error.h"
+#include "cpl_multiproc.h"
+#include "cpl_string.h"
+
+/* Warnings re-emitted per batch; more are counted, not kept. */
+#define PGP_MAX_BATCH_WARNINGS 16
+
+typedef struct pgp_warning {
+    CPLErrorNum err_no;
+    char *msg;
+} pgp_warning;
+
+typedef struct pgp_batch {
+    pgp_job_fn fn;
+    void *arg;
+    size_t n_jobs;
+    size_t next_job; /* next index to claim */
+    size_t n_running;
+    size_t n_done;
+    int stopped; /* no further claims: a job failed or progress said stop */
+    int interrupted;
+    int queued;
+    int failed;
+    size_t failed_index; /* lowest failed index, when failed */
+    CPLErrorNum failure_err_no;
+    char *failure_msg; /* NULL: the job failed without CPLError */
+    pgp_warning warnings[PGP_MAX_BATCH_WARNINGS];
+    size_t n_warnings;
+    size_t n_warnings_dropped;
+    char **job_options; /* caller's thread-local options + *_NUM_THREADS=1 */
+    int reports_progress;
+    CPLCond *done_cond; /* caller waits here for running jobs */
+    struct pgp_batch *next_queued;
+} pgp_batch;
+
+/* Batches with unclaimed jobs, oldest first. A low-priority (prefetch) queue
+ * would be a second instance consulted only when this one is empty. */
+typedef struct pgp_batch_queue {
+    pgp_batch *head;
+    pgp_batch *tail;
+} pgp_batch_queue;
+
+struct pgp_executor {
+    int n_threads;
+    CPLMutex *mutex;
+    CPLCond *work_cond; /* idle workers wait here */
+    pgp_batch_queue queue;
+    int stopping;
+    int n_started;
+    CPLJoinableThread **threads;
+    pgp_executor *next_in_registry;
+};
+
+/* ---------------------------------------------------------------- specs */
+
+/* Parses a decimal integer made of digits only, saturating at cap + 1. */
+static int parse_decimal(const char *s, long cap, long *value)
+{
+    long v = 0;
+    if (*s == '\0')
+        return 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return 0;
+        v = v * 10 + (*s - '0');
+        if (v > cap)
+            v = cap + 1;
+    }
+    *value = v;
+    return 1;
+}
+
+static int all_cpus(void)
+{
+    int n = CPLGetNumCPUs();
+    if (n < 1)
+        return 1;
+    return n > PGP_EXECUTOR_MAX_THREADS ? PGP_EXECUTOR_MAX_THREADS : n;
+}
+
+static int is_keyword(const char *spec, size_t len, const char *keyword)
+{
+    return strlen(keyword) == len && EQUALN(spec, keyword, len);
+}
+
+int pgp_executor_parse_spec(const char *spec, const char *origin, int *n_threads,
+                            char *err, size_t errlen)
+{
+    if (spec != NULL) {
+        const char *colon = strchr(spec, ':');
+        size_t keyword_len = colon ? (size_t)(colon - spec) : strlen(spec);
+        long n;
+        if (!colon && is_keyword(spec, keyword_len, "serial")) {
+            *n_threads = 0;
+            return 0;
+        }
+        if (is_keyword(spec, keyword_len, "threading") ||
+            is_keyword(spec, keyword_len, "multiprocessing")) {
+            if (!colon) {
+                *n_threads = all_cpus();
+                return 0;
+            }
+            if (parse_decimal(colon + 1, PGP_EXECUTOR_MAX_THREADS, &n) && n >= 1 &&
+                n <= PGP_EXECUTOR_MAX_THREADS) {
+                *n_threads = (int)n;
+                return 0;
+            }
+        }
+    }
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen,
+                 "%s='%s' is not valid: expected serial, threading, threading:N, "
+                 "multiprocessing or multiprocessing:N with N from 1 to %d",
+                 origin ? origin : "executor", spec ? spec : "", PGP_EXECUTOR_MAX_THREADS);
+    return -1;
+}
+
+int pgp_executor_default_threads(void)
+{
+    const char *value = CPLGetConfigOption("GDAL_NUM_THREADS", NULL);
+    long n;
+    if (value == NULL)
+        return 0;
+    if (EQUAL(value, "ALL_CPUS"))
+        return all_cpus();
+    if (parse_decimal(value, PGP_EXECUTOR_MAX_THREADS, &n) && n >= 1)
+        return n > PGP_EXECUTOR_MAX_THREADS ? PGP_EXECUTOR_MAX_THREADS : (int)n;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- queue */
+
+static void queue_push(pgp_batch_queue *q, pgp_batch *b)
+{
+    b->next_queued = NULL;
+    if (q->tail)
+        q->tail->next_queued = b;
+    else
+        q->head = b;
+    q->tail = b;
+    b->queued = 1;
+}
+
+static void queue_remove(pgp_batch_queue *q, pgp_batch *b)
+{
+    pgp_batch *prev = NULL;
+    pgp_batch *it = q->head;
+    while (it != b) {
+        prev = it;
+        it = it->next_queued;
+    }
+    if (prev)
+        prev->next_queued = b->next_queued;
+    else
+        q->head = b->next_queued;
+    if (q->tail == b)
+        q->tail = prev;
+    b->queued = 0;
+}
+
+/* ---------------------------------------------------------- batch state
+ * Everything below that takes ex runs with ex->mutex held. */
+
+static void stop_claims(pgp_executor *ex, pgp_batch *b)
+{
+    b->stopped = 1;
+    if (b->queued)
+        queue_remove(&ex->queue, b);
+}
+
+static int claim_job(pgp_executor *ex, pgp_batch *b, size_t *index)
+{
+    if (b->stopped || b->next_job == b->n_jobs)
+        return 0;
+    *index = b->next_job++;
+    b->n_running++;
+    if (b->next_job == b->n_jobs && b->queued)
+        queue_remove(&ex->queue, b);
+    return 1;
+}
+
+typedef struct job_capture {
+    pgp_executor *ex;
+    pgp_batch *batch;
+    char *failure_msg;
+    CPLErrorNum failure_err_no;
+} job_capture;
+
+/* Takes ownership of cap->failure_msg. */
+static void finish_job(pgp_executor *ex, pgp_batch *b, size_t index, int rc, job_capture *cap)
+{
+    b->n_running--;
+    b->n_done++;
+    if (rc != 0 && (!b->failed || index < b->failed_index)) {
+        CPLFree(b->failure_msg);
+        b->failed = 1;
+        b->failed_index = index;
+        b->failure_msg = cap->failure_msg;
+        b->failure_err_no = cap->failure_err_no;
+        cap->failure_msg = NULL;
+        stop_claims(ex, b);
+    }
+    CPLFree(cap->failure_msg);
+    if (b->n_running == 0 || b->reports_progress)
+        CPLCondSignal(b->done_cond);
+}
+
+/* ------------------------------------------------------------ one job */
+
+/* Keeps the job's last failure (later errors add context to earlier ones)
+ * and hands warnings to the batch. Debug messages skip this handler (see
+ * work_on) and reach the handlers below it as usual. */
+static void CPL_STDCALL capture_error(CPLErr cls, CPLErrorNum err_no, const char *msg)
+{
+    job_capture *cap = (job_capture *)CPLGetErrorHandlerUserData();
+    if (cls == CE_Failure || cls == CE_Fatal) {
+        CPLFree(cap->failure_msg);
+        cap->failure_msg = CPLStrdup(msg);
+        cap->failure_err_no = err_no;
+    } else if (cls == CE_Warning) {
+        pgp_batch *b = cap->batch;
+        CPLAcquireMutex(cap->ex->mutex, 1000.0);
+        if (b->n_warnings < PGP_MAX_BATCH_WARNINGS) {
+            b->warnings[b->n_warnings].err_no = err_no;
+            b->warnings[b->n_warnings].msg = CPLStrdup(msg);
+            b->n_warnings++;
+        } else {
+            b->n_warnings_dropped++;
+        }
+        CPLReleaseMutex(cap->ex->mutex);
+    }
+}
+
+/* Runs one claimed job on the current thread with the batch's options and
+ * error capture: called and returns with ex->mutex held. */
+static void work_on(pgp_executor *ex, pgp_batch *b, size_t index)
+{
+    job_capture cap = {ex, b, NULL, CPLE_AppDefined};
+    char **own_options;
+    int rc;
+
+    CPLReleaseMutex(ex->mutex);
+    own_options = CPLGetThreadLocalConfigOptions();
+    CPLSetThreadLocalConfigOptions((const char *const *)b->job_options);
+    CPLPushErrorHandlerEx(capture_error, &cap);
+    CPLSetCurrentErrorHandlerCatchDebug(FALSE);
+    rc = b->fn(b->arg, index);
+    CPLPopErrorHandler();
+    CPLSetThreadLocalConfigOptions((const char *const *)own_options);
+    CSLDestroy(own_options);
+    CPLAcquireMutex(ex->mutex, 1000.0);
+    finish_job(ex, b, index, rc, &cap);
+}
+
+/* -------------------------------------------------------------- workers */
+
+static void worker_main(void *arg)
+{
+    pgp_executor *ex = (pgp_executor *)arg;
+    CPLAcquireMutex(ex->mutex, 1000.0);
+    while (!ex->stopping) {
+        pgp_batch *b = ex->queue.head;
+        size_t index;
+        if (b == NULL)
+            CPLCondWait(ex->work_cond, ex->mutex);
+        else if (claim_job(ex, b, &index))
+            work_on(ex, b, index);
+    }
+    CPLReleaseMutex(ex->mutex);
+}
+
+static void stop_workers(pgp_executor *ex)
+{
+    CPLAcquireMutex(ex->mutex, 1000.0);
+    ex->stopping = 1;
+    CPLCondBroadcast(ex->work_cond);
+    CPLReleaseMutex(ex->mutex);
+    for (int i = 0; i < ex->n_started; i++)
+        CPLJoinThread(ex->threads[i]);
+    ex->n_started = 0;
+}
+
+static void executor_free(pgp_executor *ex)
+{
+    stop_workers(ex);
+    CPLFree(ex->threads);
+    CPLDestroyCond(ex->work_cond);
+    CPLDestroyMutex(ex->mutex);
+    CPLFree(ex);
+}
+
+/* Returns NULL if a thread could not be started (the caller reports it). */
+static pgp_executor *executor_new(int n_threads)
+{
+    pgp_executor *ex = (pgp_executor *)CPLCalloc(1, sizeof(*ex));
+    ex->n_threads = n_threads;
+    ex->mutex = CPLCreateMutex();
+    CPLReleaseMutex(ex->mutex);
+    ex->work_cond = CPLCreateCond();
+    ex->threads = (CPLJoinableThread **)CPLCalloc((size_t)n_threads + 1, sizeof(*ex->threads));
+    for (; ex->n_started < n_threads; ex->n_started++) {
+        ex->threads[ex->n_started] = CPLCreateJoinableThread(worker_main, ex);
+        if (ex->threads[ex->n_started] == NULL) {
+            executor_free(ex);
+            return NULL;
+        }
+    }
+    return ex;
+}
+
+/* ------------------------------------------------------------- registry */
+
+static CPLMutex *registry_mutex;
+static pgp_executor *registry;
+
+static pgp_executor *registry_find(int n_threads)
+{
+    pgp_executor *ex;
+    for (ex = registry; ex != NULL; ex = ex->next_in_registry)
+        if (ex->n_threads == n_threads)
+            break;
+    return ex;
+}
+
+/* Pools are created outside the registry lock: CPL registers every new mutex
+ * under its global mutex, which must not nest inside ours. */
+pgp_executor *pgp_executor_get(int n_threads)
+{
+    pgp_executor *ex;
+    pgp_executor *created;
+    if (n_threads < 0 || n_threads > PGP_EXECUTOR_MAX_THREADS) {
+        CPLError(CE_Failure, CPLE_IllegalArg, "executor thread count %d is not in 0..%d",
+                 n_threads, PGP_EXECUTOR_MAX_THREADS);
+        return NULL;
+    }
+    CPLCreateOrAcquireMutex(&registry_mutex, 1000.0);
+    ex = registry_find(n_threads);
+    CPLReleaseMutex(registry_mutex);
+    if (ex != NULL)
+        return ex;
+
+    created = executor_new(n_threads);
+    if (created == NULL) {
+        CPLError(CE_Failure, CPLE_AppDefined, "could not start %d executor threads", n_threads);
+        return NULL;
+    }
+    CPLCreateOrAcquireMutex(&registry_mutex, 1000.0);
+    ex = registry_find(n_threads);
+    if (ex == NULL) {
+        created->next_in_registry = registry;
+        registry = ex = created;
+        created = NULL;
+    }
+    CPLReleaseMutex(registry_mutex);
+    if (created != NULL) /* another thread registered one first */
+        executor_free(created);
+    return ex;
+}
+
+int pgp_executor_threads(const pgp_executor *ex)
+{
+    return ex->n_threads;
+}
+
+void pgp_executor_shutdown_all(void)
+{
+    pgp_executor *pools;
+    CPLCreateOrAcquireMutex(&registry_mutex, 1000.0);
+    pools = registry;
+    registry = NULL;
+    CPLReleaseMutex(registry_mutex);
+    while (pools != NULL) {
+        pgp_executor *next = pools->next_in_registry;
+        executor_free(pools);
+        pools = next;
+    }
+}
+
+/* ------------------------------------------------------------------ run */
+
+static CPLErr report_interrupt(void)
+{
+    CPLError(CE_Failure, CPLE_UserInterrupt, "Interrupted by user");
+    return CE_Failure;
+}
+
+/* Restores the caller's error state, which jobs run on this thread changed,
+ * then re-raises the batch's warnings and failure there. */
+static CPLErr conclude_batch(pgp_batch *b, CPLErr saved_class, CPLErrorNum saved_no,
+                             const char *saved_msg)
+{
+    CPLErr result = CE_None;
+    CPLErrorSetState(saved_class, saved_no, saved_msg);
+    for (size_t i = 0; i < b->n_warnings; i++) {
+        CPLError(CE_Warning, b->warnings[i].err_no, "%s", b->warnings[i].msg);
+        CPLFree(b->warnings[i].msg);
+    }
+    if (b->n_warnings_dropped > 0)
+        CPLError(CE_Warning, CPLE_AppDefined, "%zu more warnings of the same batch not shown",
+                 b->n_warnings_dropped);
+    if (b->failed) {
+        if (b->failure_msg != NULL)
+            CPLError(CE_Failure, b->failure_err_no, "%s", b->failure_msg);
+        else
+            CPLError(CE_Failure, CPLE_AppDefined, "job %zu failed without an error message",
+                     b->failed_index);
+        CPLFree(b->failure_msg);
+        result = CE_Failure;
+    } else if (b->interrupted) {
+        result = report_interrupt();
+    }
+    return result;
+}
+
+CPLErr pgp_executor_run(pgp_executor *ex, size_t n_jobs, pgp_job_fn fn, void *arg,
+                        GDALProgressFunc progress, void *progress_arg)
+{
+    pgp_batch b;
+    size_t reported = 0;
+    size_t index;
+    CPLErr saved_class = CPLGetLastErrorType();
+    CPLErrorNum saved_no = CPLGetLastErrorNo();
+    char *saved_msg;
+    CPLErr result;
+
+    if (n_jobs == 0)
+        return progress && !progress(1.0, NULL, progress_arg) ? report_interrupt() : CE_None;
+
+    memset(&b, 0, sizeof(b));
+    b.fn = fn;
+    b.arg = arg;
+    b.n_jobs = n_jobs;
+    b.reports_progress = progress != NULL;
+    b.done_cond = CPLCreateCond();
+    if (b.done_cond == NULL) {
+        CPLError(CE_Failure, CPLE_OutOfMemory, "could not create a condition variable");
+        return CE_Failure;
+    }
+    b.job_options = CPLGetThreadLocalConfigOptions();
+    b.job_options = CSLSetNameValue(b.job_options, "GDAL_NUM_THREADS", "1");
+    b.job_options = CSLSetNameValue(b.job_options, "VRT_NUM_THREADS", "1");
+    saved_msg = CPLStrdup(CPLGetLastErrorMsg());
+
+    CPLAcquireMutex(ex->mutex, 1000.0);
+    if (ex->n_threads > 0 && n_jobs > 1) { /* a single job is the caller's */
+        queue_push(&ex->queue, &b);
+        for (size_t i = 1; i < n_jobs && i <= (size_t)ex->n_threads; i++)
+            CPLCondSignal(ex->work_cond);
+    }
+    for (;;) {
+        if (progress && b.n_done != reported && !b.stopped) {
+            int keep_going;
+            reported = b.n_done;
+            CPLReleaseMutex(ex->mutex);
+            keep_going = progress((double)reported / (double)n_jobs, NULL, progress_arg);
+            CPLAcquireMutex(ex->mutex, 1000.0);
+            if (!keep_going) {
+                b.interrupted = 1;
+                stop_claims(ex, &b);
+            }
+        } else if (claim_job(ex, &b, &index)) {
+            work_on(ex, &b, index);
+        } else if (b.n_running == 0) {
+            break;
+        } else {
+            CPLCondWait(b.done_cond, ex->mutex);
+        }
+    }
+    CPLReleaseMutex(ex->mutex);
+
+    CPLDestroyCond(b.done_cond);
+    CSLDestroy(b.job_options);
+    result = conclude_batch(&b, saved_class, saved_no, saved_msg);
+    CPLFree(saved_msg);
+    return result;
+}

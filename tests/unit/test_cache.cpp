@@ -1,0 +1,404 @@
+// Unit tests for core/cache.c (pgp/cache.h). The global shutdown
+// environment lives in test_executor.cpp.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cpl_conv.h"
+#include "cpl_vsi.h"
+#include "pgp/cache.h"
+
+namespace {
+
+const size_t kTileBytes = 1000;
+
+pgp_tile_key Key(uint64_t owner, int node, int tx, int ty)
+{
+    pgp_tile_key key;
+    key.owner = owner;
+    key.node = node;
+    key.tx = tx;
+    key.ty = ty;
+    return key;
+}
+
+// Tile bytes encode their key, so a tile handed out for the wrong key or
+// freed under a reader shows up as a mismatch.
+uint8_t PatternByte(const pgp_tile_key &key, size_t i)
+{
+    uint64_t h = key.owner * 1000003u ^ (uint64_t)(uint32_t)key.node * 10007u ^
+                 (uint64_t)(uint32_t)key.tx * 101u ^ (uint64_t)(uint32_t)key.ty * 7u;
+    return (uint8_t)(h + i * 31u);
+}
+
+void *MakeTileData(const pgp_tile_key &key, size_t bytes)
+{
+    auto *data = static_cast<uint8_t *>(VSIMalloc(bytes));
+    for (size_t i = 0; i < bytes; i++)
+        data[i] = PatternByte(key, i);
+    return data;
+}
+
+bool TileDataMatches(const pgp_tile *tile, const pgp_tile_key &key, size_t bytes)
+{
+    const auto *data = static_cast<const uint8_t *>(pgp_tile_data(tile));
+    if (data == nullptr)
+        return false;
+    for (size_t i = 0; i < bytes; i++)
+        if (data[i] != PatternByte(key, i))
+            return false;
+    return true;
+}
+
+pgp_tile_cache_stats Stats(pgp_tile_cache *cache)
+{
+    pgp_tile_cache_stats stats;
+    pgp_tile_cache_get_stats(cache, &stats);
+    return stats;
+}
+
+class TileCache : public ::testing::Test {
+  protected:
+    void TearDown() override { pgp_tile_cache_free(cache_); }
+
+    void Open(size_t budget) { cache_ = pgp_tile_cache_new(budget); }
+
+    // Computes (or finds) key and releases it.
+    pgp_tile_status Touch(const pgp_tile_key &key, size_t bytes = kTileBytes)
+    {
+        pgp_tile *tile;
+        pgp_tile_status status = pgp_tile_cache_acquire(cache_, &key, &tile);
+        if (status == PGP_TILE_MUST_COMPUTE)
+            pgp_tile_cache_publish(cache_, tile, MakeTileData(key, bytes), bytes);
+        else
+            EXPECT_TRUE(TileDataMatches(tile, key, bytes));
+        pgp_tile_cache_release(cache_, tile);
+        return status;
+    }
+
+    // Acquires without computing: a miss is failed at once so the probe
+    // leaves no entry behind.
+    bool IsCached(const pgp_tile_key &key)
+    {
+        pgp_tile *tile;
+        pgp_tile_status status = pgp_tile_cache_acquire(cache_, &key, &tile);
+        if (status == PGP_TILE_MUST_COMPUTE)
+            pgp_tile_cache_fail(cache_, tile);
+        pgp_tile_cache_release(cache_, tile);
+        return status == PGP_TILE_READY;
+    }
+
+    pgp_tile_cache *cache_ = nullptr;
+};
+
+TEST_F(TileCache, MissComputesThenHitReturnsSameData)
+{
+    Open(1 << 20);
+    pgp_tile_key key = Key(1, 2, 3, 4);
+    pgp_tile *tile;
+    ASSERT_EQ(pgp_tile_cache_acquire(cache_, &key, &tile), PGP_TILE_MUST_COMPUTE);
+    EXPECT_EQ(pgp_tile_data(tile), nullptr);
+    void *data = MakeTileData(key, kTileBytes);
+    pgp_tile_cache_publish(cache_, tile, data, kTileBytes);
+    EXPECT_EQ(pgp_tile_data(tile), data);
+    pgp_tile_cache_release(cache_, tile);
+
+    pgp_tile *again;
+    ASSERT_EQ(pgp_tile_cache_acquire(cache_, &key, &again), PGP_TILE_READY);
+    EXPECT_EQ(again, tile);
+    EXPECT_EQ(pgp_tile_data(again), data);
+    EXPECT_TRUE(TileDataMatches(again, key, kTileBytes));
+    pgp_tile_cache_release(cache_, again);
+
+    pgp_tile_cache_stats stats = Stats(cache_);
+    EXPECT_EQ(stats.budget_bytes, size_t(1 << 20));
+    EXPECT_EQ(stats.ready_bytes, kTileBytes);
+    EXPECT_EQ(stats.entries, 1u);
+    EXPECT_EQ(stats.computed, 1u);
+    EXPECT_EQ(stats.hits, 1u);
+    EXPECT_EQ(stats.evictions, 0u);
+}
+
+TEST_F(TileCache, KeysDifferingInOneFieldAreDistinct)
+{
+    Open(1 << 20);
+    const pgp_tile_key keys[] = {Key(1, 0, 0, 0), Key(2, 0, 0, 0), Key(1, 1, 0, 0),
+                                 Key(1, 0, 1, 0), Key(1, 0, 0, 1), Key(1, 0, -1, 0),
+                                 Key(1, 0, 0, -1)};
+    for (const auto &key : keys)
+        EXPECT_EQ(Touch(key), PGP_TILE_MUST_COMPUTE);
+    for (const auto &key : keys)
+        EXPECT_EQ(Touch(key), PGP_TILE_READY);
+    EXPECT_EQ(Stats(cache_).entries, 7u);
+}
+
+TEST_F(TileCache, TableGrowsAndKeepsEveryEntry)
+{
+    Open(SIZE_MAX);
+    for (int i = 0; i < 5000; i++)
+        ASSERT_EQ(Touch(Key(9, i % 3, i - 2500, -i), 16), PGP_TILE_MUST_COMPUTE);
+    for (int i = 0; i < 5000; i++)
+        ASSERT_EQ(Touch(Key(9, i % 3, i - 2500, -i), 16), PGP_TILE_READY) << i;
+    pgp_tile_cache_stats stats = Stats(cache_);
+    EXPECT_EQ(stats.entries, 5000u);
+    EXPECT_EQ(stats.ready_bytes, 5000u * 16);
+}
+
+TEST_F(TileCache, EvictsLeastRecentlyUsedFirst)
+{
+    Open(3 * kTileBytes);
+    Touch(Key(1, 0, 0, 0));
+    Touch(Key(1, 0, 1, 0));
+    Touch(Key(1, 0, 2, 0));
+    EXPECT_EQ(Touch(Key(1, 0, 0, 0)), PGP_TILE_READY);  // tile 0 becomes most recent
+    Touch(Key(1, 0, 3, 0));                              // evicts tile 1
+    Touch(Key(1, 0, 4, 0));                              // evicts tile 2
+
+    pgp_tile_cache_stats stats = Stats(cache_);
+    EXPECT_EQ(stats.evictions, 2u);
+    EXPECT_EQ(stats.entries, 3u);
+    EXPECT_EQ(stats.ready_bytes, 3 * kTileBytes);
+    EXPECT_TRUE(IsCached(Key(1, 0, 0, 0)));
+    EXPECT_TRUE(IsCached(Key(1, 0, 3, 0)));
+    EXPECT_TRUE(IsCached(Key(1, 0, 4, 0)));
+    EXPECT_FALSE(IsCached(Key(1, 0, 1, 0)));
+    EXPECT_FALSE(IsCached(Key(1, 0, 2, 0)));
+}
+
+TEST_F(TileCache, PinnedEntriesAreNeverEvicted)
+{
+    Open(kTileBytes);
+    pgp_tile_key a = Key(1, 0, 0, 0), b = Key(1, 0, 1, 0);
+    pgp_tile *ta, *tb;
+    ASSERT_EQ(pgp_tile_cache_acquire(cache_, &a, &ta), PGP_TILE_MUST_COMPUTE);
+    pgp_tile_cache_publish(cache_, ta, MakeTileData(a, kTileBytes), kTileBytes);
+    ASSERT_EQ(pgp_tile_cache_acquire(cache_, &b, &tb), PGP_TILE_MUST_COMPUTE);
+    pgp_tile_cache_publish(cache_, tb, MakeTileData(b, kTileBytes), kTileBytes);
+    pgp_tile_cache_set_budget(cache_, 0);
+
+    pgp_tile_cache_stats stats = Stats(cache_);
+    EXPECT_EQ(stats.ready_bytes, 2 * kTileBytes);  // over budget, but all pinned
+    EXPECT_EQ(stats.evictions, 0u);
+    EXPECT_TRUE(TileDataMatches(ta, a, kTileBytes));
+    EXPECT_TRUE(TileDataMatches(tb, b, kTileBytes));
+
+    pgp_tile_cache_set_budget(cache_, kTileBytes);
+    pgp_tile_cache_release(cache_, ta);  // unpinned and over budget: evicted
+    stats = Stats(cache_);
+    EXPECT_EQ(stats.evictions, 1u);
+    EXPECT_EQ(stats.ready_bytes, kTileBytes);
+    EXPECT_TRUE(TileDataMatches(tb, b, kTileBytes));
+    pgp_tile_cache_release(cache_, tb);  // fits the budget: kept
+    EXPECT_TRUE(IsCached(b));
+    EXPECT_FALSE(IsCached(a));
+}
+
+TEST_F(TileCache, BudgetZeroKeepsNothingOnceReleased)
+{
+    Open(0);
+    pgp_tile_key key = Key(1, 0, 0, 0);
+    pgp_tile *computer, *reader;
+    ASSERT_EQ(pgp_tile_cache_acquire(cache_, &key, &computer), PGP_TILE_MUST_COMPUTE);
+    pgp_tile_cache_publish(cache_, computer, MakeTileData(key, kTileBytes), kTileBytes);
+    ASSERT_EQ(pgp_tile_cache_acquire(cache_, &key, &reader), PGP_TILE_READY);
+    pgp_tile_cache_release(cache_, computer);
+    EXPECT_TRUE(TileDataMatches(reader, key, kTileBytes));  // still pinned by reader
+    pgp_tile_cache_release(cache_, reader);
+
+    pgp_tile_cache_stats stats = Stats(cache_);
+    EXPECT_EQ(stats.entries, 0u);
+    EXPECT_EQ(stats.ready_bytes, 0u);
+    EXPECT_EQ(stats.evictions, 1u);
+    EXPECT_EQ(Touch(key), PGP_TILE_MUST_COMPUTE);
+}
+
+TEST_F(TileCache, SetBudgetShrinksToTheNewBudget)
+{
+    Open(10 * kTileBytes);
+    for (int i = 0; i < 5; i++)
+        Touch(Key(1, 0, i, 0));
+    pgp_tile_cache_set_budget(cache_, 2 * kTileBytes);
+    pgp_tile_cache_stats stats = Stats(cache_);
+    EXPECT_EQ(stats.budget_bytes, 2 * kTileBytes);
+    EXPECT_EQ(stats.ready_bytes, 2 * kTileBytes);
+    EXPECT_EQ(stats.evictions, 3u);
+    for (int i = 0; i < 5; i++)
+        EXPECT_EQ(IsCached(Key(1, 0, i, 0)), i >= 3) << i;
+}
+
+TEST_F(TileCache, FailureWakesWaitersAndIsRecomputedLater)
+{
+    Open(1 << 20);
+    pgp_tile_key key = Key(1, 0, 0, 0);
+    pgp_tile *computer;
+    ASSERT_EQ(pgp_tile_cache_acquire(cache_, &key, &computer), PGP_TILE_MUST_COMPUTE);
+
+    std::atomic<bool> waiter_started{false};
+    pgp_tile_status waiter_status = PGP_TILE_READY;
+    std::thread waiter([&] {
+        pgp_tile *tile;
+        waiter_started = true;
+        waiter_status = pgp_tile_cache_acquire(cache_, &key, &tile);
+        pgp_tile_cache_release(cache_, tile);
+    });
+    while (!waiter_started)
+        std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let it block
+    pgp_tile_cache_fail(cache_, computer);
+    EXPECT_EQ(Stats(cache_).entries, 0u);  // failed entries leave the table at once
+    waiter.join();
+    EXPECT_EQ(waiter_status, PGP_TILE_FAILED);
+    pgp_tile_cache_release(cache_, computer);
+
+    EXPECT_EQ(Touch(key), PGP_TILE_MUST_COMPUTE);
+    EXPECT_EQ(Touch(key), PGP_TILE_READY);
+    pgp_tile_cache_stats stats = Stats(cache_);
+    EXPECT_EQ(stats.computed, 2u);
+    EXPECT_EQ(stats.entries, 1u);
+}
+
+TEST_F(TileCache, ConcurrentAcquiresComputeOnce)
+{
+    Open(1 << 20);
+    const int n_threads = 8;
+    pgp_tile_key key = Key(5, 1, 2, 3);
+    std::atomic<int> arrived{0}, must_compute{0}, ready_ok{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < n_threads; t++)
+        threads.emplace_back([&] {
+            arrived++;
+            while (arrived < n_threads)
+                std::this_thread::yield();
+            pgp_tile *tile;
+            pgp_tile_status status = pgp_tile_cache_acquire(cache_, &key, &tile);
+            if (status == PGP_TILE_MUST_COMPUTE) {
+                must_compute++;
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                pgp_tile_cache_publish(cache_, tile, MakeTileData(key, kTileBytes), kTileBytes);
+            } else if (status == PGP_TILE_READY && TileDataMatches(tile, key, kTileBytes)) {
+                ready_ok++;
+            }
+            pgp_tile_cache_release(cache_, tile);
+        });
+    for (auto &t : threads)
+        t.join();
+    EXPECT_EQ(must_compute.load(), 1);
+    EXPECT_EQ(ready_ok.load(), n_threads - 1);
+    pgp_tile_cache_stats stats = Stats(cache_);
+    EXPECT_EQ(stats.computed, 1u);
+    EXPECT_EQ(stats.hits, uint64_t(n_threads - 1));
+}
+
+TEST_F(TileCache, ManyThreadsOnRandomKeysUnderASmallBudget)
+{
+    const size_t tile_bytes = 256;
+    Open(8 * tile_bytes);
+    const int n_threads = 8, ops_per_thread = 20000;
+    std::atomic<int> corrupt{0}, failed_seen{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < n_threads; t++)
+        threads.emplace_back([&, t] {
+            std::mt19937 rng(t + 1);
+            for (int op = 0; op < ops_per_thread; op++) {
+                pgp_tile_key key = Key(1 + rng() % 2, rng() % 2, rng() % 6, rng() % 4);
+                pgp_tile *tile;
+                switch (pgp_tile_cache_acquire(cache_, &key, &tile)) {
+                case PGP_TILE_MUST_COMPUTE:
+                    if (rng() % 50 == 0)
+                        pgp_tile_cache_fail(cache_, tile);
+                    else
+                        pgp_tile_cache_publish(cache_, tile, MakeTileData(key, tile_bytes),
+                                               tile_bytes);
+                    break;
+                case PGP_TILE_READY:
+                    if (!TileDataMatches(tile, key, tile_bytes))
+                        corrupt++;
+                    break;
+                case PGP_TILE_FAILED:
+                    failed_seen++;
+                    break;
+                }
+                pgp_tile_cache_release(cache_, tile);
+            }
+        });
+    for (auto &t : threads)
+        t.join();
+    EXPECT_EQ(corrupt.load(), 0);
+    pgp_tile_cache_stats stats = Stats(cache_);
+    EXPECT_EQ(stats.computed + stats.hits + failed_seen.load(),
+              uint64_t(n_threads) * ops_per_thread);
+    EXPECT_LE(stats.ready_bytes, stats.budget_bytes);
+    EXPECT_EQ(stats.ready_bytes, stats.entries * tile_bytes);  // nothing left COMPUTING
+    EXPECT_GT(stats.evictions, 0u);
+}
+
+TEST_F(TileCache, PurgeOwnerRemovesOnlyThatOwner)
+{
+    Open(1 << 20);
+    uint64_t closing = pgp_tile_cache_new_owner(), staying = pgp_tile_cache_new_owner();
+    for (int i = 0; i < 3; i++) {
+        Touch(Key(closing, 0, i, 0));
+        Touch(Key(staying, 0, i, 0));
+    }
+    pgp_tile_cache_purge_owner(cache_, closing);
+    pgp_tile_cache_stats stats = Stats(cache_);
+    EXPECT_EQ(stats.entries, 3u);
+    EXPECT_EQ(stats.ready_bytes, 3 * kTileBytes);
+    for (int i = 0; i < 3; i++) {
+        EXPECT_FALSE(IsCached(Key(closing, 0, i, 0))) << i;
+        EXPECT_TRUE(IsCached(Key(staying, 0, i, 0))) << i;
+    }
+}
+
+TEST(TileCacheOwners, IdsAreUniqueAndNonZeroAcrossThreads)
+{
+    const int n_threads = 4, per_thread = 1000;
+    std::vector<std::vector<uint64_t>> ids(n_threads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < n_threads; t++)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < per_thread; i++)
+                ids[t].push_back(pgp_tile_cache_new_owner());
+        });
+    for (auto &t : threads)
+        t.join();
+    std::set<uint64_t> unique;
+    for (const auto &list : ids)
+        unique.insert(list.begin(), list.end());
+    EXPECT_EQ(unique.size(), size_t(n_threads * per_thread));
+    EXPECT_EQ(unique.count(0), 0u);
+}
+
+TEST(TileCacheGlobal, BudgetComesFromPgpCacheMb)
+{
+    const struct {
+        const char *value;
+        size_t expected;
+    } cases[] = {
+        {nullptr, 256u << 20}, {"3", 3u << 20}, {"0", 0}, {"junk", 256u << 20},
+        {"-5", 256u << 20},    {"12MB", 256u << 20},
+    };
+    std::string saved = CPLGetConfigOption("PGP_CACHE_MB", "");
+    bool had_saved = CPLGetConfigOption("PGP_CACHE_MB", nullptr) != nullptr;
+    for (const auto &c : cases) {
+        if (c.value == nullptr && getenv("PGP_CACHE_MB") != nullptr)
+            continue;
+        CPLSetConfigOption("PGP_CACHE_MB", c.value);
+        pgp_tile_cache_shutdown_global();
+        pgp_tile_cache *cache = pgp_tile_cache_global();
+        ASSERT_NE(cache, nullptr);
+        EXPECT_EQ(pgp_tile_cache_global(), cache);
+        EXPECT_EQ(Stats(cache).budget_bytes, c.expected) << (c.value ? c.value : "(unset)");
+    }
+    CPLSetConfigOption("PGP_CACHE_MB", had_saved ? saved.c_str() : nullptr);
+    pgp_tile_cache_shutdown_global();
+}
+
+}  // namespace
