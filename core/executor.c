@@ -58,11 +58,27 @@ typedef struct pgp_batch_queue {
     pgp_batch *tail;
 } pgp_batch_queue;
 
+typedef struct background_job {
+    pgp_job_fn fn;
+    void *arg;
+    size_t index;
+    pgp_background *group;
+    struct background_job *next;
+} background_job;
+
+struct pgp_background {
+    pgp_executor *ex;
+    char **job_options;
+    size_t n_queued, n_running;
+    CPLCond *idle_cond; /* pgp_background_free waits here for running jobs */
+};
+
 struct pgp_executor {
     int n_threads;
     CPLMutex *mutex;
     CPLCond *work_cond; /* idle workers wait here */
     pgp_batch_queue queue;
+    background_job *background_head, *background_tail; /* FIFO, after queue */
     int stopping;
     int n_started;
     CPLJoinableThread **threads;
@@ -270,6 +286,33 @@ static void work_on(pgp_executor *ex, pgp_batch *b, size_t index)
     finish_job(ex, b, index, rc, &cap);
 }
 
+/* Runs the oldest background job: called and returns with ex->mutex held. */
+static void work_on_background(pgp_executor *ex)
+{
+    background_job *job = ex->background_head;
+    pgp_background *group = job->group;
+    char **own_options;
+
+    ex->background_head = job->next;
+    if (ex->background_head == NULL)
+        ex->background_tail = NULL;
+    group->n_queued--;
+    group->n_running++;
+    CPLReleaseMutex(ex->mutex);
+    own_options = CPLGetThreadLocalConfigOptions();
+    CPLSetThreadLocalConfigOptions((const char *const *)group->job_options);
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    job->fn(job->arg, job->index);
+    CPLPopErrorHandler();
+    CPLErrorReset();
+    CPLSetThreadLocalConfigOptions((const char *const *)own_options);
+    CSLDestroy(own_options);
+    CPLFree(job);
+    CPLAcquireMutex(ex->mutex, 1000.0);
+    if (--group->n_running == 0)
+        CPLCondBroadcast(group->idle_cond);
+}
+
 /* -------------------------------------------------------------- workers */
 
 static void worker_main(void *arg)
@@ -279,10 +322,14 @@ static void worker_main(void *arg)
     while (!ex->stopping) {
         pgp_batch *b = ex->queue.head;
         size_t index;
-        if (b == NULL)
+        if (b != NULL) {
+            if (claim_job(ex, b, &index))
+                work_on(ex, b, index);
+        } else if (ex->background_head != NULL) {
+            work_on_background(ex);
+        } else {
             CPLCondWait(ex->work_cond, ex->mutex);
-        else if (claim_job(ex, b, &index))
-            work_on(ex, b, index);
+        }
     }
     CPLReleaseMutex(ex->mutex);
 }
@@ -301,6 +348,8 @@ static void stop_workers(pgp_executor *ex)
 static void executor_free(pgp_executor *ex)
 {
     stop_workers(ex);
+    /* Every group was freed before unload, which dropped its jobs. */
+    CPLAssert(ex->background_head == NULL);
     CPLFree(ex->threads);
     CPLDestroyCond(ex->work_cond);
     CPLDestroyMutex(ex->mutex);
@@ -491,4 +540,76 @@ CPLErr pgp_executor_run(pgp_executor *ex, size_t n_jobs, pgp_job_fn fn, void *ar
     result = conclude_batch(&b, saved_class, saved_no, saved_msg);
     CPLFree(saved_msg);
     return result;
+}
+
+/* ----------------------------------------------------------- background */
+
+pgp_background *pgp_background_new(pgp_executor *ex)
+{
+    pgp_background *group = (pgp_background *)CPLCalloc(1, sizeof(*group));
+    group->ex = ex;
+    group->job_options = CPLGetThreadLocalConfigOptions();
+    group->job_options = CSLSetNameValue(group->job_options, "GDAL_NUM_THREADS", "1");
+    group->job_options = CSLSetNameValue(group->job_options, "VRT_NUM_THREADS", "1");
+    group->idle_cond = CPLCreateCond();
+    return group;
+}
+
+void pgp_background_submit(pgp_background *group, pgp_job_fn fn, void *arg, size_t index)
+{
+    pgp_executor *ex = group->ex;
+    background_job *job;
+    if (ex->n_threads == 0)
+        return;
+    job = (background_job *)CPLCalloc(1, sizeof(*job));
+    job->fn = fn;
+    job->arg = arg;
+    job->index = index;
+    job->group = group;
+    CPLAcquireMutex(ex->mutex, 1000.0);
+    if (ex->background_tail)
+        ex->background_tail->next = job;
+    else
+        ex->background_head = job;
+    ex->background_tail = job;
+    group->n_queued++;
+    CPLCondSignal(ex->work_cond);
+    CPLReleaseMutex(ex->mutex);
+}
+
+size_t pgp_background_pending(pgp_background *group)
+{
+    size_t pending;
+    CPLAcquireMutex(group->ex->mutex, 1000.0);
+    pending = group->n_queued + group->n_running;
+    CPLReleaseMutex(group->ex->mutex);
+    return pending;
+}
+
+void pgp_background_free(pgp_background *group)
+{
+    pgp_executor *ex;
+    background_job **link;
+    if (group == NULL)
+        return;
+    ex = group->ex;
+    CPLAcquireMutex(ex->mutex, 1000.0);
+    ex->background_tail = NULL;
+    for (link = &ex->background_head; *link != NULL;) {
+        background_job *job = *link;
+        if (job->group == group) {
+            *link = job->next;
+            CPLFree(job);
+        } else {
+            ex->background_tail = job;
+            link = &job->next;
+        }
+    }
+    group->n_queued = 0;
+    while (group->n_running > 0)
+        CPLCondWait(group->idle_cond, ex->mutex);
+    CPLReleaseMutex(ex->mutex);
+    CPLDestroyCond(group->idle_cond);
+    CSLDestroy(group->job_options);
+    CPLFree(group);
 }

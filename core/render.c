@@ -41,6 +41,8 @@ struct pgp_renderer {
     pgp_tile_cache *cache;
     uint64_t owner;
     int tiles_x, tiles_y;
+    int prefetch_tiles;
+    pgp_background *prefetch;
     CPLMutex *contexts_mutex;
     worker_context *idle_contexts; /* free list; every context is here between jobs */
 };
@@ -64,7 +66,7 @@ static tile_rect tile_at(const pgp_renderer *r, int tx, int ty)
 }
 
 pgp_renderer *pgp_renderer_new(const pgp_graph *graph, pgp_executor *executor,
-                               pgp_tile_cache *cache)
+                               pgp_tile_cache *cache, int prefetch_tiles)
 {
     pgp_renderer *r = (pgp_renderer *)CPLCalloc(1, sizeof(pgp_renderer));
     r->graph = graph;
@@ -75,6 +77,8 @@ pgp_renderer *pgp_renderer_new(const pgp_graph *graph, pgp_executor *executor,
     r->tiles_y = (graph->y_size + graph->block_y - 1) / graph->block_y;
     r->contexts_mutex = CPLCreateMutex();
     CPLReleaseMutex(r->contexts_mutex);
+    r->prefetch_tiles = prefetch_tiles;
+    r->prefetch = pgp_background_new(executor);
     return r;
 }
 
@@ -82,6 +86,7 @@ void pgp_renderer_free(pgp_renderer *r)
 {
     if (r == NULL)
         return;
+    pgp_background_free(r->prefetch); /* its jobs use contexts and the cache */
     while (r->idle_contexts != NULL) {
         worker_context *ctx = r->idle_contexts;
         int i;
@@ -411,6 +416,36 @@ static int read_job(void *arg, size_t index)
     return run_tile_job(q->r, q->nodes[index % q->n_nodes], &t, copy_out, (void *)q, index);
 }
 
+/* Background job index = tile index * n_nodes + node. */
+static int prefetch_job(void *arg, size_t index)
+{
+    pgp_renderer *r = (pgp_renderer *)arg;
+    const size_t tile_index = index / r->graph->n_nodes;
+    const tile_rect t = tile_at(r, (int)(tile_index % r->tiles_x), (int)(tile_index / r->tiles_x));
+    worker_context *ctx = borrow_context(r);
+    pgp_tile *tile;
+    const int status = acquire_tile(r, ctx, (int)(index % r->graph->n_nodes), &t, 0, &tile);
+    return_context(r, ctx);
+    if (status == 0)
+        pgp_tile_cache_release(r->cache, tile);
+    return status;
+}
+
+/* Queues the tiles after the window's last one in row-major order: the next
+ * strip for full-width strips, the next tiles to the right otherwise. */
+static void prefetch_after(pgp_renderer *r, int n_nodes, const int *nodes, size_t last_tile)
+{
+    const size_t n_tiles = pgp_renderer_tile_count(r);
+    size_t tile;
+    int i;
+    if (pgp_background_pending(r->prefetch) >= (size_t)r->prefetch_tiles * n_nodes)
+        return; /* the client is ahead of the workers: don't pile up */
+    for (tile = last_tile + 1; tile <= last_tile + r->prefetch_tiles && tile < n_tiles; tile++)
+        for (i = 0; i < n_nodes; i++)
+            pgp_background_submit(r->prefetch, prefetch_job, r,
+                                  tile * r->graph->n_nodes + nodes[i]);
+}
+
 CPLErr pgp_renderer_read(pgp_renderer *r, int n_nodes, const int *nodes, int x, int y, int w,
                          int h, void *buffer, GDALDataType buffer_type, GSpacing pixel_space,
                          GSpacing line_space, GSpacing band_space, GDALProgressFunc progress,
@@ -418,6 +453,7 @@ CPLErr pgp_renderer_read(pgp_renderer *r, int n_nodes, const int *nodes, int x, 
 {
     const pgp_graph *g = r->graph;
     read_request q;
+    CPLErr err;
     if (x < 0 || y < 0 || w <= 0 || h <= 0 || x > g->x_size - w || y > g->y_size - h) {
         CPLError(CE_Failure, CPLE_IllegalArg,
                  "window (%d,%d,%d,%d) is outside the %dx%d raster", x, y, w, h, g->x_size,
@@ -440,9 +476,13 @@ CPLErr pgp_renderer_read(pgp_renderer *r, int n_nodes, const int *nodes, int x, 
     q.pixel_space = pixel_space;
     q.line_space = line_space;
     q.band_space = band_space;
-    return pgp_executor_run(r->executor,
-                            (size_t)q.tiles_x * ((y + h - 1) / g->block_y - q.ty0 + 1) * n_nodes,
-                            read_job, &q, progress, progress_arg);
+    err = pgp_executor_run(r->executor,
+                           (size_t)q.tiles_x * ((y + h - 1) / g->block_y - q.ty0 + 1) * n_nodes,
+                           read_job, &q, progress, progress_arg);
+    if (err == CE_None && r->prefetch_tiles > 0)
+        prefetch_after(r, n_nodes, nodes,
+                       (size_t)((y + h - 1) / g->block_y) * r->tiles_x + (x + w - 1) / g->block_x);
+    return err;
 }
 
 /* ---- whole-node visits ------------------------------------------------------- */

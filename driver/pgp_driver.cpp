@@ -112,7 +112,7 @@ class PGPDataset final : public GDALDataset
     CPLString m_xml_path{};
 
   public:
-    PGPDataset(pgp_graph *graph, pgp_executor *executor, const char *path);
+    PGPDataset(pgp_graph *graph, pgp_executor *executor, int prefetch, const char *path);
     ~PGPDataset() override;
 
     static int Identify(GDALOpenInfo *info);
@@ -164,9 +164,10 @@ CPLErr RefuseWrite()
 
 /* ---- dataset ---------------------------------------------------------------- */
 
-PGPDataset::PGPDataset(pgp_graph *graph, pgp_executor *executor, const char *path)
+PGPDataset::PGPDataset(pgp_graph *graph, pgp_executor *executor, int prefetch,
+                       const char *path)
     : m_graph(graph),
-      m_renderer(pgp_renderer_new(graph, executor, pgp_tile_cache_global())),
+      m_renderer(pgp_renderer_new(graph, executor, pgp_tile_cache_global(), prefetch)),
       m_xml_path(path ? path : "")
 {
     nRasterXSize = graph->x_size;
@@ -233,7 +234,8 @@ GDALDataset *PGPDataset::Open(GDALOpenInfo *info)
     }
     pgp_tile_cache_set_budget(pgp_tile_cache_global(), static_cast<size_t>(cache_mb) << 20);
 
-    auto *ds = new PGPDataset(graph, executor, from_text ? nullptr : info->pszFilename);
+    auto *ds = new PGPDataset(graph, executor, static_cast<int>(prefetch),
+                              from_text ? nullptr : info->pszFilename);
     ds->SetDescription(info->pszFilename);
     ds->SetMetadataItem("EXECUTOR", threads ? CPLSPrintf("threading:%d", threads) : "serial",
                         "PGP");

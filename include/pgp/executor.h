@@ -63,6 +63,26 @@ typedef int (*pgp_job_fn)(void *arg, size_t index);
 CPLErr pgp_executor_run(pgp_executor *ex, size_t n_jobs, pgp_job_fn fn, void *arg,
                         GDALProgressFunc progress, void *progress_arg);
 
+/* Background (prefetch) work: low priority and fire-and-forget. Workers take a
+ * background job only when no foreground batch has an unclaimed job, so
+ * prefetch never delays a request. A group belongs to one submitter (a
+ * renderer); its jobs run with the thread-local config options the creating
+ * thread had, and their errors are dropped: a prefetched tile that failed is
+ * simply computed again, and its error reported, when it is requested.
+ * On a serial executor (no threads) submissions are ignored. */
+typedef struct pgp_background pgp_background;
+
+pgp_background *pgp_background_new(pgp_executor *ex);
+
+/* Queues fn(arg, index). */
+void pgp_background_submit(pgp_background *group, pgp_job_fn fn, void *arg, size_t index);
+
+/* Jobs of the group queued or running. */
+size_t pgp_background_pending(pgp_background *group);
+
+/* Drops the group's queued jobs, waits for its running ones, frees it. */
+void pgp_background_free(pgp_background *group);
+
 /* Joins every pool's threads. Only when no batch is running (driver unload). */
 void pgp_executor_shutdown_all(void);
 

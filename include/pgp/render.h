@@ -11,8 +11,13 @@
  * on first use, closed by pgp_renderer_free), so no GDAL handle is ever used by
  * two threads at once.
  *
+ * Prefetch: after each read, up to prefetch_tiles tiles that follow the window
+ * in row-major order are computed in the background (DESIGN §5), so a client
+ * scanning the raster finds them ready. They never delay a foreground read.
+ *
  * Ownership: the graph, executor and cache are borrowed and must outlive the
- * renderer. pgp_renderer_free drops the renderer's cached tiles.
+ * renderer. pgp_renderer_free cancels queued prefetches, waits for running
+ * ones, and drops the renderer's cached tiles.
  */
 #ifndef PGP_RENDER_H
 #define PGP_RENDER_H
@@ -31,7 +36,7 @@ extern "C" {
 typedef struct pgp_renderer pgp_renderer;
 
 pgp_renderer *pgp_renderer_new(const pgp_graph *graph, pgp_executor *executor,
-                               pgp_tile_cache *cache);
+                               pgp_tile_cache *cache, int prefetch_tiles);
 void pgp_renderer_free(pgp_renderer *renderer);
 
 /* Reads window (x, y, w, h) of nodes[0..n_nodes) at full resolution into

@@ -9,6 +9,7 @@
 
 #include "cpl_conv.h"
 #include "cpl_error.h"
+#include "cpl_multiproc.h"
 #include "cpl_vsi.h"
 #include "raster_fixture.h"
 
@@ -74,7 +75,7 @@ class RenderTest : public ::testing::Test
     std::vector<double> Read(int threads, int x, int y, int w, int h, GDALDataType type)
     {
         pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
-        pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(threads), cache);
+        pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(threads), cache, 0);
         std::vector<double> out(static_cast<size_t>(w) * h, -12345);
         const int size = GDALGetDataTypeSizeBytes(type);
         std::vector<GByte> raw(static_cast<size_t>(w) * h * size);
@@ -143,7 +144,7 @@ TEST_F(RenderTest, StatisticsAreIdenticalForEveryExecutor)
     const double nodata = -7;
     for (int threads : {0, 1, 3}) {
         pgp_tile_cache *cache = pgp_tile_cache_new(0);
-        pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(threads), cache);
+        pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(threads), cache, 0);
         pgp_stats stats{};
         ASSERT_EQ(pgp_stats_of_node(r, d_, &nodata, &stats, nullptr, nullptr), CE_None);
         pgp_renderer_free(r);
@@ -163,7 +164,7 @@ TEST_F(RenderTest, StatisticsAreIdenticalForEveryExecutor)
 TEST_F(RenderTest, SourceFailureInAWorkerIsReportedWithNodeAndTile)
 {
     pgp_tile_cache *cache = pgp_tile_cache_new(1 << 20);
-    pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(2), cache);
+    pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(2), cache, 0);
     VSIUnlink("/vsimem/r/a.tif"); // workers open their own handles: this one is gone
     std::vector<double> out(kW * kH);
     CPLPushErrorHandler(CPLQuietErrorHandler);
@@ -179,6 +180,56 @@ TEST_F(RenderTest, SourceFailureInAWorkerIsReportedWithNodeAndTile)
     pgp_tile_cache_free(cache);
 }
 
+uint64_t ComputedTiles(pgp_tile_cache *cache)
+{
+    pgp_tile_cache_stats stats;
+    pgp_tile_cache_get_stats(cache, &stats);
+    return stats.computed;
+}
+
+// Waits (bounded) until the cache has computed `expected` tiles.
+uint64_t WaitForComputed(pgp_tile_cache *cache, uint64_t expected)
+{
+    for (int i = 0; i < 1000 && ComputedTiles(cache) < expected; i++)
+        CPLSleep(0.01);
+    CPLSleep(0.05); // anything beyond expected would show up now
+    return ComputedTiles(cache);
+}
+
+TEST_F(RenderTest, PrefetchComputesTheNextTilesInTheBackground)
+{
+    // 16x8 tiles over 101x67: 7 tiles a strip; each tile of d also computes c.
+    const std::vector<double> whole = Read(0, 0, 0, kW, kH, GDT_Float64);
+    pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+    pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(2), cache, 4);
+    std::vector<double> strip(kW * 8);
+    for (int row = 0; row < 2; row++) {
+        ASSERT_EQ(pgp_renderer_read(r, 1, &d_, 0, row * 8, kW, 8, strip.data(), GDT_Float64, 8,
+                                    8 * kW, 0, nullptr, nullptr),
+                  CE_None);
+        EXPECT_EQ(0, std::memcmp(strip.data(), &whole[row * 8 * kW], strip.size() * 8));
+        // Strip 1 computes 7 tiles (x2 nodes) and prefetches 4 of strip 2; strip 2
+        // computes only its 3 remaining tiles and prefetches 4 of strip 3.
+        const uint64_t expected = row == 0 ? 2 * (7 + 4) : 2 * (7 + 4) + 2 * (3 + 4);
+        EXPECT_EQ(WaitForComputed(cache, expected), expected);
+    }
+    pgp_renderer_free(r); // cancels nothing pending, frees cleanly
+    pgp_tile_cache_free(cache);
+}
+
+TEST_F(RenderTest, FreeingCancelsQueuedPrefetches)
+{
+    pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+    pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(1), cache, 1000);
+    std::vector<double> tile(16 * 8);
+    ASSERT_EQ(pgp_renderer_read(r, 1, &d_, 0, 0, 16, 8, tile.data(), GDT_Float64, 8, 8 * 16, 0,
+                                nullptr, nullptr),
+              CE_None);
+    pgp_renderer_free(r); // right away: most prefetches are still queued
+    EXPECT_LT(ComputedTiles(cache), 2u * 63);
+    pgp_tile_cache_free(cache);
+}
+
 int CancelAfterThree(double, const char *, void *arg)
 {
     return ++*static_cast<int *>(arg) < 3;
@@ -187,7 +238,7 @@ int CancelAfterThree(double, const char *, void *arg)
 TEST_F(RenderTest, ProgressFalseCancels)
 {
     pgp_tile_cache *cache = pgp_tile_cache_new(1 << 20);
-    pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(0), cache);
+    pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(0), cache, 0);
     std::vector<double> out(kW * kH);
     int calls = 0;
     CPLPushErrorHandler(CPLQuietErrorHandler);
