@@ -265,9 +265,9 @@ static int parse_calc(const CPLXMLNode *element, pgp_node *node)
                      &node->nodata) != 0)
         return -1;
     if (EQUAL(policy, "propagate"))
-        node->policy = PGP_NODATA_PROPAGATE;
+        node->rules.policy = PGP_NODATA_PROPAGATE;
     else if (EQUAL(policy, "expression"))
-        node->policy = PGP_NODATA_EXPRESSION;
+        node->rules.policy = PGP_NODATA_EXPRESSION;
     else {
         report(node->where, "noDataPolicy '%s' is neither 'propagate' nor 'expression'", policy);
         return -1;
@@ -293,25 +293,27 @@ static int parse_calc(const CPLXMLNode *element, pgp_node *node)
 static int compile_calc(pgp_graph *graph, pgp_node *node, const pgp_expr_var *vars)
 {
     char err[1024];
-    int i;
+    int i, missing;
     node->program = pgp_expr_compile(node->expression, vars, graph->n_nodes, err, sizeof err);
     if (node->program == NULL) {
         report(node->where, "%s", err);
         return -1;
     }
+    node->rules.program = node->program;
+    node->rules.n_vars = graph->n_nodes;
+    node->rules.var_nodata = graph->var_nodata;
+    node->rules.out_nodata = node->nodata;
     node->input_nodes = (int *)CPLCalloc(graph->n_nodes, sizeof(int));
     for (i = 0; i < graph->n_nodes; i++)
         if (pgp_expr_reads_var(node->program, i))
             node->input_nodes[node->n_inputs++] = i;
-    for (i = 0; i < node->n_inputs && node->policy == PGP_NODATA_PROPAGATE; i++) {
-        const pgp_node *input = &graph->nodes[node->input_nodes[i]];
-        if (input->nodata.present && !node->nodata.present) {
-            report(node->where,
-                   "input '%s' has nodata but the Calc declares no noData; add noData=\"...\" "
-                   "or noDataPolicy=\"expression\"",
-                   input->name);
-            return -1;
-        }
+    missing = pgp_calc_missing_nodata(&node->rules);
+    if (missing >= 0) {
+        report(node->where,
+               "input '%s' has nodata but the Calc declares no noData; add noData=\"...\" "
+               "or noDataPolicy=\"expression\"",
+               graph->nodes[missing].name);
+        return -1;
     }
     return 0;
 }
@@ -483,9 +485,10 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
 
     /* Pass 2: variable i of every expression is node i. */
     vars = (pgp_expr_var *)CPLCalloc(graph->n_nodes, sizeof(pgp_expr_var));
+    graph->var_nodata = (pgp_nodata *)CPLCalloc(graph->n_nodes, sizeof(pgp_nodata));
     for (i = 0; i < graph->n_nodes; i++) {
         vars[i].name = graph->nodes[i].name;
-        vars[i].nodata = graph->nodes[i].nodata;
+        vars[i].nodata = graph->var_nodata[i] = graph->nodes[i].nodata;
     }
     for (i = 0; i < graph->n_nodes && status == 0; i++)
         if (graph->nodes[i].kind == PGP_NODE_CALC)
@@ -559,6 +562,7 @@ void pgp_graph_free(pgp_graph *graph)
     for (i = 0; i < graph->n_bands; i++)
         CPLFree(graph->bands[i].description);
     CPLFree(graph->nodes);
+    CPLFree(graph->var_nodata);
     CPLFree(graph->bands);
     CPLFree(graph->srs_wkt);
     CSLDestroy(graph->source_files);

@@ -243,31 +243,6 @@ static int read_as_doubles(pgp_renderer *r, worker_context *ctx, int node, const
     return 0;
 }
 
-/* Replaces pixels where an input is nodata (propagate policy) or the result is
- * NaN by the Calc's noData. */
-static void apply_nodata(const pgp_graph *g, const pgp_node *n, double *const *inputs,
-                         double *out, size_t count)
-{
-    const double nodata = n->nodata.value;
-    size_t p;
-    int i;
-    if (!n->nodata.present)
-        return;
-    if (n->policy == PGP_NODATA_PROPAGATE)
-        for (i = 0; i < n->n_inputs; i++) {
-            const pgp_nodata *input_nodata = &g->nodes[n->input_nodes[i]].nodata;
-            const double *v = inputs[n->input_nodes[i]];
-            if (!input_nodata->present)
-                continue;
-            for (p = 0; p < count; p++)
-                if (pgp_is_nodata(input_nodata, v[p]))
-                    out[p] = nodata;
-        }
-    for (p = 0; p < count; p++)
-        if (CPLIsNan(out[p]))
-            out[p] = nodata;
-}
-
 static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
                           int depth)
 {
@@ -290,8 +265,7 @@ static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const 
         inputs[input] = buffers + i * count;
         ok = read_as_doubles(r, ctx, input, t, depth + 1, inputs[input]) == 0;
     }
-    if (ok && pgp_expr_eval(n->program, (const double *const *)inputs, count, out) == 0) {
-        apply_nodata(g, n, inputs, out, count);
+    if (ok && pgp_calc_eval(&n->rules, (const double *const *)inputs, count, out) == 0) {
         pixels = VSI_MALLOC2_VERBOSE(count, type_size);
         if (pixels != NULL)
             GDALCopyWords64(out, GDT_Float64, sizeof(double), pixels, n->data_type, type_size,

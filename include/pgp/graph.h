@@ -13,6 +13,7 @@
 #define PGP_GRAPH_H
 
 #include "gdal.h"
+#include "pgp/calc.h"
 #include "pgp/expr.h"
 #include "pgp/nodata.h"
 
@@ -26,11 +27,6 @@ extern "C" {
 #define PGP_MAX_NODES 4096
 
 typedef enum pgp_node_kind { PGP_NODE_SOURCE, PGP_NODE_CALC } pgp_node_kind;
-
-typedef enum pgp_nodata_policy {
-    PGP_NODATA_PROPAGATE,  /* any nodata input -> output noData       */
-    PGP_NODATA_EXPRESSION  /* the expression sees raw values          */
-} pgp_nodata_policy;
 
 typedef struct pgp_node {
     pgp_node_kind kind;
@@ -47,7 +43,7 @@ typedef struct pgp_node {
     /* PGP_NODE_CALC */
     char *expression;
     pgp_expr *program;
-    pgp_nodata_policy policy;
+    pgp_calc_rules rules;   /* program, policy and nodata, for pgp_calc_eval   */
     int n_inputs;
     int *input_nodes;       /* the nodes the expression reads, ascending       */
 } pgp_node;
@@ -65,6 +61,7 @@ typedef struct pgp_graph {
     char *srs_wkt;          /* of the first source; NULL when it has none      */
     int n_nodes;
     pgp_node *nodes;        /* variable i of every program is node i           */
+    pgp_nodata *var_nodata; /* nodata of node i, as expressions test it        */
     int n_bands;
     pgp_band_def *bands;
     char **source_files;    /* distinct source paths, for GetFileList          */
