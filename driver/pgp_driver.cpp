@@ -22,6 +22,7 @@ extern "C" {
 #include "pgp/cache.h"
 #include "pgp/executor.h"
 #include "pgp/graph.h"
+#include "pgp/pixelfuncs.h"
 #include "pgp/render.h"
 #include "pgp/stats.h"
 }
@@ -410,6 +411,7 @@ PGP_EXPORT void GDALRegister_PGP()
     driver->pfnOpen = PGPDataset::Open;
     driver->pfnUnloadDriver = UnloadDriver;
     GetGDALDriverManager()->RegisterDriver(driver);
+    pgp_register_pixel_functions();
 }
 
 PGP_EXPORT void GDALRegisterMe()
