@@ -1,6 +1,7 @@
 /* render.c — tile evaluation of Source and Calc nodes, window reads. */
 #include "pgp/render.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "cpl_conv.h"
@@ -43,6 +44,7 @@ struct pgp_renderer {
     int tiles_x, tiles_y;
     int prefetch_tiles;
     pgp_background *prefetch;
+    _Atomic uint64_t tiles_computed;
     CPLMutex *contexts_mutex;
     worker_context *idle_contexts; /* free list; every context is here between jobs */
 };
@@ -114,6 +116,11 @@ size_t pgp_renderer_tile_count(const pgp_renderer *r)
 const pgp_graph *pgp_renderer_graph(const pgp_renderer *r)
 {
     return r->graph;
+}
+
+uint64_t pgp_renderer_tiles_computed(const pgp_renderer *r)
+{
+    return atomic_load(&r->tiles_computed);
 }
 
 static worker_context *borrow_context(pgp_renderer *r)
@@ -312,6 +319,7 @@ static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const ti
                  t->tx, t->ty);
         break;
     case PGP_TILE_MUST_COMPUTE:
+        atomic_fetch_add(&r->tiles_computed, 1);
         pixels = compute_tile(r, ctx, node, t, depth);
         if (pixels != NULL) {
             pgp_tile_cache_publish(r->cache, *tile, pixels,

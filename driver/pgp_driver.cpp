@@ -122,6 +122,7 @@ class PGPDataset final : public GDALDataset
     CPLErr GetGeoTransform(double *gt) override;
     const OGRSpatialReference *GetSpatialRef() const override;
     char **GetFileList() override;
+    const char *GetMetadataItem(const char *name, const char *domain) override;
 
   protected:
     CPLErr IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void *buffer, int buf_w,
@@ -263,6 +264,14 @@ char **PGPDataset::GetFileList()
         if (CSLFindString(files, *source) < 0)
             files = CSLAddString(files, *source);
     return files;
+}
+
+const char *PGPDataset::GetMetadataItem(const char *name, const char *domain)
+{
+    if (name && domain && EQUAL(domain, "PGP") && EQUAL(name, "TILES_COMPUTED"))
+        return CPLSPrintf(CPL_FRMT_GUIB,
+                          static_cast<GUIntBig>(pgp_renderer_tiles_computed(m_renderer)));
+    return GDALDataset::GetMetadataItem(name, domain);
 }
 
 CPLErr PGPDataset::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void *buffer,

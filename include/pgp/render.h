@@ -23,6 +23,7 @@
 #define PGP_RENDER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gdal.h"
 #include "pgp/cache.h"
@@ -58,6 +59,10 @@ CPLErr pgp_renderer_visit_tiles(pgp_renderer *renderer, int node, pgp_tile_visit
 size_t pgp_renderer_tile_count(const pgp_renderer *renderer);
 
 const pgp_graph *pgp_renderer_graph(const pgp_renderer *renderer);
+
+/* Tiles this renderer has computed (not found in the cache), prefetches
+ * included: exposed as the dataset's PGP/TILES_COMPUTED metadata item. */
+uint64_t pgp_renderer_tiles_computed(const pgp_renderer *renderer);
 
 #ifdef __cplusplus
 }

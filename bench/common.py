@@ -1,0 +1,48 @@
+"""Helpers shared by the benchmarks: inputs, the plugin environment, timing."""
+import os
+import subprocess
+import time
+
+import numpy as np
+from osgeo import gdal
+
+gdal.UseExceptions()
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def plugin_env():
+    """The environment with GDAL_DRIVER_PATH on the build folder (unless set)."""
+    env = dict(os.environ)
+    env.setdefault("GDAL_DRIVER_PATH", os.path.join(REPO, "build"))
+    return env
+
+
+def make_inputs(work, size):
+    """a.tif, b.tif, c.tif: random Float32, 256x256 tiles (kept between runs)."""
+    paths = [os.path.join(work, f"{name}.tif") for name in "abc"]
+    if all(os.path.exists(p) for p in paths):
+        return paths
+    rng = np.random.default_rng(1)
+    for path in paths:
+        ds = gdal.GetDriverByName("GTiff").Create(
+            path, size, size, 1, gdal.GDT_Float32,
+            ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "BIGTIFF=YES"])
+        ds.SetGeoTransform((0, 30, 0, size * 30, 0, -30))
+        band = ds.GetRasterBand(1)
+        for y in range(0, size, 1024):
+            rows = min(1024, size - y)
+            band.WriteArray(rng.uniform(-100, 100, (rows, size)).astype(np.float32), 0, y)
+        ds = None
+    return paths
+
+
+def timed(args, env, repeat):
+    """Best wall time of repeat runs of a command."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
