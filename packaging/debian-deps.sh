@@ -3,7 +3,7 @@
 # Does nothing when they are all present; otherwise needs root (or sudo).
 set -eu
 PACKAGES="cmake make g++ libgdal-dev gdal-bin python3-gdal python3-numpy python3-scipy \
-python3-pytest python3-rasterio libgtest-dev"
+python3-pytest python3-rasterio libgtest-dev libfftw3-dev pkg-config"
 missing=""
 for p in $PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
