@@ -11,6 +11,7 @@
 #include "cpl_error.h"
 #include "cpl_minixml.h"
 #include "cpl_string.h"
+#include "cpl_vsi.h"
 #include "ogr_srs_api.h"
 
 /* Every problem is reported as "<where>: <what>" so users find the element. */
@@ -71,6 +72,17 @@ static int check_attributes(const CPLXMLNode *element, const char *where,
     return 0;
 }
 
+/* An attribute by exact name (CPLGetXMLValue would also match a child element
+ * with that name in any case: kernel= versus <Kernel>). */
+static const char *attribute(const CPLXMLNode *element, const char *name)
+{
+    const CPLXMLNode *child;
+    for (child = element->psChild; child != NULL; child = child->psNext)
+        if (child->eType == CXT_Attribute && strcmp(child->pszValue, name) == 0)
+            return CPLGetXMLValue(child, NULL, "");
+    return NULL;
+}
+
 static int is_identifier(const char *name)
 {
     const char *c = name;
@@ -126,6 +138,14 @@ static int parse_nodata(const char *text, GDALDataType type, const char *where,
 }
 
 /* ---- sources ----------------------------------------------------------------- */
+
+/* Paths are relative to the .pgp.vrt unless absolute or /vsi... */
+static const char *resolve_path(const char *base_dir, const char *file)
+{
+    return STARTS_WITH(file, "/vsi") || !CPLIsFilenameRelative(file)
+               ? file
+               : CPLProjectRelativeFilename(base_dir, file);
+}
 
 static int geotransforms_equal(const double *a, const double *b)
 {
@@ -243,9 +263,7 @@ static int parse_source(const CPLXMLNode *element, const char *base_dir, pgp_nod
         }
         node->nodata.present = 1;
     }
-    node->path = CPLStrdup(STARTS_WITH(file, "/vsi") || !CPLIsFilenameRelative(file)
-                               ? file
-                               : CPLProjectRelativeFilename(base_dir, file));
+    node->path = CPLStrdup(resolve_path(base_dir, file));
     return 0;
 }
 
@@ -318,6 +336,202 @@ static int compile_calc(pgp_graph *graph, pgp_node *node, const pgp_expr_var *va
     return 0;
 }
 
+/* ---- convolve ---------------------------------------------------------------- */
+
+static int parse_flag(const CPLXMLNode *element, const char *where, const char *attribute,
+                      int fallback, int *value)
+{
+    const char *text = CPLGetXMLValue(element, attribute, NULL);
+    if (text == NULL) {
+        *value = fallback;
+        return 0;
+    }
+    if (EQUAL(text, "true") || EQUAL(text, "yes") || EQUAL(text, "1"))
+        *value = 1;
+    else if (EQUAL(text, "false") || EQUAL(text, "no") || EQUAL(text, "0"))
+        *value = 0;
+    else {
+        report(where, "%s '%s' is not a boolean (true or false)", attribute, text);
+        return -1;
+    }
+    return 0;
+}
+
+/* Kernel pixels from band 1 of a raster; its nodata pixels weigh 0. */
+static pgp_kernel *read_kernel_raster(const char *path, const char *where)
+{
+    char err[512];
+    GDALDatasetH ds;
+    GDALRasterBandH band;
+    pgp_kernel *kernel = NULL;
+    pgp_nodata nodata;
+    double *weights;
+    unsigned char *valid;
+    int rows, cols, i;
+
+    CPLErrorReset();
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
+    CPLPopErrorHandler();
+    if (ds == NULL) {
+        report(where, "cannot open kernel '%s': %s", path, CPLGetLastErrorMsg());
+        return NULL;
+    }
+    band = GDALGetRasterBand(ds, 1);
+    rows = GDALGetRasterYSize(ds);
+    cols = GDALGetRasterXSize(ds);
+    if (rows > PGP_KERNEL_MAX_SIZE || cols > PGP_KERNEL_MAX_SIZE) {
+        report(where, "kernel '%s' of %dx%d exceeds the %dx%d limit", path, rows, cols,
+               PGP_KERNEL_MAX_SIZE, PGP_KERNEL_MAX_SIZE);
+        GDALClose(ds);
+        return NULL;
+    }
+    nodata.value = GDALGetRasterNoDataValue(band, &nodata.present);
+    nodata.exact = GDALDataTypeIsInteger(GDALGetRasterDataType(band));
+    weights = (double *)VSI_MALLOC3_VERBOSE(rows, cols, sizeof(double));
+    valid = (unsigned char *)VSI_MALLOC2_VERBOSE(rows, cols);
+    if (weights != NULL && valid != NULL &&
+        GDALRasterIO(band, GF_Read, 0, 0, cols, rows, weights, cols, rows, GDT_Float64, 0, 0) ==
+            CE_None) {
+        for (i = 0; i < rows * cols; i++)
+            valid[i] = !pgp_is_nodata(&nodata, weights[i]);
+        kernel = pgp_kernel_new(weights, valid, rows, cols, err, sizeof err);
+        if (kernel == NULL)
+            report(where, "kernel '%s': %s", path, err);
+    } else if (weights != NULL && valid != NULL) {
+        report(where, "reading kernel '%s' failed: %s", path, CPLGetLastErrorMsg());
+    }
+    VSIFree(weights);
+    VSIFree(valid);
+    GDALClose(ds);
+    return kernel;
+}
+
+/* <Kernel rows="3" cols="3">1 2 1  2 4 2  1 2 1</Kernel>: numbers separated by
+ * white space or commas, row by row. */
+static pgp_kernel *parse_inline_kernel(const CPLXMLNode *element, const char *where)
+{
+    static const char *const attributes[] = {"rows", "cols", NULL};
+    const char *rows_text = CPLGetXMLValue(element, "rows", NULL);
+    const char *cols_text = CPLGetXMLValue(element, "cols", NULL);
+    char **values = CSLTokenizeString2(CPLGetXMLValue(element, NULL, ""), " ,\t\r\n", 0);
+    pgp_kernel *kernel = NULL;
+    double *weights = NULL;
+    char err[512];
+    int rows = 0, cols = 0, count = CSLCount(values), i;
+
+    if (check_attributes(element, where, attributes) != 0)
+        goto done;
+    if (parse_int(rows_text, 1, PGP_KERNEL_MAX_SIZE, &rows) != 0 ||
+        parse_int(cols_text, 1, PGP_KERNEL_MAX_SIZE, &cols) != 0) {
+        report(where, "<Kernel> rows '%s' and cols '%s' must be integers from 1 to %d",
+               rows_text ? rows_text : "", cols_text ? cols_text : "", PGP_KERNEL_MAX_SIZE);
+        goto done;
+    }
+    if (count != rows * cols) {
+        report(where, "<Kernel> of %dx%d needs %d values but has %d", rows, cols, rows * cols,
+               count);
+        goto done;
+    }
+    weights = (double *)CPLMalloc((size_t)count * sizeof(double));
+    for (i = 0; i < count; i++)
+        if (parse_double(values[i], &weights[i]) != 0) {
+            report(where, "<Kernel> value %d '%s' is not a number", i + 1, values[i]);
+            goto done;
+        }
+    kernel = pgp_kernel_new(weights, NULL, rows, cols, err, sizeof err);
+    if (kernel == NULL)
+        report(where, "<Kernel>: %s", err);
+done:
+    CPLFree(weights);
+    CSLDestroy(values);
+    return kernel;
+}
+
+static int parse_convolve(const CPLXMLNode *element, const char *base_dir, pgp_node *node)
+{
+    static const char *const attributes[] = {
+        "name", "input", "kernel", "normalizeKernel", "ignoreNoDataAndEdges", "maskNoData",
+        "setTolToZero", "dataType", "noData", "method", NULL};
+    /* pygeoprocessing's default target nodata: float32's lowest value. */
+    static const char float32_lowest[] = "-3.4028234663852886e38";
+    const char *input = CPLGetXMLValue(element, "input", NULL);
+    const char *kernel_file = attribute(element, "kernel");
+    const char *type = CPLGetXMLValue(element, "dataType", "Float64");
+    const char *nodata = CPLGetXMLValue(element, "noData", NULL);
+    const char *tol = CPLGetXMLValue(element, "setTolToZero", "1e-8");
+    const char *method = CPLGetXMLValue(element, "method", "auto");
+    const CPLXMLNode *child, *inline_kernel = NULL;
+    pgp_convolve_options *opt = &node->convolve;
+
+    node->kind = PGP_NODE_CONVOLVE;
+    if (check_attributes(element, node->where, attributes) != 0 ||
+        parse_flag(element, node->where, "normalizeKernel", 0, &opt->normalize_kernel) != 0 ||
+        parse_flag(element, node->where, "ignoreNoDataAndEdges", 0,
+                   &opt->ignore_nodata_and_edges) != 0 ||
+        parse_flag(element, node->where, "maskNoData", 1, &opt->mask_nodata) != 0 ||
+        parse_data_type(type, node->where, &node->data_type) != 0)
+        return -1;
+    if (input == NULL) {
+        report(node->where, "missing attribute 'input'");
+        return -1;
+    }
+    node->input = CPLStrdup(input);
+    if (nodata == NULL && node->data_type != GDT_Float64) {
+        report(node->where, "dataType %s needs a noData (only Float64 has a default)", type);
+        return -1;
+    }
+    if (parse_nodata(nodata ? nodata : float32_lowest, node->data_type, node->where,
+                     &node->nodata) != 0)
+        return -1;
+    opt->has_tol = !EQUAL(tol, "none");
+    if (opt->has_tol && (parse_double(tol, &opt->tol) != 0 || !(opt->tol >= 0))) {
+        report(node->where, "setTolToZero '%s' is neither a non-negative number nor 'none'", tol);
+        return -1;
+    }
+    if (EQUAL(method, "auto"))
+        opt->method = PGP_CONVOLVE_AUTO;
+    else if (EQUAL(method, "direct"))
+        opt->method = PGP_CONVOLVE_DIRECT;
+    else if (EQUAL(method, "fft"))
+        opt->method = PGP_CONVOLVE_FFT;
+    else {
+        report(node->where, "method '%s' is not auto, direct or fft", method);
+        return -1;
+    }
+    for (child = element->psChild; child != NULL; child = child->psNext) {
+        if (child->eType != CXT_Element)
+            continue;
+        if (strcmp(child->pszValue, "Kernel") != 0 || inline_kernel != NULL) {
+            report(node->where, "unexpected element <%s>: a <Convolve> holds at most one <Kernel>",
+                   child->pszValue);
+            return -1;
+        }
+        inline_kernel = child;
+    }
+    if ((kernel_file != NULL) == (inline_kernel != NULL)) {
+        report(node->where, "give the kernel either as kernel=\"file\" or as one <Kernel>");
+        return -1;
+    }
+    node->kernel = inline_kernel ? parse_inline_kernel(inline_kernel, node->where)
+                                 : read_kernel_raster(resolve_path(base_dir, kernel_file),
+                                                      node->where);
+    return node->kernel != NULL ? 0 : -1;
+}
+
+static int link_convolve(pgp_graph *graph, pgp_node *node)
+{
+    const int input = pgp_graph_find(graph, node->input);
+    if (input < 0) {
+        report(node->where, "input '%s' names no <Source>, <Calc> or <Convolve>", node->input);
+        return -1;
+    }
+    node->input_nodes = (int *)CPLCalloc(1, sizeof(int));
+    node->input_nodes[0] = input;
+    node->n_inputs = 1;
+    return 0;
+}
+
 /* Depth-first search with colours; the stack holds the path for the message. */
 static int find_cycle(const pgp_graph *graph, int node, char *colour, int *path, int depth)
 {
@@ -378,7 +592,7 @@ static int parse_band(const pgp_graph *graph, const CPLXMLNode *element, int ind
     }
     band->node = pgp_graph_find(graph, ref);
     if (band->node < 0) {
-        report(where, "ref '%s' names no <Source> or <Calc>", ref);
+        report(where, "ref '%s' names no <Source>, <Calc> or <Convolve>", ref);
         return -1;
     }
     band->description = CPLStrdup(CPLGetXMLValue(element, "description", ""));
@@ -389,8 +603,8 @@ static int parse_block_size(const CPLXMLNode *root, const char *attribute, int *
 {
     const char *text = CPLGetXMLValue(root, attribute, "256");
     if (parse_int(text, 1, PGP_MAX_BLOCK_SIZE, size) != 0) {
-        report("<PGPDataset>", "%s '%s' must be an integer from 1 to %d", attribute, text,
-               PGP_MAX_BLOCK_SIZE);
+        report("<PGPDataset>", "%s '%s' must be an integer from 1 to %d", attribute,
+               text ? text : "", PGP_MAX_BLOCK_SIZE);
         return -1;
     }
     return 0;
@@ -417,9 +631,11 @@ static int collect_nodes(pgp_graph *graph, const CPLXMLNode *root, const char *b
         int status;
         if (child->eType != CXT_Element || strcmp(kind, "Band") == 0)
             continue;
-        if (strcmp(kind, "Source") != 0 && strcmp(kind, "Calc") != 0) {
+        if (strcmp(kind, "Source") != 0 && strcmp(kind, "Calc") != 0 &&
+            strcmp(kind, "Convolve") != 0) {
             char *where = describe(kind, CPLGetXMLValue(child, "name", NULL));
-            report(where, "unknown element (a <PGPDataset> holds <Source>, <Calc> and <Band>)");
+            report(where, "unknown element (a <PGPDataset> holds <Source>, <Calc>, <Convolve> "
+                          "and <Band>)");
             CPLFree(where);
             return -1;
         }
@@ -437,8 +653,12 @@ static int collect_nodes(pgp_graph *graph, const CPLXMLNode *root, const char *b
             return -1;
         }
         node->name = CPLStrdup(name);
-        status = strcmp(kind, "Source") == 0 ? parse_source(child, base_dir, node)
-                                             : parse_calc(child, node);
+        if (strcmp(kind, "Source") == 0)
+            status = parse_source(child, base_dir, node);
+        else if (strcmp(kind, "Calc") == 0)
+            status = parse_calc(child, node);
+        else
+            status = parse_convolve(child, base_dir, node);
         if (status == 0 && node->kind == PGP_NODE_SOURCE) {
             status = open_source(graph, node, first_source);
             if (first_source == NULL)
@@ -470,7 +690,8 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
                graph->block_x, graph->block_y, PGP_MAX_BLOCK_PIXELS);
         return -1;
     }
-    n_elements = count_elements(root, "Source") + count_elements(root, "Calc");
+    n_elements = count_elements(root, "Source") + count_elements(root, "Calc") +
+                 count_elements(root, "Convolve");
     if (n_elements > PGP_MAX_NODES) {
         report("<PGPDataset>", "more than %d nodes", PGP_MAX_NODES);
         return -1;
@@ -493,6 +714,8 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
     for (i = 0; i < graph->n_nodes && status == 0; i++)
         if (graph->nodes[i].kind == PGP_NODE_CALC)
             status = compile_calc(graph, &graph->nodes[i], vars);
+        else if (graph->nodes[i].kind == PGP_NODE_CONVOLVE)
+            status = link_convolve(graph, &graph->nodes[i]);
     CPLFree(vars);
     if (status != 0 || check_acyclic(graph) != 0)
         return -1;
@@ -558,6 +781,8 @@ void pgp_graph_free(pgp_graph *graph)
         CPLFree(node->expression);
         pgp_expr_free(node->program);
         CPLFree(node->input_nodes);
+        CPLFree(node->input);
+        pgp_kernel_free(node->kernel);
     }
     for (i = 0; i < graph->n_bands; i++)
         CPLFree(graph->bands[i].description);

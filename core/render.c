@@ -44,6 +44,7 @@ struct pgp_renderer {
     int tiles_x, tiles_y;
     int prefetch_tiles;
     pgp_background *prefetch;
+    int last_window[4]; /* x, y, w, h of the previous read; w == 0 before any */
     _Atomic uint64_t tiles_computed;
     CPLMutex *contexts_mutex;
     worker_context *idle_contexts; /* free list; every context is here between jobs */
@@ -174,11 +175,12 @@ static GDALRasterBandH source_band(const pgp_renderer *r, worker_context *ctx, i
     return GDALGetRasterBand(ctx->sources[node], n->band);
 }
 
-/* When tile t is exactly one block of band (clipped at the raster's edge), it
+/* When rect r is exactly one block of band (clipped at the raster's edge), it
  * is read with GDALReadBlock into reused scratch: no trip through GDAL's block
- * cache, whose fresh allocation per block costs more than the decoding. */
-static int read_whole_block(GDALRasterBandH band, worker_context *ctx, const tile_rect *t,
-                            void *pixels, GDALDataType type)
+ * cache, whose fresh allocation per block costs more than the decoding.
+ * Returns 1 when r is not one block. */
+static int read_whole_block(GDALRasterBandH band, worker_context *ctx, const tile_rect *r,
+                            void *pixels, GDALDataType type, int stride)
 {
     const GDALDataType native = GDALGetRasterDataType(band);
     const int native_size = GDALGetDataTypeSizeBytes(native);
@@ -186,68 +188,149 @@ static int read_whole_block(GDALRasterBandH band, worker_context *ctx, const til
     const GByte *block;
     int bx, by, row;
     GDALGetBlockSize(band, &bx, &by);
-    if (t->x % bx != 0 || t->y % by != 0 ||
-        (t->w != bx && t->x + t->w != GDALGetRasterBandXSize(band)) ||
-        (t->h != by && t->y + t->h != GDALGetRasterBandYSize(band)) || t->w > bx || t->h > by)
+    if (r->x % bx != 0 || r->y % by != 0 ||
+        (r->w != bx && r->x + r->w != GDALGetRasterBandXSize(band)) ||
+        (r->h != by && r->y + r->h != GDALGetRasterBandYSize(band)) || r->w > bx || r->h > by)
         return 1;
     block = (const GByte *)scratch_reserve(&ctx->source_block, (size_t)bx * by * native_size);
     if (block == NULL)
         return -1;
-    if (GDALReadBlock(band, t->x / bx, t->y / by, (void *)block) != CE_None)
+    if (GDALReadBlock(band, r->x / bx, r->y / by, (void *)block) != CE_None)
         return -1;
-    for (row = 0; row < t->h; row++)
+    for (row = 0; row < r->h; row++)
         GDALCopyWords(block + (size_t)row * bx * native_size, native, native_size,
-                      (GByte *)pixels + (size_t)row * t->w * type_size, type, type_size, t->w);
+                      (GByte *)pixels + (size_t)row * stride * type_size, type, type_size, r->w);
     return 0;
 }
 
-/* Reads a source's pixels of tile t as type (its own type or Float64). */
-static int read_source(const pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
-                       void *pixels, GDALDataType type)
+/* Reads a source's pixels of rect r as type (its own type or Float64) into
+ * pixels, whose rows are stride pixels apart. */
+static int read_source(const pgp_renderer *rr, worker_context *ctx, int node, const tile_rect *r,
+                       void *pixels, GDALDataType type, int stride)
 {
-    const pgp_node *n = &r->graph->nodes[node];
-    GDALRasterBandH band = source_band(r, ctx, node);
-    int status;
+    const pgp_node *n = &rr->graph->nodes[node];
+    GDALRasterBandH band = source_band(rr, ctx, node);
+    const int type_size = GDALGetDataTypeSizeBytes(type);
+    int status, row;
     if (band == NULL)
         return -1;
-    status = read_whole_block(band, ctx, t, pixels, type);
+    status = read_whole_block(band, ctx, r, pixels, type, stride);
     if (status == 1)
-        status = GDALRasterIO(band, GF_Read, t->x, t->y, t->w, t->h, pixels, t->w, t->h, type,
-                              0, 0) == CE_None
+        status = GDALRasterIOEx(band, GF_Read, r->x, r->y, r->w, r->h, pixels, r->w, r->h, type,
+                                type_size, (GSpacing)stride * type_size, NULL) == CE_None
                      ? 0
                      : -1;
     if (status != 0) {
         fail_because(CPLE_FileIO, CPLSPrintf("%s: reading window (%d,%d,%d,%d) of '%s' failed",
-                                             n->where, t->x, t->y, t->w, t->h, n->path));
+                                             n->where, r->x, r->y, r->w, r->h, n->path));
         return -1;
     }
-    if (n->signed_byte && type == GDT_Float64) {
-        double *v = (double *)pixels;
-        size_t i, count = (size_t)t->w * t->h;
-        for (i = 0; i < count; i++)
-            if (v[i] > 127)
-                v[i] -= 256;
-    }
+    if (n->signed_byte && type == GDT_Float64)
+        for (row = 0; row < r->h; row++) {
+            double *v = (double *)pixels + (size_t)row * stride;
+            int i;
+            for (i = 0; i < r->w; i++)
+                if (v[i] > 127)
+                    v[i] -= 256;
+        }
     return 0;
 }
 
 static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
                         int depth, pgp_tile **tile);
 
-/* Fills values with node's pixels of tile t as doubles. */
-static int read_as_doubles(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
-                           int depth, double *values)
+/* Fills values (rows stride apart) with node's pixels of rect as doubles: a
+ * source is read directly, another node is assembled from its tiles. */
+static int read_as_doubles(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *rect,
+                           int depth, double *values, int stride)
 {
-    const pgp_node *n = &r->graph->nodes[node];
-    pgp_tile *tile;
+    const pgp_graph *g = r->graph;
+    const pgp_node *n = &g->nodes[node];
+    const int type_size = GDALGetDataTypeSizeBytes(n->data_type);
+    int tx, ty;
     if (n->kind == PGP_NODE_SOURCE)
-        return read_source(r, ctx, node, t, values, GDT_Float64);
-    if (acquire_tile(r, ctx, node, t, depth, &tile) != 0)
-        return -1;
-    GDALCopyWords64(pgp_tile_data(tile), n->data_type, GDALGetDataTypeSizeBytes(n->data_type),
-                    values, GDT_Float64, sizeof(double), (GPtrDiff_t)t->w * t->h);
-    pgp_tile_cache_release(r->cache, tile);
+        return read_source(r, ctx, node, rect, values, GDT_Float64, stride);
+    for (ty = rect->y / g->block_y; ty <= (rect->y + rect->h - 1) / g->block_y; ty++)
+        for (tx = rect->x / g->block_x; tx <= (rect->x + rect->w - 1) / g->block_x; tx++) {
+            const tile_rect t = tile_at(r, tx, ty);
+            const int x0 = MAX(t.x, rect->x), x1 = MIN(t.x + t.w, rect->x + rect->w);
+            const int y0 = MAX(t.y, rect->y), y1 = MIN(t.y + t.h, rect->y + rect->h);
+            const GByte *pixels;
+            pgp_tile *tile;
+            int row;
+            if (acquire_tile(r, ctx, node, &t, depth, &tile) != 0)
+                return -1;
+            pixels = (const GByte *)pgp_tile_data(tile);
+            for (row = y0; row < y1; row++)
+                GDALCopyWords(pixels + ((size_t)(row - t.y) * t.w + (x0 - t.x)) * type_size,
+                              n->data_type, type_size,
+                              values + (size_t)(row - rect->y) * stride + (x0 - rect->x),
+                              GDT_Float64, sizeof(double), x1 - x0);
+            pgp_tile_cache_release(r->cache, tile);
+        }
     return 0;
+}
+
+/* The node's doubles converted to its data type in a fresh tile buffer. */
+static void *to_tile_pixels(const pgp_node *n, const double *values, size_t count)
+{
+    const int type_size = GDALGetDataTypeSizeBytes(n->data_type);
+    void *pixels = VSI_MALLOC2_VERBOSE(count, type_size);
+    if (pixels != NULL)
+        GDALCopyWords64(values, GDT_Float64, sizeof(double), pixels, n->data_type, type_size,
+                        (GPtrDiff_t)count);
+    return pixels;
+}
+
+/* A tile of a Convolve: the input over the tile grown by the kernel's reach
+ * (clipped to the raster, zero and invalid beyond it), then convolve_2d. */
+static void *compute_convolve(pgp_renderer *r, worker_context *ctx, int node,
+                              const tile_rect *t, int depth)
+{
+    const pgp_graph *g = r->graph;
+    const pgp_node *n = &g->nodes[node];
+    const pgp_nodata *input_nodata = &g->nodes[n->input_nodes[0]].nodata;
+    int up, down, left, right, row, col;
+    size_t window_count, count = (size_t)t->w * t->h;
+    double *window, *out;
+    unsigned char *valid;
+    tile_rect region;
+    void *pixels = NULL;
+
+    pgp_kernel_reach(n->kernel, &up, &down, &left, &right);
+    const int ww = t->w + left + right, wh = t->h + up + down;
+    window_count = (size_t)ww * wh;
+    window = (double *)scratch_reserve(&ctx->calc_scratch[depth],
+                                       (window_count + count) * sizeof(double) + window_count);
+    if (window == NULL)
+        return NULL;
+    out = window + window_count;
+    valid = (unsigned char *)(out + count);
+    memset(window, 0, window_count * sizeof(double));
+    memset(valid, 0, window_count);
+
+    region.tx = region.ty = -1;
+    region.x = MAX(t->x - left, 0);
+    region.y = MAX(t->y - up, 0);
+    region.w = MIN(t->x + t->w + right, g->x_size) - region.x;
+    region.h = MIN(t->y + t->h + down, g->y_size) - region.y;
+    {
+        const size_t origin = (size_t)(region.y - (t->y - up)) * ww + (region.x - (t->x - left));
+        if (read_as_doubles(r, ctx, n->input_nodes[0], &region, depth + 1, window + origin,
+                            ww) != 0)
+            return NULL;
+        for (row = 0; row < region.h; row++)
+            for (col = 0; col < region.w; col++) {
+                const size_t i = origin + (size_t)row * ww + col;
+                valid[i] = !pgp_is_nodata(input_nodata, window[i]);
+                if (!valid[i])
+                    window[i] = 0;
+            }
+    }
+    if (pgp_convolve_tile(n->kernel, &n->convolve, window, valid, t->w, t->h, g->block_x,
+                          g->block_y, n->nodata.value, out) == 0)
+        pixels = to_tile_pixels(n, out, count);
+    return pixels;
 }
 
 static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
@@ -256,7 +339,6 @@ static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const 
     const pgp_graph *g = r->graph;
     const pgp_node *n = &g->nodes[node];
     const size_t count = (size_t)t->w * t->h;
-    const int type_size = GDALGetDataTypeSizeBytes(n->data_type);
     double *buffers = (double *)scratch_reserve(&ctx->calc_scratch[depth],
                                                 (n->n_inputs + 1) * count * sizeof(double));
     double **inputs;
@@ -270,14 +352,10 @@ static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const 
     for (i = 0; i < n->n_inputs && ok; i++) {
         const int input = n->input_nodes[i];
         inputs[input] = buffers + i * count;
-        ok = read_as_doubles(r, ctx, input, t, depth + 1, inputs[input]) == 0;
+        ok = read_as_doubles(r, ctx, input, t, depth + 1, inputs[input], t->w) == 0;
     }
-    if (ok && pgp_calc_eval(&n->rules, (const double *const *)inputs, count, out) == 0) {
-        pixels = VSI_MALLOC2_VERBOSE(count, type_size);
-        if (pixels != NULL)
-            GDALCopyWords64(out, GDT_Float64, sizeof(double), pixels, n->data_type, type_size,
-                            (GPtrDiff_t)count);
-    }
+    if (ok && pgp_calc_eval(&n->rules, (const double *const *)inputs, count, out) == 0)
+        pixels = to_tile_pixels(n, out, count);
     CPLFree(inputs);
     return pixels;
 }
@@ -289,8 +367,10 @@ static void *compute_tile(pgp_renderer *r, worker_context *ctx, int node, const 
     void *pixels;
     if (n->kind == PGP_NODE_CALC)
         return compute_calc(r, ctx, node, t, depth);
+    if (n->kind == PGP_NODE_CONVOLVE)
+        return compute_convolve(r, ctx, node, t, depth);
     pixels = VSI_MALLOC2_VERBOSE((size_t)t->w * t->h, GDALGetDataTypeSizeBytes(n->data_type));
-    if (pixels != NULL && read_source(r, ctx, node, t, pixels, n->data_type) != 0) {
+    if (pixels != NULL && read_source(r, ctx, node, t, pixels, n->data_type, t->w) != 0) {
         VSIFree(pixels);
         pixels = NULL;
     }
@@ -298,7 +378,7 @@ static void *compute_tile(pgp_renderer *r, worker_context *ctx, int node, const 
 }
 
 /* Pins node's tile t in the cache, computing it here if no thread has. depth
- * is how many Calcs up the stack are waiting for it (their scratch is in use). */
+ * is how many nodes up the stack are waiting for it (their scratch is in use). */
 static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
                         int depth, pgp_tile **tile)
 {
@@ -428,6 +508,23 @@ static void prefetch_after(pgp_renderer *r, int n_nodes, const int *nodes, size_
                                   tile * r->graph->n_nodes + nodes[i]);
 }
 
+/* Whether a read continues the previous one in scan direction (the next strip
+ * down, or the next window to the right) or is the first: only then is
+ * prefetch worth it; random access would compute tiles nobody asks for. */
+static int continues_scan(pgp_renderer *r, int x, int y, int w, int h)
+{
+    int *last = r->last_window, scanning;
+    CPLAcquireMutex(r->contexts_mutex, 1000.0);
+    scanning = last[2] == 0 || (x == last[0] && w == last[2] && y == last[1] + last[3]) ||
+               (y == last[1] && h == last[3] && x == last[0] + last[2]);
+    last[0] = x;
+    last[1] = y;
+    last[2] = w;
+    last[3] = h;
+    CPLReleaseMutex(r->contexts_mutex);
+    return scanning;
+}
+
 CPLErr pgp_renderer_read(pgp_renderer *r, int n_nodes, const int *nodes, int x, int y, int w,
                          int h, void *buffer, GDALDataType buffer_type, GSpacing pixel_space,
                          GSpacing line_space, GSpacing band_space, GDALProgressFunc progress,
@@ -461,7 +558,7 @@ CPLErr pgp_renderer_read(pgp_renderer *r, int n_nodes, const int *nodes, int x, 
     err = pgp_executor_run(r->executor,
                            (size_t)q.tiles_x * ((y + h - 1) / g->block_y - q.ty0 + 1) * n_nodes,
                            read_job, &q, progress, progress_arg);
-    if (err == CE_None && r->prefetch_tiles > 0)
+    if (err == CE_None && r->prefetch_tiles > 0 && continues_scan(r, x, y, w, h))
         prefetch_after(r, n_nodes, nodes,
                        (size_t)((y + h - 1) / g->block_y) * r->tiles_x + (x + w - 1) / g->block_x);
     return err;

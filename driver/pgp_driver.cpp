@@ -20,6 +20,7 @@
 
 extern "C" {
 #include "pgp/cache.h"
+#include "pgp/convolve.h"
 #include "pgp/executor.h"
 #include "pgp/graph.h"
 #include "pgp/pixelfuncs.h"
@@ -310,6 +311,11 @@ PGPRasterBand::PGPRasterBand(PGPDataset *ds, int band, const pgp_band_def &def)
     SetMetadataItem("PGP_NODE", node.name);
     if (node.kind == PGP_NODE_CALC)
         SetMetadataItem("PGP_EXPRESSION", node.expression);
+    if (node.kind == PGP_NODE_CONVOLVE) {
+        SetMetadataItem("PGP_INPUT", node.input);
+        SetMetadataItem("PGP_KERNEL", CPLSPrintf("%dx%d", pgp_kernel_rows(node.kernel),
+                                                 pgp_kernel_cols(node.kernel)));
+    }
     if (node.signed_byte)
         SetMetadataItem("PIXELTYPE", "SIGNEDBYTE", "IMAGE_STRUCTURE");
 }
@@ -421,6 +427,7 @@ PGP_EXPORT void GDALRegister_PGP()
     driver->pfnUnloadDriver = UnloadDriver;
     GetGDALDriverManager()->RegisterDriver(driver);
     pgp_register_pixel_functions();
+    pgp_convolve_init();
 }
 
 PGP_EXPORT void GDALRegisterMe()

@@ -14,6 +14,7 @@
 
 #include "gdal.h"
 #include "pgp/calc.h"
+#include "pgp/convolve.h"
 #include "pgp/expr.h"
 #include "pgp/nodata.h"
 
@@ -26,7 +27,7 @@ extern "C" {
 #define PGP_MAX_BLOCK_PIXELS (1 << 24)   /* per block                         */
 #define PGP_MAX_NODES 4096
 
-typedef enum pgp_node_kind { PGP_NODE_SOURCE, PGP_NODE_CALC } pgp_node_kind;
+typedef enum pgp_node_kind { PGP_NODE_SOURCE, PGP_NODE_CALC, PGP_NODE_CONVOLVE } pgp_node_kind;
 
 typedef struct pgp_node {
     pgp_node_kind kind;
@@ -44,8 +45,14 @@ typedef struct pgp_node {
     char *expression;
     pgp_expr *program;
     pgp_calc_rules rules;   /* program, policy and nodata, for pgp_calc_eval   */
+    /* PGP_NODE_CONVOLVE */
+    char *input;            /* name of the convolved node                      */
+    pgp_kernel *kernel;
+    pgp_convolve_options convolve;
+
+    /* PGP_NODE_CALC and PGP_NODE_CONVOLVE */
     int n_inputs;
-    int *input_nodes;       /* the nodes the expression reads, ascending       */
+    int *input_nodes;       /* the nodes it reads (a Calc's in ascending order) */
 } pgp_node;
 
 typedef struct pgp_band_def {
