@@ -157,7 +157,7 @@ static int geotransforms_equal(const double *a, const double *b)
     return 1;
 }
 
-static int open_source(pgp_graph *graph, pgp_node *node, const char *first_where)
+static int open_source(pgp_graph *graph, pgp_node *node)
 {
     GDALDatasetH ds;
     GDALRasterBandH band;
@@ -200,41 +200,64 @@ static int open_source(pgp_graph *graph, pgp_node *node, const char *first_where
     node->nodata.exact = GDALDataTypeIsInteger(node->data_type);
     has_gt = GDALGetGeoTransform(ds, gt) == CE_None;
 
-    if (first_where == NULL) {
+    {
         const OGRSpatialReferenceH srs = GDALGetSpatialRef(ds);
-        graph->x_size = GDALGetRasterXSize(ds);
-        graph->y_size = GDALGetRasterYSize(ds);
-        graph->has_geotransform = has_gt;
-        memcpy(graph->geotransform, gt, sizeof gt);
+        node->x_size = GDALGetRasterXSize(ds);
+        node->y_size = GDALGetRasterYSize(ds);
+        node->has_geotransform = has_gt;
+        memcpy(node->geotransform, gt, sizeof gt);
         if (srs != NULL) {
             char *wkt = NULL;
             const char *options[] = {"FORMAT=WKT2_2018", NULL};
             if (OSRExportToWktEx(srs, &wkt, options) == OGRERR_NONE)
-                graph->srs_wkt = CPLStrdup(wkt);
+                node->srs_wkt = CPLStrdup(wkt);
             CPLFree(wkt);
         }
-    } else if (GDALGetRasterXSize(ds) != graph->x_size ||
-               GDALGetRasterYSize(ds) != graph->y_size) {
-        report(node->where,
-               "'%s' is %dx%d pixels but %s is %dx%d; put the sources on one grid with <Align>",
-               node->path, GDALGetRasterXSize(ds), GDALGetRasterYSize(ds), first_where,
-               graph->x_size, graph->y_size);
-        GDALClose(ds);
-        return -1;
-    } else if (has_gt != graph->has_geotransform ||
-               (has_gt && !geotransforms_equal(gt, graph->geotransform))) {
-        const double *g = graph->geotransform;
-        report(node->where,
-               "geotransform (%.15g,%.15g,%.15g,%.15g,%.15g,%.15g) of '%s' differs from %s's "
-               "(%.15g,%.15g,%.15g,%.15g,%.15g,%.15g); put the sources on one grid with <Align>",
-               gt[0], gt[1], gt[2], gt[3], gt[4], gt[5], node->path, first_where, g[0], g[1],
-               g[2], g[3], g[4], g[5]);
-        GDALClose(ds);
-        return -1;
     }
     GDALClose(ds);
     if (CSLFindString(graph->source_files, node->path) < 0)
         graph->source_files = CSLAddString(graph->source_files, node->path);
+    return 0;
+}
+
+/* Without <Align>, every source must be on the first one's grid. */
+static int check_shared_grid(pgp_graph *graph)
+{
+    const pgp_node *first = NULL;
+    int i;
+    for (i = 0; i < graph->n_nodes; i++) {
+        const pgp_node *n = &graph->nodes[i];
+        const double *g, *gt = n->geotransform;
+        if (n->kind != PGP_NODE_SOURCE)
+            continue;
+        if (first == NULL) {
+            first = n;
+            graph->x_size = n->x_size;
+            graph->y_size = n->y_size;
+            graph->has_geotransform = n->has_geotransform;
+            memcpy(graph->geotransform, n->geotransform, sizeof graph->geotransform);
+            graph->srs_wkt = n->srs_wkt ? CPLStrdup(n->srs_wkt) : NULL;
+            continue;
+        }
+        g = graph->geotransform;
+        if (n->x_size != graph->x_size || n->y_size != graph->y_size) {
+            report(n->where,
+                   "'%s' is %dx%d pixels but %s is %dx%d; put the sources on one grid with "
+                   "<Align>",
+                   n->path, n->x_size, n->y_size, first->where, graph->x_size, graph->y_size);
+            return -1;
+        }
+        if (n->has_geotransform != graph->has_geotransform ||
+            (n->has_geotransform && !geotransforms_equal(gt, g))) {
+            report(n->where,
+                   "geotransform (%.15g,%.15g,%.15g,%.15g,%.15g,%.15g) of '%s' differs from %s's "
+                   "(%.15g,%.15g,%.15g,%.15g,%.15g,%.15g); put the sources on one grid with "
+                   "<Align>",
+                   gt[0], gt[1], gt[2], gt[3], gt[4], gt[5], n->path, first->where, g[0], g[1],
+                   g[2], g[3], g[4], g[5]);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -265,6 +288,176 @@ static int parse_source(const CPLXMLNode *element, const char *base_dir, pgp_nod
     }
     node->path = CPLStrdup(resolve_path(base_dir, file));
     return 0;
+}
+
+/* ---- align ------------------------------------------------------------------- */
+
+/* The source nodes in document order, as pgp_grid inputs. */
+static pgp_grid_input *grid_inputs(const pgp_graph *graph, int *n)
+{
+    pgp_grid_input *inputs = (pgp_grid_input *)CPLCalloc(graph->n_nodes, sizeof(*inputs));
+    int i;
+    *n = 0;
+    for (i = 0; i < graph->n_nodes; i++) {
+        const pgp_node *node = &graph->nodes[i];
+        if (node->kind != PGP_NODE_SOURCE)
+            continue;
+        memcpy(inputs[*n].gt, node->geotransform, sizeof inputs[*n].gt);
+        inputs[*n].x_size = node->x_size;
+        inputs[*n].y_size = node->y_size;
+        inputs[*n].srs_wkt = node->srs_wkt;
+        (*n)++;
+    }
+    return inputs;
+}
+
+/* Position of a source among the sources (alignTo), or -1. */
+static int source_position(const pgp_graph *graph, const char *name)
+{
+    int i, position = 0;
+    for (i = 0; i < graph->n_nodes; i++) {
+        if (graph->nodes[i].kind != PGP_NODE_SOURCE)
+            continue;
+        if (strcmp(graph->nodes[i].name, name) == 0)
+            return position;
+        position++;
+    }
+    return -1;
+}
+
+/* One <Input ref resampling>: sets its source's resampling. */
+static int parse_align_input(pgp_graph *graph, const CPLXMLNode *input, char *seen)
+{
+    static const char *const attributes[] = {"ref", "resampling", NULL};
+    const char *ref = CPLGetXMLValue(input, "ref", NULL);
+    char err[512];
+    int node;
+    if (strcmp(input->pszValue, "Input") != 0) {
+        report("<Align>", "unexpected element <%s>: <Align> holds <Input ref resampling>",
+               input->pszValue);
+        return -1;
+    }
+    if (check_attributes(input, "<Align> <Input>", attributes) != 0)
+        return -1;
+    node = ref ? pgp_graph_find(graph, ref) : -1;
+    if (node < 0 || graph->nodes[node].kind != PGP_NODE_SOURCE) {
+        report("<Align> <Input>", "ref '%s' names no <Source>", ref ? ref : "");
+        return -1;
+    }
+    if (seen[node]) {
+        report("<Align> <Input>", "source '%s' has two <Input>s", ref);
+        return -1;
+    }
+    seen[node] = 1;
+    if (pgp_grid_parse_resampling(CPLGetXMLValue(input, "resampling", "near"),
+                                  &graph->nodes[node].resampling, err, sizeof err) != 0) {
+        report(CPLSPrintf("<Align> <Input ref='%s'>", ref), "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Sources without an <Input> are warped with near, like every other source. */
+static int parse_align_inputs(pgp_graph *graph, const CPLXMLNode *align)
+{
+    const CPLXMLNode *child;
+    char *seen = (char *)CPLCalloc(graph->n_nodes, 1);
+    int status = 0;
+    for (child = align->psChild; child != NULL && status == 0; child = child->psNext)
+        if (child->eType == CXT_Element)
+            status = parse_align_input(graph, child, seen);
+    CPLFree(seen);
+    return status;
+}
+
+static int parse_vectors(const char *list, const char *base_dir, pgp_grid_vector **vectors,
+                         int *n)
+{
+    char **paths = CSLTokenizeString2(list ? list : "", ",", CSLT_STRIPLEADSPACES |
+                                                                  CSLT_STRIPENDSPACES);
+    char err[512];
+    int i, status = 0;
+    *n = CSLCount(paths);
+    *vectors = (pgp_grid_vector *)CPLCalloc(*n + 1, sizeof(pgp_grid_vector));
+    for (i = 0; i < *n && status == 0; i++) {
+        char *srs = NULL;
+        status = pgp_grid_vector_bbox(resolve_path(base_dir, paths[i]), NULL,
+                                      &(*vectors)[i].bbox, &srs, err, sizeof err);
+        (*vectors)[i].srs_wkt = srs;
+        if (status != 0)
+            report("<Align>", "vectors: '%s': %s", paths[i], err);
+    }
+    CSLDestroy(paths);
+    return status;
+}
+
+/* <Align>: every source is read through its warp onto one computed grid
+ * (align_and_resize_raster_stack, SEMANTICS §3). */
+static int parse_align(pgp_graph *graph, const CPLXMLNode *align, const char *base_dir)
+{
+    static const char *const attributes[] = {"boundingBox", "pixelSize", "alignTo", "srs",
+                                             "vectors", NULL};
+    const char *align_to = CPLGetXMLValue(align, "alignTo", NULL);
+    const char *srs_text = CPLGetXMLValue(align, "srs", NULL);
+    pgp_grid_vector *vectors = NULL;
+    pgp_grid_input *inputs = NULL;
+    pgp_bbox_spec bbox;
+    double pixel_size[2];
+    char *target_srs = NULL;
+    char err[1024];
+    int i, n_inputs = 0, n_vectors = 0, align_index = -1, status = -1;
+
+    if (check_attributes(align, "<Align>", attributes) != 0 ||
+        parse_align_inputs(graph, align) != 0)
+        return -1;
+    if (pgp_grid_parse_bbox(CPLGetXMLValue(align, "boundingBox", "intersection"), &bbox, err,
+                            sizeof err) != 0 ||
+        pgp_grid_parse_pixel_size(CPLGetXMLValue(align, "pixelSize", ""), pixel_size, err,
+                                  sizeof err) != 0) {
+        report("<Align>", "%s", err);
+        return -1;
+    }
+    if (align_to != NULL && (align_index = source_position(graph, align_to)) < 0) {
+        report("<Align>", "alignTo '%s' names no <Source>", align_to);
+        return -1;
+    }
+    if (srs_text != NULL) {
+        OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        if (OSRSetFromUserInput(srs, srs_text) != OGRERR_NONE ||
+            OSRExportToWkt(srs, &target_srs) != OGRERR_NONE) {
+            CPLPopErrorHandler();
+            report("<Align>", "srs '%s' is not a spatial reference GDAL knows", srs_text);
+            OSRDestroySpatialReference(srs);
+            CPLFree(target_srs);
+            return -1;
+        }
+        CPLPopErrorHandler();
+        OSRDestroySpatialReference(srs);
+    }
+    if (parse_vectors(CPLGetXMLValue(align, "vectors", NULL), base_dir, &vectors,
+                      &n_vectors) == 0) {
+        inputs = grid_inputs(graph, &n_inputs);
+        if (pgp_grid_compute(inputs, n_inputs, &bbox, pixel_size, align_index, target_srs,
+                             vectors, n_vectors, &graph->align, err, sizeof err) != 0)
+            report("<Align>", "%s", err);
+        else
+            status = 0;
+    }
+    if (status == 0) {
+        graph->aligned = 1;
+        graph->x_size = graph->align.x_size;
+        graph->y_size = graph->align.y_size;
+        graph->has_geotransform = 1;
+        memcpy(graph->geotransform, graph->align.gt, sizeof graph->geotransform);
+        graph->srs_wkt = graph->align.srs_wkt ? CPLStrdup(graph->align.srs_wkt) : NULL;
+    }
+    for (i = 0; i < n_vectors; i++)
+        CPLFree((char *)vectors[i].srs_wkt);
+    CPLFree(vectors);
+    CPLFree(inputs);
+    CPLFree(target_srs);
+    return status;
 }
 
 /* ---- calc -------------------------------------------------------------------- */
@@ -629,13 +822,14 @@ static int collect_nodes(pgp_graph *graph, const CPLXMLNode *root, const char *b
         const char *name;
         pgp_node *node;
         int status;
-        if (child->eType != CXT_Element || strcmp(kind, "Band") == 0)
+        if (child->eType != CXT_Element || strcmp(kind, "Band") == 0 ||
+            strcmp(kind, "Align") == 0)
             continue;
         if (strcmp(kind, "Source") != 0 && strcmp(kind, "Calc") != 0 &&
             strcmp(kind, "Convolve") != 0) {
             char *where = describe(kind, CPLGetXMLValue(child, "name", NULL));
-            report(where, "unknown element (a <PGPDataset> holds <Source>, <Calc>, <Convolve> "
-                          "and <Band>)");
+            report(where, "unknown element (a <PGPDataset> holds <Source>, <Align>, <Calc>, "
+                          "<Convolve> and <Band>)");
             CPLFree(where);
             return -1;
         }
@@ -660,9 +854,8 @@ static int collect_nodes(pgp_graph *graph, const CPLXMLNode *root, const char *b
         else
             status = parse_convolve(child, base_dir, node);
         if (status == 0 && node->kind == PGP_NODE_SOURCE) {
-            status = open_source(graph, node, first_source);
-            if (first_source == NULL)
-                first_source = node->where;
+            status = open_source(graph, node);
+            first_source = node->where;
         }
         if (status != 0)
             return -1;
@@ -699,6 +892,19 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
     /* Unknown elements are refused before they would overflow the array. */
     graph->nodes = (pgp_node *)CPLCalloc(n_elements + 1, sizeof(pgp_node));
     if (collect_nodes(graph, root, base_dir) != 0)
+        return -1;
+    switch (count_elements(root, "Align")) {
+    case 0:
+        status = check_shared_grid(graph);
+        break;
+    case 1:
+        status = parse_align(graph, CPLGetXMLNode((CPLXMLNode *)root, "Align"), base_dir);
+        break;
+    default:
+        report("<Align>", "a <PGPDataset> holds at most one <Align>");
+        status = -1;
+    }
+    if (status != 0)
         return -1;
     /* Blocks larger than the raster would only waste memory. */
     graph->block_x = MIN(graph->block_x, graph->x_size);
@@ -782,6 +988,7 @@ void pgp_graph_free(pgp_graph *graph)
         pgp_expr_free(node->program);
         CPLFree(node->input_nodes);
         CPLFree(node->input);
+        CPLFree(node->srs_wkt);
         pgp_kernel_free(node->kernel);
     }
     for (i = 0; i < graph->n_bands; i++)
@@ -790,6 +997,7 @@ void pgp_graph_free(pgp_graph *graph)
     CPLFree(graph->var_nodata);
     CPLFree(graph->bands);
     CPLFree(graph->srs_wkt);
+    pgp_grid_clear(&graph->align);
     CSLDestroy(graph->source_files);
     CPLFree(graph);
 }

@@ -161,18 +161,36 @@ static void *scratch_reserve(scratch *s, size_t bytes)
 
 /* ---- evaluation -------------------------------------------------------------- */
 
+/* Opens node's source for this context: the file itself, or with <Align> a
+ * warped view of it on the aligned grid, which then owns the file's handle. */
+static GDALDatasetH open_source_view(const pgp_renderer *r, const pgp_node *n)
+{
+    GDALDatasetH file, view;
+    char err[1024];
+    file = GDALOpenEx(n->path, GDAL_OF_RASTER | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
+    if (file == NULL || !r->graph->aligned)
+        return file;
+    view = pgp_grid_open_warped(file, n->band, &r->graph->align, n->resampling, err, sizeof err);
+    if (view == NULL) {
+        GDALClose(file);
+        CPLError(CE_Failure, CPLE_AppDefined, "%s", err);
+        return NULL;
+    }
+    GDALReleaseDataset(file);
+    return view;
+}
+
 static GDALRasterBandH source_band(const pgp_renderer *r, worker_context *ctx, int node)
 {
     const pgp_node *n = &r->graph->nodes[node];
     if (ctx->sources[node] == NULL) {
-        ctx->sources[node] = GDALOpenEx(n->path, GDAL_OF_RASTER | GDAL_OF_VERBOSE_ERROR, NULL,
-                                        NULL, NULL);
+        ctx->sources[node] = open_source_view(r, n);
         if (ctx->sources[node] == NULL) {
             fail_because(CPLE_OpenFailed, CPLSPrintf("%s: cannot open '%s'", n->where, n->path));
             return NULL;
         }
     }
-    return GDALGetRasterBand(ctx->sources[node], n->band);
+    return GDALGetRasterBand(ctx->sources[node], r->graph->aligned ? 1 : n->band);
 }
 
 /* When rect r is exactly one block of band (clipped at the raster's edge), it

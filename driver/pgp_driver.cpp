@@ -18,7 +18,7 @@
 #include "gdal_priv.h"
 #include "ogr_spatialref.h"
 
-extern "C" {
+// The pgp headers declare their C functions extern "C" themselves.
 #include "pgp/cache.h"
 #include "pgp/convolve.h"
 #include "pgp/executor.h"
@@ -26,7 +26,6 @@ extern "C" {
 #include "pgp/pixelfuncs.h"
 #include "pgp/render.h"
 #include "pgp/stats.h"
-}
 
 namespace {
 

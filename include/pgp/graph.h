@@ -16,6 +16,7 @@
 #include "pgp/calc.h"
 #include "pgp/convolve.h"
 #include "pgp/expr.h"
+#include "pgp/grid.h"
 #include "pgp/nodata.h"
 
 #ifdef __cplusplus
@@ -40,6 +41,11 @@ typedef struct pgp_node {
     char *path;             /* resolved against the .pgp.vrt's folder          */
     int band;
     int signed_byte;        /* Byte band with PIXELTYPE=SIGNEDBYTE: read as int8 */
+    int x_size, y_size;     /* the source's own grid                           */
+    int has_geotransform;
+    double geotransform[6];
+    char *srs_wkt;
+    GDALResampleAlg resampling; /* with <Align>: how it is warped onto the grid */
 
     /* PGP_NODE_CALC */
     char *expression;
@@ -65,7 +71,9 @@ typedef struct pgp_graph {
     int block_x, block_y;
     int has_geotransform;
     double geotransform[6];
-    char *srs_wkt;          /* of the first source; NULL when it has none      */
+    char *srs_wkt;          /* of the first source (or <Align>'s); NULL if none */
+    int aligned;            /* <Align>: sources are read through warped views  */
+    pgp_grid align;         /* the aligned grid, when aligned                  */
     int n_nodes;
     pgp_node *nodes;        /* variable i of every program is node i           */
     pgp_nodata *var_nodata; /* nodata of node i, as expressions test it        */

@@ -1,0 +1,188 @@
+/* pgp/grid.h — the geometry of <Align> (DESIGN §2, §4; SEMANTICS §0, §3).
+ *
+ * The bounding-box and grid half of pygeoprocessing's
+ * align_and_resize_raster_stack / warp_raster as pure functions (bbox merge,
+ * min-corner snapping, ceiling-sized lower-left-anchored grid,
+ * transform_bounding_box), plus pgp_grid_open_warped: a warped VRT of one
+ * source band exactly on that grid, whose pixels come from GDAL's warper.
+ *
+ * Errors: every function that can fail returns 0 on success and -1 after
+ * writing a message naming the problem into err (errlen bytes, always
+ * NUL-terminated when errlen > 0), e.g. "pixelSize '0,30': ...". GDAL may also
+ * have emitted CPLErrors of its own on the calling thread; their text is
+ * appended to the message.
+ *
+ * Threads: everything here is reentrant and keeps no global state. A warped
+ * view, like any GDAL 3.6 dataset, must be used by one thread at a time, and
+ * it reads its source, so the source must not be used concurrently either
+ * (DESIGN §5: one source handle and one view per worker).
+ */
+#ifndef PGP_GRID_H
+#define PGP_GRID_H
+
+#include <stddef.h>
+
+#include "gdal.h"
+#include "gdalwarper.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Documented limit: a grid side above this many pixels is refused with an
+ * error instead of being allocated (DESIGN §5). */
+#define PGP_GRID_MAX_SIZE 10000000
+
+typedef struct pgp_bbox {
+    double minx, miny, maxx, maxy;
+} pgp_bbox;
+
+typedef enum pgp_bbox_mode {
+    PGP_BBOX_INTERSECTION,
+    PGP_BBOX_UNION,
+    PGP_BBOX_EXPLICIT /* the box is given, in target coordinates */
+} pgp_bbox_mode;
+
+/* A parsed boundingBox attribute. */
+typedef struct pgp_bbox_spec {
+    pgp_bbox_mode mode;
+    pgp_bbox box; /* PGP_BBOX_EXPLICIT only */
+} pgp_bbox_spec;
+
+/* The grid of one input raster, as its dataset reports it. */
+typedef struct pgp_grid_input {
+    double gt[6];
+    int x_size, y_size;
+    const char *srs_wkt; /* NULL or "" when the raster has no projection */
+} pgp_grid_input;
+
+/* The extent of one vector dataset (see pgp_grid_vector_bbox). */
+typedef struct pgp_grid_vector {
+    pgp_bbox bbox;
+    const char *srs_wkt; /* NULL or "" when it has no SRS */
+} pgp_grid_vector;
+
+/* The aligned target grid. Owned by whoever filled it; release srs_wkt with
+ * pgp_grid_clear. */
+typedef struct pgp_grid {
+    int x_size, y_size;
+    double gt[6];   /* north-up: (minx, |px|, 0, maxy, 0, -|py|)             */
+    char *srs_wkt;  /* the grid's SRS (CPLMalloc'd WKT); NULL when none       */
+    int reproject;  /* 1: an explicit target SRS was given and every source is
+                       reprojected into srs_wkt. 0: none was given; srs_wkt is
+                       the first input's, and each source is read in its own
+                       CRS (pygeoprocessing's -t_srs = the source's own). */
+} pgp_grid;
+
+/* pygeoprocessing's raster bounding box: min/max over the two corners
+ * (gt0, gt3) and (gt0 + nx*gt1 + ny*gt2, gt3 + nx*gt4 + ny*gt5). */
+pgp_bbox pgp_grid_raster_bbox(const double gt[6], int x_size, int y_size);
+
+/* Reduces n >= 1 boxes pairwise: union = min of mins, max of maxes;
+ * intersection = max of mins, min of maxes. An empty intersection (min > max
+ * on either axis) is the error "the bounding boxes do not intersect";
+ * touching boxes (min == max) are allowed. mode must not be EXPLICIT. */
+int pgp_grid_merge_bboxes(const pgp_bbox *boxes, int n, pgp_bbox_mode mode, pgp_bbox *out,
+                          char *err, size_t errlen);
+
+/* boundingBox = "intersection" | "union" | "xmin,ymin,xmax,ymax" (finite
+ * numbers, min <= max on each axis). */
+int pgp_grid_parse_bbox(const char *text, pgp_bbox_spec *out, char *err, size_t errlen);
+
+/* pixelSize = "x,y": two finite non-zero numbers of either sign (only the
+ * absolute values are used for the grid). */
+int pgp_grid_parse_pixel_size(const char *text, double pixel_size[2], char *err,
+                              size_t errlen);
+
+/* resampling = near | bilinear | cubic | cubicspline | lanczos | average |
+ * mode | min | max | med | q1 | q3 | sum | rms (case-insensitive, like
+ * gdalwarp -r). */
+int pgp_grid_parse_resampling(const char *text, GDALResampleAlg *out, char *err, size_t errlen);
+
+/* raster_align_index snapping: moves only the min corner of bb onto the grid
+ * lines of the align raster, using that raster's own bbox and own pixel size
+ * (gt[1], gt[5]): n = trunc((bb.min - abb.min) / p); bb.min = abb.min + n*p.
+ * Truncation moves the corner toward the align raster's min corner, so it
+ * moves inward (clipping up to one pixel) when bb starts outside it. */
+pgp_bbox pgp_grid_snap_min_corner(pgp_bbox bb, const double align_gt[6], int align_x_size,
+                                  int align_y_size);
+
+/* warp_raster's grid: n = trunc(|extent / p|), + 1 unless the residual
+ * |n*p| - extent is within 1e-8 (absolute), at least 1; anchored at
+ * (minx, miny), gt = (minx, |px|, 0, miny + ny*|py|, 0, -|py|). Sides above
+ * PGP_GRID_MAX_SIZE are an error. */
+int pgp_grid_from_bbox(pgp_bbox bb, const double pixel_size[2], int *x_size, int *y_size,
+                       double gt[6], char *err, size_t errlen);
+
+/* transform_bounding_box: 11 evenly spaced points per edge (corners
+ * included) transformed with OSR in traditional GIS order; min x over the
+ * left edge, min y over the bottom, max x over the right, max y over the
+ * top; then x and y each sorted. A missing source or target SRS, an SRS OSR
+ * does not accept, or a non-finite result is an error. */
+int pgp_grid_transform_bbox(pgp_bbox in, const char *src_wkt, const char *dst_wkt,
+                            pgp_bbox *out, char *err, size_t errlen);
+
+/* The extent of a vector dataset: the named layer's, or (layer == NULL) the
+ * union of every non-empty layer's. (pygeoprocessing reads layer 0 only; the
+ * two agree for single-layer files.) *srs_wkt receives the layers' SRS as a
+ * CPLMalloc'd WKT (NULL when they have none); the caller CPLFree()s it. Layers
+ * with different SRSs, or no feature at all, are an error. */
+int pgp_grid_vector_bbox(const char *path, const char *layer, pgp_bbox *out, char **srs_wkt,
+                         char *err, size_t errlen);
+
+/* The whole bbox -> grid pipeline of SEMANTICS §3, for n_inputs >= 1 rasters:
+ *  - explicit bbox: used as given (not reprojected, vectors ignored);
+ *  - union / intersection: the vectors' and rasters' bboxes, each first
+ *    transformed into target_srs when one is given (a missing projection is
+ *    an error), then merged;
+ *  - align_index in [0, n_inputs) snaps the min corner (-1: no snapping);
+ *  - then pgp_grid_from_bbox with pixel_size.
+ * target_srs is any string OSR accepts (NULL: the first input's SRS, without
+ * reprojection; see pgp_grid.reproject). On success *out is filled (the
+ * caller calls pgp_grid_clear); on failure *out holds nothing to free. */
+int pgp_grid_compute(const pgp_grid_input *inputs, int n_inputs, const pgp_bbox_spec *bbox,
+                     const double pixel_size[2], int align_index, const char *target_srs,
+                     const pgp_grid_vector *vectors, int n_vectors, pgp_grid *out, char *err,
+                     size_t errlen);
+
+void pgp_grid_clear(pgp_grid *grid);
+
+/* A warped VRT of band `band` of `source`, exactly on `grid`: the pixels
+ * `gdalwarp -te <grid> -tr <grid> -r <resampling> [-t_srs <grid srs>]` writes
+ * when it warps the grid as one chunk (GenImgProj transformer, its default
+ * 0.125 px approximation, full-resolution source), with one band:
+ *  - the source band's data type (and PIXELTYPE=SIGNEDBYTE flag);
+ *  - source nodata nd: src and dst nodata nd, INIT_DEST=NO_DATA (pixels with
+ *    no valid source are nd), band nodata nd;
+ *  - no source nodata: no band nodata, pixels outside the source are 0;
+ *  - XSCALE/YSCALE warp options fixed to the scale GDAL computes for one
+ *    chunk covering the whole grid, and a transformer that gives each block
+ *    row the source positions of its whole grid row, so every block (512x128
+ *    in GDAL 3.6) and hence every window read equals the whole-grid warp
+ *    bit for bit (SEMANTICS §3, per-block warping).
+ * It differs from plain gdalwarp only where gdalwarp splits the destination
+ * itself (over its 64 MB warp memory, or a source fill ratio below 0.5) or
+ * reads a source overview (-ovr AUTO-1 on a source with overviews). Implicit
+ * overviews of the view are declined: reduced-resolution reads are computed
+ * from the full-resolution warp. Serialised (xml:VRT), the view keeps GDAL's
+ * plain approximating transformer.
+ * With grid->reproject, the view reprojects from the source's own SRS (a
+ * source without one is an error) and reports grid->srs_wkt; otherwise it
+ * does not reproject and reports the source's own SRS.
+ *
+ * Ownership: the view holds its own reference on `source` (GDAL's warped-VRT
+ * rule: +1 on creation, released when the view closes, and the source is
+ * closed only if that was the last reference). The caller keeps its own
+ * reference and must GDALClose the view BEFORE GDALClose(source) (GDALClose
+ * destroys a non-shared dataset whatever its reference count). To hand the
+ * source over instead, call GDALReleaseDataset(source) once after this
+ * returns: closing the view then closes the source. On failure no reference
+ * is taken and NULL is returned. */
+GDALDatasetH pgp_grid_open_warped(GDALDatasetH source, int band, const pgp_grid *grid,
+                                  GDALResampleAlg resampling, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
