@@ -62,11 +62,12 @@
  * pixel of each pass; FFT costs FFT_COST_PER_NLOGN * N log2 N for
  * N = fft_w * fft_h (r2c, spectrum product, c2r and the copies). Calibrated on
  * this project's build machine (Xeon, gcc 12 -O3 without -march, so SSE2;
- * FFTW 3.3.10): a tap-pixel takes ~0.15 ns, N log2 N units ~1.2 ns. For
- * 256x256 tiles a full kernel goes to FFT from 12x12 (they tie at 11x11,
- * ~1.4 ms; 21x21: 4.0 ms direct, 1.4 ms FFT), a separable one from 120x120
- * (101x101: 2.4 ms vs 2.7 ms; 151x151: 3.9 ms vs 3.6 ms). */
-#define FFT_COST_PER_NLOGN 8.0
+ * FFTW 3.3.10): a tap-pixel takes ~0.15 ns, an N log2 N unit ~0.6 ns. For
+ * 256x256 tiles the model sends a full kernel to FFT from 9x9 (measured
+ * crossover between 9x9: 0.85 ms direct, 0.97 ms FFT and 10x10: 1.09 vs
+ * 0.97 ms) and a separable one from 42x42 (measured between 35x35: 0.93 vs
+ * 1.0 ms and 41x41: 1.0 vs 0.82 ms). */
+#define FFT_COST_PER_NLOGN 4.0
 
 /* The nonzero taps of one row of taps (or of one factor), in order. Zero
  * weights are left out, so a non-finite input under one stays out of the sum
@@ -302,10 +303,12 @@ void pgp_kernel_reach(const pgp_kernel *kernel, int *up, int *down, int *left, i
 
 /* ------------------------------------------------------------ method choice */
 
-/* Smallest n' >= n of the form 2^a 3^b 5^c 7^d, sizes FFTW has fast codelets for. */
+/* Smallest even n' >= n of the form 2^a 3^b 5^c 7^d: FFTW has codelets for
+ * these factors, and an even length halves the r2c work (an odd 315 took
+ * 1.6 ms per 256x256 tile where 320 took 0.9 ms). */
 static int fft_size(int n)
 {
-    for (;; n++) {
+    for (n += n % 2;; n += 2) {
         int rest = n;
         static const int primes[] = {2, 3, 5, 7};
         for (int p = 0; p < 4; p++)
@@ -342,7 +345,7 @@ pgp_convolve_method pgp_convolve_pick(const pgp_kernel *kernel, int tile_w, int 
     return fft_cost < direct_cost ? PGP_CONVOLVE_FFT : PGP_CONVOLVE_DIRECT;
 }
 
-/* ------------------------------------------------------------ inputs */
+/* ------------------------------------------------------------ inputs and output */
 
 /* Writes S' (nodata as 0) into rows of dst_stride; with zero_nonfinite,
  * non-finite valid values become 0 too. Returns how many were zeroed. */
@@ -373,6 +376,36 @@ static void prepare_validity(const unsigned char *valid, int window_w, int windo
     for (int r = 0; r < window_h; r++)
         for (int c = 0; c < window_w; c++)
             dst[r * dst_stride + c] = valid[(size_t)r * window_w + c] ? 1.0 : 0.0;
+}
+
+/* Turns the raw correlations into convolve_2d's output, in place in out. */
+static void finish(const pgp_kernel *k, const pgp_convolve_options *o, const unsigned char *valid,
+                   int w, int h, const double *mask, double out_nodata, double *out)
+{
+    int up, down, left, right;
+    pgp_kernel_reach(k, &up, &down, &left, &right);
+    const int window_w = w + left + right;
+    const double ksum = k->sum;
+    const double mask_floor =
+        MASK_ROUNDOFF * k->abs_sum / (o->normalize_kernel ? fabs(ksum) : 1.0);
+    for (int i = 0; i < h; i++) {
+        for (int j = 0; j < w; j++) {
+            const size_t p = (size_t)i * w + j;
+            double c = out[p];
+            if (o->normalize_kernel)
+                c /= ksum;
+            if (o->ignore_nodata_and_edges) {
+                const double m = o->normalize_kernel ? mask[p] / ksum : mask[p];
+                if (m > mask_floor)
+                    c = o->normalize_kernel ? c / m : c / m * ksum;
+            }
+            if (o->has_tol && fabs(c) <= o->tol)
+                c = 0.0;
+            if (o->mask_nodata && !valid[(size_t)(i + up) * window_w + (j + left)])
+                c = out_nodata;
+            out[p] = c;
+        }
+    }
 }
 
 /* ------------------------------------------------------------ direct */
@@ -440,28 +473,27 @@ static double footprint_sum(const pgp_kernel *k, const double *src, size_t src_s
 
 static int convolve_direct(const pgp_kernel *k, const pgp_convolve_options *o,
                            const double *window, const unsigned char *valid, int w, int h,
-                           double *conv, double *mask)
+                           double out_nodata, double *out)
 {
     const int window_w = w + k->cols - 1, window_h = h + k->rows - 1;
-    double *input = (double *)VSI_MALLOC3_VERBOSE((size_t)window_w, (size_t)window_h,
+    /* One block for all scratch: with separate blocks of this size glibc
+     * trimmed the heap and faulted it back in on every tile. */
+    const size_t n_input = (size_t)window_w * window_h;
+    const size_t n_rows_scratch = k->separable ? (size_t)w * window_h : 0;
+    const size_t n_mask = o->ignore_nodata_and_edges ? (size_t)w * h : 0;
+    double *input = (double *)VSI_MALLOC2_VERBOSE(n_input + n_rows_scratch + n_mask,
                                                   sizeof(double));
-    double *rows_scratch =
-        k->separable
-            ? (double *)VSI_MALLOC3_VERBOSE((size_t)w, (size_t)window_h, sizeof(double))
-            : NULL;
-    if (input == NULL || (k->separable && rows_scratch == NULL)) {
-        VSIFree(input);
-        VSIFree(rows_scratch);
+    if (input == NULL)
         return -1;
-    }
+    double *rows_scratch = input + n_input, *mask = rows_scratch + n_rows_scratch;
     prepare_signal(window, valid, window_w, window_h, (size_t)window_w, 0, input);
-    correlate_direct(k, input, (size_t)window_w, w, h, rows_scratch, conv);
+    correlate_direct(k, input, (size_t)window_w, w, h, rows_scratch, out);
     if (o->ignore_nodata_and_edges) {
         prepare_validity(valid, window_w, window_h, (size_t)window_w, input);
         correlate_direct(k, input, (size_t)window_w, w, h, rows_scratch, mask);
     }
+    finish(k, o, valid, w, h, mask, out_nodata, out);
     VSIFree(input);
-    VSIFree(rows_scratch);
     return 0;
 }
 
@@ -568,34 +600,42 @@ static void add_nonfinite(const pgp_kernel *k, const double *window, const unsig
     }
 }
 
+/* Doubles to reserve for n so the next part of a block starts 64-byte aligned. */
+static size_t aligned_doubles(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
 static int convolve_fft(const pgp_kernel *k, const pgp_convolve_options *o,
                         const double *window, const unsigned char *valid, int w, int h,
-                        int tile_w, int tile_h, double *conv, double *mask)
+                        int tile_w, int tile_h, double out_nodata, double *out)
 {
     const kernel_spectrum *s = spectrum_for_tile(k, tile_w, tile_h);
     if (s == NULL)
         return -1;
     const int window_w = w + k->cols - 1, window_h = h + k->rows - 1;
+    const int ignore = o->ignore_nodata_and_edges;
     const size_t n_real = (size_t)s->fft_w * s->fft_h;
     const size_t n_complex = (size_t)s->fft_h * (s->fft_w / 2 + 1);
-    const int ignore = o->ignore_nodata_and_edges;
-    /* Separate fftw_malloc blocks: new-array execution needs the alignment the
-     * plans were made with. */
-    double *signal = (double *)fftw_malloc(n_real * sizeof(double));
-    double *validity = ignore ? (double *)fftw_malloc(n_real * sizeof(double)) : NULL;
-    double *output = (double *)fftw_malloc(n_real * sizeof(double));
-    fftw_complex *spectrum = (fftw_complex *)fftw_malloc(n_complex * sizeof(fftw_complex));
-    int status = 0;
-    if (signal == NULL || (ignore && validity == NULL) || output == NULL || spectrum == NULL) {
+    /* One fftw_malloc block (see convolve_direct), cut at 64-byte boundaries
+     * so new-array execution sees the alignment the plans were made with. */
+    const size_t real_part = aligned_doubles(n_real), complex_part = aligned_doubles(2 * n_complex);
+    const size_t n_parts = real_part * (ignore ? 3 : 2) + complex_part + (ignore ? (size_t)w * h : 0);
+    double *signal = (double *)fftw_malloc(n_parts * sizeof(double));
+    if (signal == NULL) {
         CPLError(CE_Failure, CPLE_OutOfMemory, "Convolve: out of memory for a %dx%d FFT",
                  s->fft_w, s->fft_h);
-        status = -1;
-        goto done;
+        return -1;
     }
+    double *output = signal + real_part;
+    fftw_complex *spectrum = (fftw_complex *)(output + real_part);
+    double *validity = ignore ? output + real_part + complex_part : NULL;
+    double *mask = ignore ? validity + real_part : NULL;
+
     memset(signal, 0, n_real * sizeof(double));
     const size_t n_nonfinite =
         prepare_signal(window, valid, window_w, window_h, (size_t)s->fft_w, 1, signal);
-    correlate_fft(k, s, signal, spectrum, output, w, h, conv);
+    correlate_fft(k, s, signal, spectrum, output, w, h, out);
     if (ignore) {
         memset(validity, 0, n_real * sizeof(double));
         prepare_validity(valid, window_w, window_h, (size_t)s->fft_w, validity);
@@ -605,52 +645,17 @@ static int convolve_fft(const pgp_kernel *k, const pgp_convolve_options *o,
             for (int j = 0; j < w; j++) {
                 const size_t p = (size_t)i * w + j;
                 if (fabs(mask[p]) < weak) {
-                    conv[p] = footprint_sum(k, signal, (size_t)s->fft_w, i, j);
+                    out[p] = footprint_sum(k, signal, (size_t)s->fft_w, i, j);
                     mask[p] = footprint_sum(k, validity, (size_t)s->fft_w, i, j);
                 }
             }
         }
     }
     if (n_nonfinite > 0)
-        add_nonfinite(k, window, valid, w, h, conv);
-done:
+        add_nonfinite(k, window, valid, w, h, out);
+    finish(k, o, valid, w, h, mask, out_nodata, out);
     fftw_free(signal);
-    fftw_free(validity);
-    fftw_free(output);
-    fftw_free(spectrum);
-    return status;
-}
-
-/* ------------------------------------------------------------ tile */
-
-/* Turns the raw correlations into convolve_2d's output, in place in out. */
-static void finish(const pgp_kernel *k, const pgp_convolve_options *o, const unsigned char *valid,
-                   int w, int h, const double *mask, double out_nodata, double *out)
-{
-    int up, down, left, right;
-    pgp_kernel_reach(k, &up, &down, &left, &right);
-    const int window_w = w + left + right;
-    const double ksum = k->sum;
-    const double mask_floor =
-        MASK_ROUNDOFF * k->abs_sum / (o->normalize_kernel ? fabs(ksum) : 1.0);
-    for (int i = 0; i < h; i++) {
-        for (int j = 0; j < w; j++) {
-            const size_t p = (size_t)i * w + j;
-            double c = out[p];
-            if (o->normalize_kernel)
-                c /= ksum;
-            if (o->ignore_nodata_and_edges) {
-                const double m = o->normalize_kernel ? mask[p] / ksum : mask[p];
-                if (m > mask_floor)
-                    c = o->normalize_kernel ? c / m : c / m * ksum;
-            }
-            if (o->has_tol && fabs(c) <= o->tol)
-                c = 0.0;
-            if (o->mask_nodata && !valid[(size_t)(i + up) * window_w + (j + left)])
-                c = out_nodata;
-            out[p] = c;
-        }
-    }
+    return 0;
 }
 
 int pgp_convolve_tile(const pgp_kernel *kernel, const pgp_convolve_options *options,
@@ -662,18 +667,8 @@ int pgp_convolve_tile(const pgp_kernel *kernel, const pgp_convolve_options *opti
         tile_w = w;
     if (tile_h < h)
         tile_h = h;
-    double *mask = NULL;
-    if (options->ignore_nodata_and_edges) {
-        mask = (double *)VSI_MALLOC3_VERBOSE((size_t)w, (size_t)h, sizeof(double));
-        if (mask == NULL)
-            return -1;
-    }
-    const int status =
-        pgp_convolve_pick(kernel, tile_w, tile_h, options->method) == PGP_CONVOLVE_FFT
-            ? convolve_fft(kernel, options, window, valid, w, h, tile_w, tile_h, out, mask)
-            : convolve_direct(kernel, options, window, valid, w, h, out, mask);
-    if (status == 0)
-        finish(kernel, options, valid, w, h, mask, out_nodata, out);
-    VSIFree(mask);
-    return status;
+    if (pgp_convolve_pick(kernel, tile_w, tile_h, options->method) == PGP_CONVOLVE_FFT)
+        return convolve_fft(kernel, options, window, valid, w, h, tile_w, tile_h, out_nodata,
+                            out);
+    return convolve_direct(kernel, options, window, valid, w, h, out_nodata, out);
 }

@@ -4,6 +4,7 @@
 // renderer does (windows padded with zeros / valid = 0 outside the raster).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
