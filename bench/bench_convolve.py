@@ -5,7 +5,8 @@ SIZE x SIZE Float32 signal (a.tif of the shared inputs). Cases:
 - 5x5: pgp serial / threading:N vs GDAL's VRT KernelFilteredSource and
   scipy.ndimage.convolve on the whole array;
 - 31x31, 101x101, 401x401 gaussians: pgp threading:N vs
-  scipy.signal.fftconvolve on the whole array (and ndimage.convolve for 31x31).
+  scipy.signal.fftconvolve on the whole array (and ndimage.convolve up to
+  --ndimage-max).
 pgp renders with gdal_translate to an uncompressed tiled GeoTIFF; scipy times
 include reading the signal into memory (what a whole-array user does).
 Peak RSS of each pgp run is reported (bounded by tiles, not the raster).
@@ -80,6 +81,8 @@ def main():
     parser.add_argument("--size", type=int, default=8192)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--kernels", default="5,31,101,401")
+    parser.add_argument("--ndimage-max", type=int, default=31,
+                        help="largest kernel also timed with scipy.ndimage.convolve")
     parser.add_argument("--work", default="/tmp/pgp-bench")
     options = parser.parse_args()
     os.makedirs(options.work, exist_ok=True)
@@ -104,7 +107,7 @@ def main():
                 ["gdal_translate", "-q", "-co", "TILED=YES", "-co", "BIGTIFF=YES", vrt,
                  os.path.join(options.work, "kfs_out.tif")], check=True, env=env))
             line += f" | KernelFilteredSource {kfs:7.2f} s ({kfs / serial:.2f}x serial)"
-        if size <= 31:
+        if size <= options.ndimage_max:
             nd = timed(lambda: ndimage.convolve(load(), kernel, mode="constant"))
             line += f" | ndimage {nd:7.2f} s ({nd / parallel:.2f}x)"
         if size >= 31:
