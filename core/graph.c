@@ -380,9 +380,9 @@ static int parse_vectors(const char *list, const char *base_dir, pgp_grid_vector
     *n = CSLCount(paths);
     *vectors = (pgp_grid_vector *)CPLCalloc(*n + 1, sizeof(pgp_grid_vector));
     for (i = 0; i < *n && status == 0; i++) {
-        char *srs = NULL;
-        status = pgp_grid_vector_bbox(resolve_path(base_dir, paths[i]), NULL,
-                                      &(*vectors)[i].bbox, &srs, err, sizeof err);
+        char *srs = NULL, *path = CPLStrdup(resolve_path(base_dir, paths[i]));
+        status = pgp_grid_vector_bbox(path, NULL, &(*vectors)[i].bbox, &srs, err, sizeof err);
+        CPLFree(path);
         (*vectors)[i].srs_wkt = srs;
         if (status != 0)
             report("<Align>", "vectors: '%s': %s", paths[i], err);
@@ -422,7 +422,16 @@ static int parse_align(pgp_graph *graph, const CPLXMLNode *align, const char *ba
         return -1;
     }
     if (srs_text != NULL) {
-        OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
+        OGRSpatialReferenceH srs;
+        /* Reprojecting needs every source's projection, whatever the box mode. */
+        for (i = 0; i < graph->n_nodes; i++)
+            if (graph->nodes[i].kind == PGP_NODE_SOURCE && graph->nodes[i].srs_wkt == NULL) {
+                report(graph->nodes[i].where,
+                       "'%s' has no projection, so <Align> cannot reproject it to srs '%s'",
+                       graph->nodes[i].path, srs_text);
+                return -1;
+            }
+        srs = OSRNewSpatialReference(NULL);
         CPLPushErrorHandler(CPLQuietErrorHandler);
         if (OSRSetFromUserInput(srs, srs_text) != OGRERR_NONE ||
             OSRExportToWkt(srs, &target_srs) != OGRERR_NONE) {
@@ -706,9 +715,14 @@ static int parse_convolve(const CPLXMLNode *element, const char *base_dir, pgp_n
         report(node->where, "give the kernel either as kernel=\"file\" or as one <Kernel>");
         return -1;
     }
-    node->kernel = inline_kernel ? parse_inline_kernel(inline_kernel, node->where)
-                                 : read_kernel_raster(resolve_path(base_dir, kernel_file),
-                                                      node->where);
+    if (inline_kernel != NULL) {
+        node->kernel = parse_inline_kernel(inline_kernel, node->where);
+    } else {
+        /* A copy: CPLProjectRelativeFilename's buffer is reused by GDALOpenEx. */
+        char *path = CPLStrdup(resolve_path(base_dir, kernel_file));
+        node->kernel = read_kernel_raster(path, node->where);
+        CPLFree(path);
+    }
     return node->kernel != NULL ? 0 : -1;
 }
 
