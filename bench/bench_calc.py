@@ -9,11 +9,10 @@ function 'sum' (A+B+C, with pgp's A+B+C beside it).
 Usage: bench/bench_calc.py [--size 8192] [--threads 2] [--repeat 1] [--work DIR]
 Needs GDAL_DRIVER_PATH pointing at the build folder (defaults to ./build).
 """
-import argparse
 import os
 import sys
 
-from common import make_inputs, plugin_env, timed
+from common import bench_parser, make_inputs, plugin_env, timed
 EXPRESSIONS = {"light": "(A+B)*C/2", "heavy": "sqrt(A*A+B*B)+log(1+abs(C))"}
 TIFF_OPTIONS = ["-co", "TILED=YES", "-co", "BIGTIFF=YES"]
 
@@ -43,12 +42,7 @@ def sum_vrt(work, size):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=8192)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--work", default="/tmp/pgp-bench")
-    options = parser.parse_args()
+    options = bench_parser().parse_args()
     os.makedirs(options.work, exist_ok=True)
     env = plugin_env()
     a, b, c = make_inputs(options.work, options.size)

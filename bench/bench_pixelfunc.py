@@ -7,10 +7,9 @@ one script run: GDAL's built-in 'sum' and 'mul' against pgp_expr 'A+B+C' and
 
 Usage: bench/bench_pixelfunc.py [--size 8192] [--threads 2] [--repeat 1]
 """
-import argparse
 import os
 
-from common import make_inputs, plugin_env, timed
+from common import bench_parser, make_inputs, plugin_env, timed
 
 PYTHON_SUM = """<PixelFunctionLanguage>Python</PixelFunctionLanguage>
 <PixelFunctionCode><![CDATA[
@@ -34,12 +33,7 @@ def vrt(work, name, size, function, arguments="", extra=""):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=8192)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--work", default="/tmp/pgp-bench")
-    options = parser.parse_args()
+    options = bench_parser().parse_args()
     os.makedirs(options.work, exist_ok=True)
     make_inputs(options.work, options.size)
     env = plugin_env()

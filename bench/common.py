@@ -10,6 +10,17 @@ gdal.UseExceptions()
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def bench_parser():
+    """The options every benchmark takes: --size, --threads, --repeat, --work."""
+    import argparse
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=8192)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--work", default="/tmp/pgp-bench")
+    return parser
+
+
 def plugin_env():
     """The environment with GDAL_DRIVER_PATH on the build folder (unless set)."""
     env = dict(os.environ)
