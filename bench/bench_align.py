@@ -10,14 +10,13 @@ the same grid, then gdal_calc.py.
 
 Usage: bench/bench_align.py [--size 8192] [--threads 2]
 """
-import argparse
 import os
 import time
 
 import numpy as np
 from osgeo import gdal
 
-from common import make_inputs, plugin_env, timed
+from common import bench_parser, make_inputs, plugin_env, timed
 
 EXPRESSION = "where(L == 3, A + B, C * 0.5)"
 CALC_EXPRESSION = "numpy.where(L == 3, A + B, C * 0.5)"
@@ -41,10 +40,7 @@ def make_landcover(work, size):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=8192)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--work", default="/tmp/pgp-bench")
+    parser = bench_parser(repeat=False)
     options = parser.parse_args()
     os.makedirs(options.work, exist_ok=True)
     rasters = make_inputs(options.work, options.size)

@@ -13,7 +13,6 @@ Peak RSS of each pgp run is reported (bounded by tiles, not the raster).
 
 Usage: bench/bench_convolve.py [--size 8192] [--threads 2] [--kernels 5,31,101,401]
 """
-import argparse
 import os
 import re
 import subprocess
@@ -23,7 +22,7 @@ import numpy as np
 from osgeo import gdal
 from scipy import ndimage, signal
 
-from common import make_inputs, plugin_env
+from common import bench_parser, make_inputs, plugin_env
 
 
 def gaussian(size):
@@ -77,13 +76,10 @@ def timed(function):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=8192)
-    parser.add_argument("--threads", type=int, default=2)
+    parser = bench_parser(repeat=False)
     parser.add_argument("--kernels", default="5,31,101,401")
     parser.add_argument("--ndimage-max", type=int, default=31,
                         help="largest kernel also timed with scipy.ndimage.convolve")
-    parser.add_argument("--work", default="/tmp/pgp-bench")
     options = parser.parse_args()
     os.makedirs(options.work, exist_ok=True)
     a_path = make_inputs(options.work, options.size)[0]

@@ -9,13 +9,12 @@ emptied between runs by closing the dataset.
 
 Usage: bench/bench_prefetch.py [--size 8192] [--threads 2] [--windows 200]
 """
-import argparse
 import os
 import time
 
 import numpy as np
 
-from common import make_inputs, plugin_env
+from common import bench_parser, make_inputs, plugin_env
 
 os.environ.update(plugin_env())
 from osgeo import gdal  # noqa: E402  (after GDAL_DRIVER_PATH is set)
@@ -37,11 +36,8 @@ def windows(band, size, count):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=8192)
-    parser.add_argument("--threads", type=int, default=2)
+    parser = bench_parser(repeat=False)
     parser.add_argument("--windows", type=int, default=200)
-    parser.add_argument("--work", default="/tmp/pgp-bench")
     options = parser.parse_args()
     os.makedirs(options.work, exist_ok=True)
     make_inputs(options.work, options.size)

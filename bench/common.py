@@ -10,14 +10,16 @@ gdal.UseExceptions()
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def bench_parser():
-    """The options every benchmark takes: --size, --threads, --repeat, --work."""
+def bench_parser(repeat=True):
+    """The options the benchmarks share: --size, --threads, --work (and --repeat
+    for those that time commands several times)."""
     import argparse
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=8192)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--work", default="/tmp/pgp-bench")
+    if repeat:
+        parser.add_argument("--repeat", type=int, default=1)
     return parser
 
 
