@@ -288,6 +288,41 @@ void pgp_kernel_free(pgp_kernel *kernel)
     VSIFree(kernel);
 }
 
+/* A fine tap at offset d from the centre lands on coarse offset round(d / scale). */
+static int coarse_offset(int d, double scale)
+{
+    return (int)floor(d / scale + 0.5);
+}
+
+pgp_kernel *pgp_kernel_downsample(const pgp_kernel *kernel, double scale_y, double scale_x,
+                                  char *err, size_t errlen)
+{
+    const int cy = kernel->rows / 2, cx = kernel->cols / 2;
+    /* Odd and centred: the reach rule (centre at size / 2) then holds for any
+     * spread of the coarse offsets. */
+    const int my = MAX(-coarse_offset(-cy, scale_y),
+                       coarse_offset(kernel->rows - 1 - cy, scale_y));
+    const int mx = MAX(-coarse_offset(-cx, scale_x),
+                       coarse_offset(kernel->cols - 1 - cx, scale_x));
+    const int rows = 2 * my + 1, cols = 2 * mx + 1;
+    double *weights = (double *)VSICalloc((size_t)rows * cols, sizeof(double));
+    pgp_kernel *coarse;
+    if (weights == NULL) {
+        set_error(err, errlen, "out of memory for a kernel of %dx%d", rows, cols);
+        return NULL;
+    }
+    for (int r = 0; r < kernel->rows; r++)
+        for (int c = 0; c < kernel->cols; c++) {
+            const int cr = my + coarse_offset(r - cy, scale_y);
+            const int cc = mx + coarse_offset(c - cx, scale_x);
+            weights[(size_t)cr * cols + cc] +=
+                kernel->taps[(size_t)(kernel->rows - 1 - r) * kernel->cols + (kernel->cols - 1 - c)];
+        }
+    coarse = pgp_kernel_new(weights, NULL, rows, cols, err, errlen);
+    VSIFree(weights);
+    return coarse;
+}
+
 int pgp_kernel_rows(const pgp_kernel *kernel) { return kernel->rows; }
 int pgp_kernel_cols(const pgp_kernel *kernel) { return kernel->cols; }
 double pgp_kernel_sum(const pgp_kernel *kernel) { return kernel->sum; }

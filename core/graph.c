@@ -157,6 +157,12 @@ static int geotransforms_equal(const double *a, const double *b)
     return 1;
 }
 
+static void add_source_file(pgp_graph *graph, const char *path)
+{
+    if (CSLFindString(graph->source_files, path) < 0)
+        graph->source_files = CSLAddString(graph->source_files, path);
+}
+
 static int open_source(pgp_graph *graph, pgp_node *node)
 {
     GDALDatasetH ds;
@@ -215,8 +221,7 @@ static int open_source(pgp_graph *graph, pgp_node *node)
         }
     }
     GDALClose(ds);
-    if (CSLFindString(graph->source_files, node->path) < 0)
-        graph->source_files = CSLAddString(graph->source_files, node->path);
+    add_source_file(graph, node->path);
     return 0;
 }
 
@@ -719,9 +724,8 @@ static int parse_convolve(const CPLXMLNode *element, const char *base_dir, pgp_n
         node->kernel = parse_inline_kernel(inline_kernel, node->where);
     } else {
         /* A copy: CPLProjectRelativeFilename's buffer is reused by GDALOpenEx. */
-        char *path = CPLStrdup(resolve_path(base_dir, kernel_file));
-        node->kernel = read_kernel_raster(path, node->where);
-        CPLFree(path);
+        node->path = CPLStrdup(resolve_path(base_dir, kernel_file));
+        node->kernel = read_kernel_raster(node->path, node->where);
     }
     return node->kernel != NULL ? 0 : -1;
 }
@@ -870,6 +874,8 @@ static int collect_nodes(pgp_graph *graph, const CPLXMLNode *root, const char *b
         if (status == 0 && node->kind == PGP_NODE_SOURCE) {
             status = open_source(graph, node);
             first_source = node->where;
+        } else if (status == 0 && node->path != NULL) {
+            add_source_file(graph, node->path);
         }
         if (status != 0)
             return -1;

@@ -1,6 +1,7 @@
 /* render.c — tile evaluation of Source and Calc nodes, window reads. */
 #include "pgp/render.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -41,11 +42,18 @@ struct pgp_renderer {
     pgp_executor *executor;
     pgp_tile_cache *cache;
     uint64_t owner;
+    /* The level's grid: the graph's at full resolution, coarser for overviews. */
+    int x_size, y_size;
+    double scale_x, scale_y; /* full-resolution pixels per pixel of this level */
+    pgp_grid align;          /* with <Align>: the aligned grid at this level    */
+    pgp_kernel **kernels;    /* per node: a Convolve's kernel at this level     */
+    int owns_kernels;        /* overviews own their downsampled kernels         */
     int tiles_x, tiles_y;
     int prefetch_tiles;
     pgp_background *prefetch;
     int last_window[4]; /* x, y, w, h of the previous read; w == 0 before any */
     _Atomic uint64_t tiles_computed;
+    _Atomic uint64_t source_pixels;
     CPLMutex *contexts_mutex;
     worker_context *idle_contexts; /* free list; every context is here between jobs */
 };
@@ -63,25 +71,81 @@ static tile_rect tile_at(const pgp_renderer *r, int tx, int ty)
     t.ty = ty;
     t.x = tx * g->block_x;
     t.y = ty * g->block_y;
-    t.w = MIN(g->block_x, g->x_size - t.x);
-    t.h = MIN(g->block_y, g->y_size - t.y);
+    t.w = MIN(g->block_x, r->x_size - t.x);
+    t.h = MIN(g->block_y, r->y_size - t.y);
     return t;
 }
 
-pgp_renderer *pgp_renderer_new(const pgp_graph *graph, pgp_executor *executor,
-                               pgp_tile_cache *cache, int prefetch_tiles)
+/* A renderer on a grid of x_size x y_size covering the graph's extent. */
+static pgp_renderer *renderer_new(const pgp_graph *graph, pgp_executor *executor,
+                                  pgp_tile_cache *cache, int prefetch_tiles, int x_size,
+                                  int y_size)
 {
     pgp_renderer *r = (pgp_renderer *)CPLCalloc(1, sizeof(pgp_renderer));
     r->graph = graph;
     r->executor = executor;
     r->cache = cache;
     r->owner = pgp_tile_cache_new_owner();
-    r->tiles_x = (graph->x_size + graph->block_x - 1) / graph->block_x;
-    r->tiles_y = (graph->y_size + graph->block_y - 1) / graph->block_y;
+    r->x_size = x_size;
+    r->y_size = y_size;
+    r->scale_x = (double)graph->x_size / x_size;
+    r->scale_y = (double)graph->y_size / y_size;
+    r->kernels = (pgp_kernel **)CPLCalloc(graph->n_nodes, sizeof(pgp_kernel *));
+    r->tiles_x = (x_size + graph->block_x - 1) / graph->block_x;
+    r->tiles_y = (y_size + graph->block_y - 1) / graph->block_y;
     r->contexts_mutex = CPLCreateMutex();
     CPLReleaseMutex(r->contexts_mutex);
     r->prefetch_tiles = prefetch_tiles;
     r->prefetch = pgp_background_new(executor);
+    return r;
+}
+
+pgp_renderer *pgp_renderer_new(const pgp_graph *graph, pgp_executor *executor,
+                               pgp_tile_cache *cache, int prefetch_tiles)
+{
+    pgp_renderer *r = renderer_new(graph, executor, cache, prefetch_tiles, graph->x_size,
+                                   graph->y_size);
+    int i;
+    r->align = graph->align;
+    for (i = 0; i < graph->n_nodes; i++)
+        r->kernels[i] = graph->nodes[i].kernel;
+    return r;
+}
+
+pgp_renderer *pgp_renderer_new_overview(const pgp_graph *graph, pgp_executor *executor,
+                                        pgp_tile_cache *cache, int prefetch_tiles, int x_size,
+                                        int y_size)
+{
+    pgp_renderer *r;
+    int i;
+    if (x_size <= 0 || y_size <= 0 || x_size > graph->x_size || y_size > graph->y_size) {
+        CPLError(CE_Failure, CPLE_IllegalArg, "overview of %dx%d for a %dx%d raster", x_size,
+                 y_size, graph->x_size, graph->y_size);
+        return NULL;
+    }
+    r = renderer_new(graph, executor, cache, prefetch_tiles, x_size, y_size);
+    r->owns_kernels = 1;
+    /* Same extent, bigger pixels: GDAL's convention for overviews. */
+    r->align = graph->align;
+    r->align.x_size = x_size;
+    r->align.y_size = y_size;
+    r->align.gt[1] *= r->scale_x;
+    r->align.gt[2] *= r->scale_y;
+    r->align.gt[4] *= r->scale_x;
+    r->align.gt[5] *= r->scale_y;
+    for (i = 0; i < graph->n_nodes; i++) {
+        const pgp_node *n = &graph->nodes[i];
+        char err[512];
+        if (n->kernel == NULL)
+            continue;
+        r->kernels[i] = pgp_kernel_downsample(n->kernel, r->scale_y, r->scale_x, err, sizeof err);
+        if (r->kernels[i] == NULL) {
+            CPLError(CE_Failure, CPLE_AppDefined, "%s: kernel at overview %dx%d: %s", n->where,
+                     x_size, y_size, err);
+            pgp_renderer_free(r);
+            return NULL;
+        }
+    }
     return r;
 }
 
@@ -106,6 +170,12 @@ void pgp_renderer_free(pgp_renderer *r)
     }
     pgp_tile_cache_purge_owner(r->cache, r->owner);
     CPLDestroyMutex(r->contexts_mutex);
+    if (r->owns_kernels) {
+        int i;
+        for (i = 0; i < r->graph->n_nodes; i++)
+            pgp_kernel_free(r->kernels[i]);
+    }
+    CPLFree(r->kernels);
     CPLFree(r);
 }
 
@@ -122,6 +192,11 @@ const pgp_graph *pgp_renderer_graph(const pgp_renderer *r)
 uint64_t pgp_renderer_tiles_computed(const pgp_renderer *r)
 {
     return atomic_load(&r->tiles_computed);
+}
+
+uint64_t pgp_renderer_source_pixels(const pgp_renderer *r)
+{
+    return atomic_load(&r->source_pixels);
 }
 
 static worker_context *borrow_context(pgp_renderer *r)
@@ -170,7 +245,7 @@ static GDALDatasetH open_source_view(const pgp_renderer *r, const pgp_node *n)
     file = GDALOpenEx(n->path, GDAL_OF_RASTER | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
     if (file == NULL || !r->graph->aligned)
         return file;
-    view = pgp_grid_open_warped(file, n->band, &r->graph->align, n->resampling, err, sizeof err);
+    view = pgp_grid_open_warped(file, n->band, &r->align, n->resampling, err, sizeof err);
     if (view == NULL) {
         GDALClose(file);
         CPLError(CE_Failure, CPLE_AppDefined, "%s", err);
@@ -221,9 +296,37 @@ static int read_whole_block(GDALRasterBandH band, worker_context *ctx, const til
     return 0;
 }
 
+/* An overview level's rect r of an unaligned source: GDAL's nearest-neighbour
+ * downsampling of the exact full-resolution extent (a floating-point window,
+ * so every level pixel samples the same source pixel whatever the tile), which
+ * reads the source's own overviews when it has them. */
+static int read_downsampled(const pgp_renderer *rr, GDALRasterBandH band, const tile_rect *r,
+                            void *pixels, GDALDataType type, int stride)
+{
+    const int type_size = GDALGetDataTypeSizeBytes(type);
+    const int x_size = GDALGetRasterBandXSize(band), y_size = GDALGetRasterBandYSize(band);
+    GDALRasterIOExtraArg extra;
+    int x0, y0, x1, y1;
+    INIT_RASTERIO_EXTRA_ARG(extra);
+    extra.eResampleAlg = GRIORA_NearestNeighbour;
+    extra.bFloatingPointWindowValidity = TRUE;
+    extra.dfXOff = r->x * rr->scale_x;
+    extra.dfYOff = r->y * rr->scale_y;
+    extra.dfXSize = MIN(r->w * rr->scale_x, x_size - extra.dfXOff);
+    extra.dfYSize = MIN(r->h * rr->scale_y, y_size - extra.dfYOff);
+    x0 = (int)floor(extra.dfXOff);
+    y0 = (int)floor(extra.dfYOff);
+    x1 = MIN((int)ceil(extra.dfXOff + extra.dfXSize), x_size);
+    y1 = MIN((int)ceil(extra.dfYOff + extra.dfYSize), y_size);
+    return GDALRasterIOEx(band, GF_Read, x0, y0, x1 - x0, y1 - y0, pixels, r->w, r->h, type,
+                          type_size, (GSpacing)stride * type_size, &extra) == CE_None
+               ? 0
+               : -1;
+}
+
 /* Reads a source's pixels of rect r as type (its own type or Float64) into
  * pixels, whose rows are stride pixels apart. */
-static int read_source(const pgp_renderer *rr, worker_context *ctx, int node, const tile_rect *r,
+static int read_source(pgp_renderer *rr, worker_context *ctx, int node, const tile_rect *r,
                        void *pixels, GDALDataType type, int stride)
 {
     const pgp_node *n = &rr->graph->nodes[node];
@@ -232,12 +335,18 @@ static int read_source(const pgp_renderer *rr, worker_context *ctx, int node, co
     int status, row;
     if (band == NULL)
         return -1;
-    status = read_whole_block(band, ctx, r, pixels, type, stride);
-    if (status == 1)
-        status = GDALRasterIOEx(band, GF_Read, r->x, r->y, r->w, r->h, pixels, r->w, r->h, type,
-                                type_size, (GSpacing)stride * type_size, NULL) == CE_None
-                     ? 0
-                     : -1;
+    atomic_fetch_add(&rr->source_pixels, (uint64_t)r->w * r->h);
+    if (rr->graph->aligned || (rr->scale_x == 1 && rr->scale_y == 1)) {
+        status = read_whole_block(band, ctx, r, pixels, type, stride);
+        if (status == 1)
+            status = GDALRasterIOEx(band, GF_Read, r->x, r->y, r->w, r->h, pixels, r->w, r->h,
+                                    type, type_size, (GSpacing)stride * type_size,
+                                    NULL) == CE_None
+                         ? 0
+                         : -1;
+    } else {
+        status = read_downsampled(rr, band, r, pixels, type, stride);
+    }
     if (status != 0) {
         fail_because(CPLE_FileIO, CPLSPrintf("%s: reading window (%d,%d,%d,%d) of '%s' failed",
                                              n->where, r->x, r->y, r->w, r->h, n->path));
@@ -315,7 +424,7 @@ static void *compute_convolve(pgp_renderer *r, worker_context *ctx, int node,
     tile_rect region;
     void *pixels = NULL;
 
-    pgp_kernel_reach(n->kernel, &up, &down, &left, &right);
+    pgp_kernel_reach(r->kernels[node], &up, &down, &left, &right);
     const int ww = t->w + left + right, wh = t->h + up + down;
     window_count = (size_t)ww * wh;
     window = (double *)scratch_reserve(&ctx->calc_scratch[depth],
@@ -330,8 +439,8 @@ static void *compute_convolve(pgp_renderer *r, worker_context *ctx, int node,
     region.tx = region.ty = -1;
     region.x = MAX(t->x - left, 0);
     region.y = MAX(t->y - up, 0);
-    region.w = MIN(t->x + t->w + right, g->x_size) - region.x;
-    region.h = MIN(t->y + t->h + down, g->y_size) - region.y;
+    region.w = MIN(t->x + t->w + right, r->x_size) - region.x;
+    region.h = MIN(t->y + t->h + down, r->y_size) - region.y;
     {
         const size_t origin = (size_t)(region.y - (t->y - up)) * ww + (region.x - (t->x - left));
         if (read_as_doubles(r, ctx, n->input_nodes[0], &region, depth + 1, window + origin,
@@ -345,7 +454,7 @@ static void *compute_convolve(pgp_renderer *r, worker_context *ctx, int node,
                     window[i] = 0;
             }
     }
-    if (pgp_convolve_tile(n->kernel, &n->convolve, window, valid, t->w, t->h, g->block_x,
+    if (pgp_convolve_tile(r->kernels[node], &n->convolve, window, valid, t->w, t->h, g->block_x,
                           g->block_y, n->nodata.value, out) == 0)
         pixels = to_tile_pixels(n, out, count);
     return pixels;
@@ -551,10 +660,10 @@ CPLErr pgp_renderer_read(pgp_renderer *r, int n_nodes, const int *nodes, int x, 
     const pgp_graph *g = r->graph;
     read_request q;
     CPLErr err;
-    if (x < 0 || y < 0 || w <= 0 || h <= 0 || x > g->x_size - w || y > g->y_size - h) {
+    if (x < 0 || y < 0 || w <= 0 || h <= 0 || x > r->x_size - w || y > r->y_size - h) {
         CPLError(CE_Failure, CPLE_IllegalArg,
-                 "window (%d,%d,%d,%d) is outside the %dx%d raster", x, y, w, h, g->x_size,
-                 g->y_size);
+                 "window (%d,%d,%d,%d) is outside the %dx%d raster", x, y, w, h, r->x_size,
+                 r->y_size);
         return CE_Failure;
     }
     memset(&q, 0, sizeof q);

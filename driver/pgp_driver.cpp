@@ -1,8 +1,11 @@
 /* pgp_driver.cpp — the PGP GDAL driver: a thin C++ shim over core/.
  *
- * Subclasses GDALDataset/GDALRasterBand (which only C++ can do) and forwards
- * full-resolution reads, block reads and statistics to the renderer. No
- * algorithm lives here.
+ * Subclasses GDALPamDataset/GDALPamRasterBand (which only C++ can do) and
+ * forwards reads, block reads and statistics to a renderer per level: the full
+ * resolution one, and one per overview (a dataset of its own, as GDAL expects
+ * of overview bands). PAM keeps statistics and histograms in x.pgp.vrt.aux.xml,
+ * stamped with a fingerprint of the graph and its files so that a stale sidecar
+ * is never served. No algorithm lives here.
  */
 #include <cerrno>
 #include <climits>
@@ -11,10 +14,12 @@
 #include <vector>
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "cpl_conv.h"
 #include "cpl_error.h"
 #include "cpl_string.h"
+#include "gdal_pam.h"
 #include "gdal_priv.h"
 #include "ogr_spatialref.h"
 
@@ -38,7 +43,14 @@ constexpr const char *kOpenOptions =
     "cache in MB. Overrides PGP_CACHE_MB' default='256'/>"
     "  <Option name='PREFETCH' type='int' min='0' description='Tiles to compute ahead of a "
     "request in scan direction, 0 = off. Overrides PGP_PREFETCH; default: 2 x workers'/>"
+    "  <Option name='OVERVIEWS' type='boolean' description='Expose overviews (the graph "
+    "evaluated on coarser grids, factors 2, 4, 8, ...) for zoomed-out reads. Overrides "
+    "PGP_OVERVIEWS' default='YES'/>"
     "</OpenOptionList>";
+
+/* Overviews halve the grid until its long side is below this (gdaladdo's
+ * default -minsize). */
+constexpr int kOverviewMinSize = 256;
 
 constexpr long kMaxCacheMB = 1L << 24; /* 16 TB: anything larger is a typo */
 constexpr long kMaxPrefetch = 1L << 16;
@@ -57,6 +69,22 @@ bool ParseCount(const char *value, const char *origin, long max, long *out)
     }
     *out = v;
     return true;
+}
+
+/* Parses a boolean option strictly: a typo must not silently mean NO. */
+bool ParseBool(const char *value, const char *origin, bool *out)
+{
+    static const char *const yes[] = {"YES", "TRUE", "ON", "1"};
+    static const char *const no[] = {"NO", "FALSE", "OFF", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (EQUAL(value, yes[i]) || EQUAL(value, no[i])) {
+            *out = EQUAL(value, yes[i]);
+            return true;
+        }
+    }
+    CPLError(CE_Failure, CPLE_IllegalArg, "%s='%s' is not valid: expected YES or NO", origin,
+             value);
+    return false;
 }
 
 /* An option from the open options, else the config option, with its origin. */
@@ -101,16 +129,102 @@ bool IsRootElement(const char *text)
            next == '\n';
 }
 
+/* Metadata the driver derives from the graph (node names, expressions,
+ * executor settings). Kept apart from PAM's so that it is never written into
+ * the .aux.xml sidecar, yet served merged with PAM's items. */
+class DerivedMetadata
+{
+    GDALMultiDomainMetadata m_items{};
+    CPLStringList m_merged{};
+
+  public:
+    void Set(const char *name, const char *value, const char *domain = "")
+    {
+        m_items.SetMetadataItem(name, value, domain);
+    }
+
+    const char *Item(const char *name, const char *domain)
+    {
+        return m_items.GetMetadataItem(name, domain ? domain : "");
+    }
+
+    /* This object's items of domain, overridden by PAM's; valid until the next call. */
+    char **Merge(const char *domain, char **pam)
+    {
+        char **own = m_items.GetMetadata(domain ? domain : "");
+        if (own == nullptr)
+            return pam;
+        m_merged = CPLStringList(CSLDuplicate(own), TRUE);
+        for (char **item = pam; item && *item; item++) {
+            char *key = nullptr;
+            const char *value = CPLParseNameValue(*item, &key);
+            if (key)
+                m_merged.SetNameValue(key, value);
+            CPLFree(key);
+        }
+        return m_merged.List();
+    }
+
+    /* The union of this object's domains and PAM's (caller-owned list). */
+    char **Domains(char **pam)
+    {
+        for (char **domain = m_items.GetDomainList(); domain && *domain; domain++)
+            if (CSLFindString(pam, *domain) < 0)
+                pam = CSLAddString(pam, *domain);
+        return pam;
+    }
+};
+
+/* A fingerprint of the graph: its .pgp.vrt bytes and each file it reads
+ * (path, size, modification time). FNV-1a, 64 bits: a sidecar check, not a
+ * security measure. Empty when the .pgp.vrt cannot be read. */
+CPLString GraphFingerprint(const char *xml_path, const pgp_graph *graph)
+{
+    GByte *text = nullptr;
+    vsi_l_offset size = 0;
+    if (!VSIIngestFile(nullptr, xml_path, &text, &size, 64 << 20))
+        return CPLString();
+    uint64_t hash = 14695981039346656037ULL;
+    auto mix = [&hash](const void *data, size_t n) {
+        for (size_t i = 0; i < n; i++)
+            hash = (hash ^ static_cast<const GByte *>(data)[i]) * 1099511628211ULL;
+    };
+    mix(text, static_cast<size_t>(size));
+    CPLFree(text);
+    for (char **file = graph->source_files; file && *file; file++) {
+        VSIStatBufL stat;
+        GIntBig facts[2] = {-1, -1};
+        if (VSIStatL(*file, &stat) == 0) {
+            facts[0] = static_cast<GIntBig>(stat.st_size);
+            facts[1] = static_cast<GIntBig>(stat.st_mtime);
+        }
+        mix(*file, strlen(*file) + 1);
+        mix(facts, sizeof facts);
+    }
+    return CPLString().Printf("%016llx", static_cast<unsigned long long>(hash));
+}
+
 class PGPRasterBand;
 
-class PGPDataset final : public GDALDataset
+/* The full-resolution dataset, or (m_parent set) one overview level of it. */
+class PGPDataset final : public GDALPamDataset
 {
     friend class PGPRasterBand;
 
-    pgp_graph *m_graph = nullptr;
+    PGPDataset *m_parent = nullptr;
+    pgp_graph *m_graph = nullptr; /* owned by the full-resolution dataset */
     pgp_renderer *m_renderer = nullptr;
+    std::vector<std::unique_ptr<PGPDataset>> m_overviews{};
     OGRSpatialReference m_srs{};
     CPLString m_xml_path{};
+    CPLString m_fingerprint{};
+    bool m_stale_sidecar = false;
+    DerivedMetadata m_derived{};
+
+    PGPDataset(PGPDataset *parent, pgp_renderer *overview, int x_size, int y_size);
+    void AddBands();
+    bool AddOverviews(pgp_executor *executor, int prefetch);
+    void LoadSidecar();
 
   public:
     PGPDataset(pgp_graph *graph, pgp_executor *executor, int prefetch, const char *path);
@@ -123,26 +237,36 @@ class PGPDataset final : public GDALDataset
     const OGRSpatialReference *GetSpatialRef() const override;
     char **GetFileList() override;
     const char *GetMetadataItem(const char *name, const char *domain) override;
+    char **GetMetadata(const char *domain) override;
+    char **GetMetadataDomainList() override;
 
   protected:
     CPLErr IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void *buffer, int buf_w,
                      int buf_h, GDALDataType buf_type, int band_count, int *band_map,
                      GSpacing pixel_space, GSpacing line_space, GSpacing band_space,
                      GDALRasterIOExtraArg *extra) override;
+    CPLErr XMLInit(CPLXMLNode *tree, const char *vrt_path) override;
+    CPLXMLNode *SerializeToXML(const char *vrt_path) override;
 };
 
-class PGPRasterBand final : public GDALRasterBand
+class PGPRasterBand final : public GDALPamRasterBand
 {
     int m_node;
+    DerivedMetadata m_derived{};
 
   public:
     PGPRasterBand(PGPDataset *ds, int band, const pgp_band_def &def);
 
     double GetNoDataValue(int *has_nodata) override;
+    int GetOverviewCount() override;
+    GDALRasterBand *GetOverview(int i) override;
     CPLErr ComputeStatistics(int approx_ok, double *min, double *max, double *mean,
                              double *std_dev, GDALProgressFunc progress,
                              void *progress_data) override;
     CPLErr ComputeRasterMinMax(int approx_ok, double *min_max) override;
+    const char *GetMetadataItem(const char *name, const char *domain) override;
+    char **GetMetadata(const char *domain) override;
+    char **GetMetadataDomainList() override;
 
   protected:
     CPLErr IReadBlock(int block_x, int block_y, void *image) override;
@@ -151,11 +275,11 @@ class PGPRasterBand final : public GDALRasterBand
                      GSpacing line_space, GDALRasterIOExtraArg *extra) override;
 
   private:
-    pgp_renderer *Renderer() { return static_cast<PGPDataset *>(poDS)->m_renderer; }
-    const pgp_node &Node() const
-    {
-        return static_cast<PGPDataset *>(poDS)->m_graph->nodes[m_node];
-    }
+    PGPDataset *Dataset() { return static_cast<PGPDataset *>(poDS); }
+    pgp_renderer *Renderer() { return Dataset()->m_renderer; }
+    const pgp_node &Node() { return Dataset()->m_graph->nodes[m_node]; }
+    CPLErr ExactStatistics(double *min, double *max, double *mean, double *std_dev,
+                           GDALProgressFunc progress, void *progress_data);
 };
 
 CPLErr RefuseWrite()
@@ -179,16 +303,88 @@ PGPDataset::PGPDataset(pgp_graph *graph, pgp_executor *executor, int prefetch,
         m_srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
         m_srs.importFromWkt(graph->srs_wkt);
     }
-    for (int i = 0; i < graph->n_bands; i++)
-        SetBand(i + 1, new PGPRasterBand(this, i + 1, graph->bands[i]));
+    if (m_xml_path.empty())
+        nPamFlags |= GPF_DISABLED; /* opened from XML text: no file to put a sidecar by */
+    AddBands();
+}
+
+PGPDataset::PGPDataset(PGPDataset *parent, pgp_renderer *overview, int x_size, int y_size)
+    : m_parent(parent), m_graph(parent->m_graph), m_renderer(overview)
+{
+    nRasterXSize = x_size;
+    nRasterYSize = y_size;
+    eAccess = GA_ReadOnly;
+    nPamFlags |= GPF_DISABLED; /* statistics of overviews live on the parent's bands */
+    AddBands();
+}
+
+void PGPDataset::AddBands()
+{
+    for (int i = 0; i < m_graph->n_bands; i++)
+        SetBand(i + 1, new PGPRasterBand(this, i + 1, m_graph->bands[i]));
 }
 
 PGPDataset::~PGPDataset()
 {
-    /* Bands may hold GDAL-cached blocks; drop them before the renderer goes. */
+    /* Bands may hold GDAL-cached blocks; drop them before the renderer goes, and
+     * write the sidecar while the graph (fingerprint, bands) is still here. */
     FlushCache(true);
+    m_overviews.clear();
     pgp_renderer_free(m_renderer);
-    pgp_graph_free(m_graph);
+    if (m_parent == nullptr)
+        pgp_graph_free(m_graph);
+}
+
+/* Levels 2, 4, 8, ... with GDAL's overview sizes (rounded up), until the long
+ * side is below kOverviewMinSize. */
+bool PGPDataset::AddOverviews(pgp_executor *executor, int prefetch)
+{
+    for (int factor = 2; std::max(nRasterXSize, nRasterYSize) / (factor / 2) > kOverviewMinSize;
+         factor *= 2) {
+        const int x_size = (nRasterXSize + factor - 1) / factor;
+        const int y_size = (nRasterYSize + factor - 1) / factor;
+        pgp_renderer *renderer = pgp_renderer_new_overview(
+            m_graph, executor, pgp_tile_cache_global(), prefetch, x_size, y_size);
+        if (renderer == nullptr)
+            return false;
+        m_overviews.emplace_back(new PGPDataset(this, renderer, x_size, y_size));
+        if (factor > INT_MAX / 2)
+            break;
+    }
+    return true;
+}
+
+/* PAM's sidecar, unless it was written for another graph (see XMLInit). */
+void PGPDataset::LoadSidecar()
+{
+    m_fingerprint = GraphFingerprint(m_xml_path, m_graph);
+    TryLoadXML();
+    /* Loading is not a change, but a stale sidecar must be rewritten (or
+     * removed) on close even if nothing new is computed. */
+    if (m_stale_sidecar)
+        MarkPamDirty();
+    else
+        nPamFlags &= ~GPF_DIRTY;
+}
+
+CPLErr PGPDataset::XMLInit(CPLXMLNode *tree, const char *vrt_path)
+{
+    const char *stored = CPLGetXMLValue(tree, "PGPFingerprint", "");
+    if (m_fingerprint.empty() || m_fingerprint != stored) {
+        CPLDebug("PGP", "%s: ignoring %s: it was written for another version of the graph or "
+                 "of its files", m_xml_path.c_str(), BuildPamFilename());
+        m_stale_sidecar = true;
+        return CE_None;
+    }
+    return GDALPamDataset::XMLInit(tree, vrt_path);
+}
+
+CPLXMLNode *PGPDataset::SerializeToXML(const char *vrt_path)
+{
+    CPLXMLNode *tree = GDALPamDataset::SerializeToXML(vrt_path);
+    if (tree != nullptr)
+        CPLCreateXMLElementAndValue(tree, "PGPFingerprint", m_fingerprint);
+    return tree;
 }
 
 int PGPDataset::Identify(GDALOpenInfo *info)
@@ -217,11 +413,15 @@ GDALDataset *PGPDataset::Open(GDALOpenInfo *info)
         return nullptr;
     }
     long cache_mb = 256, prefetch = 2L * threads;
+    bool overviews = true;
     const char *value = OptionValue(info, "CACHE_MB", "PGP_CACHE_MB", &origin);
     if (value && !ParseCount(value, origin, kMaxCacheMB, &cache_mb))
         return nullptr;
     value = OptionValue(info, "PREFETCH", "PGP_PREFETCH", &origin);
     if (value && !ParseCount(value, origin, kMaxPrefetch, &prefetch))
+        return nullptr;
+    value = OptionValue(info, "OVERVIEWS", "PGP_OVERVIEWS", &origin);
+    if (value && !ParseBool(value, origin, &overviews))
         return nullptr;
 
     const bool from_text = IsRootElement(info->pszFilename);
@@ -236,30 +436,46 @@ GDALDataset *PGPDataset::Open(GDALOpenInfo *info)
     }
     pgp_tile_cache_set_budget(pgp_tile_cache_global(), static_cast<size_t>(cache_mb) << 20);
 
-    auto *ds = new PGPDataset(graph, executor, static_cast<int>(prefetch),
-                              from_text ? nullptr : info->pszFilename);
+    std::unique_ptr<PGPDataset> ds(new PGPDataset(graph, executor, static_cast<int>(prefetch),
+                                                  from_text ? nullptr : info->pszFilename));
     ds->SetDescription(info->pszFilename);
-    ds->SetMetadataItem("EXECUTOR", threads ? CPLSPrintf("threading:%d", threads) : "serial",
-                        "PGP");
-    ds->SetMetadataItem("CACHE_MB", CPLSPrintf("%ld", cache_mb), "PGP");
-    ds->SetMetadataItem("PREFETCH", CPLSPrintf("%ld", prefetch), "PGP");
-    return ds;
+    if (overviews && !ds->AddOverviews(executor, static_cast<int>(prefetch)))
+        return nullptr;
+    DerivedMetadata &md = ds->m_derived;
+    md.Set("EXECUTOR", threads ? CPLSPrintf("threading:%d", threads) : "serial", "PGP");
+    md.Set("CACHE_MB", CPLSPrintf("%ld", cache_mb), "PGP");
+    md.Set("PREFETCH", CPLSPrintf("%ld", prefetch), "PGP");
+    md.Set("OVERVIEWS", CPLSPrintf("%d", static_cast<int>(ds->m_overviews.size())), "PGP");
+    if (!from_text)
+        ds->LoadSidecar();
+    return ds.release();
 }
 
 CPLErr PGPDataset::GetGeoTransform(double *gt)
 {
     memcpy(gt, m_graph->geotransform, 6 * sizeof(double));
+    if (m_parent != nullptr) { /* same extent, bigger pixels */
+        const double sx = static_cast<double>(m_graph->x_size) / nRasterXSize;
+        const double sy = static_cast<double>(m_graph->y_size) / nRasterYSize;
+        gt[1] *= sx;
+        gt[4] *= sx;
+        gt[2] *= sy;
+        gt[5] *= sy;
+    }
     return m_graph->has_geotransform ? CE_None : CE_Failure;
 }
 
 const OGRSpatialReference *PGPDataset::GetSpatialRef() const
 {
-    return m_srs.IsEmpty() ? nullptr : &m_srs;
+    const PGPDataset *root = m_parent ? m_parent : this;
+    return root->m_srs.IsEmpty() ? nullptr : &root->m_srs;
 }
 
 char **PGPDataset::GetFileList()
 {
-    char **files = m_xml_path.empty() ? nullptr : CSLAddString(nullptr, m_xml_path);
+    if (m_xml_path.empty())
+        return nullptr;
+    char **files = GDALPamDataset::GetFileList(); /* the .pgp.vrt and its sidecar */
     for (char **source = m_graph->source_files; source && *source; source++)
         if (CSLFindString(files, *source) < 0)
             files = CSLAddString(files, *source);
@@ -268,10 +484,34 @@ char **PGPDataset::GetFileList()
 
 const char *PGPDataset::GetMetadataItem(const char *name, const char *domain)
 {
-    if (name && domain && EQUAL(domain, "PGP") && EQUAL(name, "TILES_COMPUTED"))
-        return CPLSPrintf(CPL_FRMT_GUIB,
-                          static_cast<GUIntBig>(pgp_renderer_tiles_computed(m_renderer)));
-    return GDALDataset::GetMetadataItem(name, domain);
+    if (name && domain && EQUAL(domain, "PGP")) {
+        /* Live counters, summed over the overview levels where asked. */
+        uint64_t (*counter)(const pgp_renderer *) = nullptr;
+        const bool overview = STARTS_WITH_CI(name, "OVERVIEW_");
+        const char *what = overview ? name + strlen("OVERVIEW_") : name;
+        if (EQUAL(what, "TILES_COMPUTED"))
+            counter = pgp_renderer_tiles_computed;
+        else if (EQUAL(what, "SOURCE_PIXELS_READ"))
+            counter = pgp_renderer_source_pixels;
+        if (counter != nullptr) {
+            uint64_t total = overview ? 0 : counter(m_renderer);
+            for (size_t i = 0; overview && i < m_overviews.size(); i++)
+                total += counter(m_overviews[i]->m_renderer);
+            return CPLSPrintf(CPL_FRMT_GUIB, static_cast<GUIntBig>(total));
+        }
+    }
+    const char *derived = m_derived.Item(name, domain);
+    return derived ? derived : GDALPamDataset::GetMetadataItem(name, domain);
+}
+
+char **PGPDataset::GetMetadata(const char *domain)
+{
+    return m_derived.Merge(domain, GDALPamDataset::GetMetadata(domain));
+}
+
+char **PGPDataset::GetMetadataDomainList()
+{
+    return m_derived.Domains(GDALPamDataset::GetMetadataDomainList());
 }
 
 CPLErr PGPDataset::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void *buffer,
@@ -281,10 +521,10 @@ CPLErr PGPDataset::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void *bu
 {
     if (rw != GF_Read)
         return RefuseWrite();
-    if (buf_w != w || buf_h != h)
-        return GDALDataset::IRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
-                                      band_count, band_map, pixel_space, line_space,
-                                      band_space, extra);
+    if (buf_w != w || buf_h != h) /* GDAL picks the best overview, else resamples blocks */
+        return GDALPamDataset::IRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
+                                         band_count, band_map, pixel_space, line_space,
+                                         band_space, extra);
     /* All bands' tiles in one batch: more parallelism, shared inputs stay hot. */
     std::vector<int> nodes(band_count);
     for (int i = 0; i < band_count; i++)
@@ -303,20 +543,24 @@ PGPRasterBand::PGPRasterBand(PGPDataset *ds, int band, const pgp_band_def &def)
     poDS = ds;
     nBand = band;
     eDataType = ds->m_graph->nodes[def.node].data_type;
+    nRasterXSize = ds->nRasterXSize;
+    nRasterYSize = ds->nRasterYSize;
     nBlockXSize = ds->m_graph->block_x;
     nBlockYSize = ds->m_graph->block_y;
     const pgp_node &node = Node();
-    SetDescription(def.description && *def.description ? def.description : node.name);
-    SetMetadataItem("PGP_NODE", node.name);
+    /* GDALMajorObject's own: a description is not PAM state to be saved. */
+    GDALMajorObject::SetDescription(def.description && *def.description ? def.description
+                                                                         : node.name);
+    m_derived.Set("PGP_NODE", node.name);
     if (node.kind == PGP_NODE_CALC)
-        SetMetadataItem("PGP_EXPRESSION", node.expression);
+        m_derived.Set("PGP_EXPRESSION", node.expression);
     if (node.kind == PGP_NODE_CONVOLVE) {
-        SetMetadataItem("PGP_INPUT", node.input);
-        SetMetadataItem("PGP_KERNEL", CPLSPrintf("%dx%d", pgp_kernel_rows(node.kernel),
-                                                 pgp_kernel_cols(node.kernel)));
+        m_derived.Set("PGP_INPUT", node.input);
+        m_derived.Set("PGP_KERNEL", CPLSPrintf("%dx%d", pgp_kernel_rows(node.kernel),
+                                               pgp_kernel_cols(node.kernel)));
     }
     if (node.signed_byte)
-        SetMetadataItem("PIXELTYPE", "SIGNEDBYTE", "IMAGE_STRUCTURE");
+        m_derived.Set("PIXELTYPE", "SIGNEDBYTE", "IMAGE_STRUCTURE");
 }
 
 double PGPRasterBand::GetNoDataValue(int *has_nodata)
@@ -324,6 +568,34 @@ double PGPRasterBand::GetNoDataValue(int *has_nodata)
     if (has_nodata)
         *has_nodata = Node().nodata.present;
     return Node().nodata.present ? Node().nodata.value : 0.0;
+}
+
+int PGPRasterBand::GetOverviewCount()
+{
+    return static_cast<int>(Dataset()->m_overviews.size());
+}
+
+GDALRasterBand *PGPRasterBand::GetOverview(int i)
+{
+    if (i < 0 || i >= GetOverviewCount())
+        return nullptr;
+    return Dataset()->m_overviews[i]->GetRasterBand(nBand);
+}
+
+const char *PGPRasterBand::GetMetadataItem(const char *name, const char *domain)
+{
+    const char *derived = m_derived.Item(name, domain);
+    return derived ? derived : GDALPamRasterBand::GetMetadataItem(name, domain);
+}
+
+char **PGPRasterBand::GetMetadata(const char *domain)
+{
+    return m_derived.Merge(domain, GDALPamRasterBand::GetMetadata(domain));
+}
+
+char **PGPRasterBand::GetMetadataDomainList()
+{
+    return m_derived.Domains(GDALPamRasterBand::GetMetadataDomainList());
 }
 
 CPLErr PGPRasterBand::IReadBlock(int block_x, int block_y, void *image)
@@ -346,17 +618,17 @@ CPLErr PGPRasterBand::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void 
 {
     if (rw != GF_Read)
         return RefuseWrite();
-    if (buf_w != w || buf_h != h)
-        return GDALRasterBand::IRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
-                                         pixel_space, line_space, extra);
+    if (buf_w != w || buf_h != h) /* GDAL picks the best overview, else resamples blocks */
+        return GDALPamRasterBand::IRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
+                                            pixel_space, line_space, extra);
     return pgp_renderer_read(Renderer(), 1, &m_node, x, y, w, h, buffer, buf_type, pixel_space,
                              line_space, 0, extra ? extra->pfnProgress : nullptr,
                              extra ? extra->pProgressData : nullptr);
 }
 
-CPLErr PGPRasterBand::ComputeStatistics(int /*approx_ok: exact is always fine*/, double *min,
-                                        double *max, double *mean, double *std_dev,
-                                        GDALProgressFunc progress, void *progress_data)
+/* Statistics of every pixel of this level, the same for every executor. */
+CPLErr PGPRasterBand::ExactStatistics(double *min, double *max, double *mean, double *std_dev,
+                                      GDALProgressFunc progress, void *progress_data)
 {
     int has_nodata = FALSE;
     const double nodata = GetNoDataValue(&has_nodata);
@@ -369,30 +641,46 @@ CPLErr PGPRasterBand::ComputeStatistics(int /*approx_ok: exact is always fine*/,
                  "Failed to compute statistics, no valid pixels found in band %d", nBand);
         return CE_Failure;
     }
-    const double std = sqrt(stats.m2 / static_cast<double>(stats.valid));
-    SetStatistics(stats.min, stats.max, stats.mean, std);
+    *std_dev = sqrt(stats.m2 / static_cast<double>(stats.valid));
+    *min = stats.min;
+    *max = stats.max;
+    *mean = stats.mean;
     SetMetadataItem("STATISTICS_VALID_PERCENT",
                     CPLSPrintf("%.4g", 100.0 * stats.valid / stats.total));
-    if (min)
-        *min = stats.min;
-    if (max)
-        *max = stats.max;
-    if (mean)
-        *mean = stats.mean;
-    if (std_dev)
-        *std_dev = std;
+    return CE_None;
+}
+
+/* Exact statistics over every full-resolution pixel; approximate ones (as GDAL
+ * computes them for other drivers) over the overview GDAL would sample. */
+CPLErr PGPRasterBand::ComputeStatistics(int approx_ok, double *min, double *max, double *mean,
+                                        double *std_dev, GDALProgressFunc progress,
+                                        void *progress_data)
+{
+    double values[4];
+    GDALRasterBand *sample =
+        approx_ok ? GetRasterSampleOverview(GDALSTAT_APPROX_NUMSAMPLES) : this;
+    auto *level = sample == this ? this : dynamic_cast<PGPRasterBand *>(sample);
+    if (level == nullptr ||
+        level->ExactStatistics(&values[0], &values[1], &values[2], &values[3], progress,
+                               progress_data) != CE_None)
+        return CE_Failure;
+    SetStatistics(values[0], values[1], values[2], values[3]);
+    if (level != this)
+        SetMetadataItem("STATISTICS_VALID_PERCENT",
+                        level->GetMetadataItem("STATISTICS_VALID_PERCENT", ""));
+    SetMetadataItem("STATISTICS_APPROXIMATE", level != this ? "YES" : nullptr);
+    double *const outputs[4] = {min, max, mean, std_dev};
+    for (int i = 0; i < 4; i++)
+        if (outputs[i])
+            *outputs[i] = values[i];
     return CE_None;
 }
 
 CPLErr PGPRasterBand::ComputeRasterMinMax(int approx_ok, double *min_max)
 {
-    double min = 0, max = 0;
     /* Min/max come out of the same tile summaries; the tiles are what costs. */
-    const CPLErr err = ComputeStatistics(approx_ok, &min, &max, nullptr, nullptr, nullptr,
-                                         nullptr);
-    min_max[0] = min;
-    min_max[1] = max;
-    return err;
+    return ComputeStatistics(approx_ok, &min_max[0], &min_max[1], nullptr, nullptr, nullptr,
+                             nullptr);
 }
 
 void UnloadDriver(GDALDriver *)

@@ -49,6 +49,15 @@ pgp_kernel *pgp_kernel_new(const double *weights, const unsigned char *valid, in
                            int cols, char *err, size_t errlen);
 void pgp_kernel_free(pgp_kernel *kernel);
 
+/* The kernel for a grid whose pixels are scale_y x scale_x of this kernel's
+ * (overviews, scales >= 1): every tap is added into the coarse tap at its offset
+ * from the centre divided by the scale and rounded, so the total weight and the
+ * centre are kept; nodata taps weigh 0. The result is odd-sized and centred.
+ * An approximation: values match the full-resolution convolution of a signal
+ * that is constant over each coarse pixel. The caller frees it. */
+pgp_kernel *pgp_kernel_downsample(const pgp_kernel *kernel, double scale_y, double scale_x,
+                                  char *err, size_t errlen);
+
 int pgp_kernel_rows(const pgp_kernel *kernel);
 int pgp_kernel_cols(const pgp_kernel *kernel);
 double pgp_kernel_sum(const pgp_kernel *kernel); /* of the valid weights */

@@ -37,7 +37,7 @@ typedef struct pgp_node {
     GDALDataType data_type; /* of the values this node produces                */
     pgp_nodata nodata;      /* of those values, as readers test them           */
 
-    /* PGP_NODE_SOURCE */
+    /* PGP_NODE_SOURCE (and PGP_NODE_CONVOLVE: its kernel raster, if any) */
     char *path;             /* resolved against the .pgp.vrt's folder          */
     int band;
     int signed_byte;        /* Byte band with PIXELTYPE=SIGNEDBYTE: read as int8 */
@@ -79,7 +79,8 @@ typedef struct pgp_graph {
     pgp_nodata *var_nodata; /* nodata of node i, as expressions test it        */
     int n_bands;
     pgp_band_def *bands;
-    char **source_files;    /* distinct source paths, for GetFileList          */
+    char **source_files;    /* every file the graph reads (sources, kernels,
+                               vectors), once each: GetFileList, fingerprints */
 } pgp_graph;
 
 /* Opens a .pgp.vrt from a path, or from the XML text itself when

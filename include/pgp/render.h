@@ -38,9 +38,18 @@ typedef struct pgp_renderer pgp_renderer;
 
 pgp_renderer *pgp_renderer_new(const pgp_graph *graph, pgp_executor *executor,
                                pgp_tile_cache *cache, int prefetch_tiles);
+/* An overview: the same graph evaluated on a coarser grid of x_size x y_size
+ * (at most the graph's) covering the same extent, with the same tiles, cache
+ * and determinism rules. Unaligned sources are read through GDAL's nearest
+ * downsampling (their own overviews when they have some), <Align> warps
+ * straight onto the coarse grid, and each Convolve uses its kernel downsampled
+ * to the coarse pixel (pgp_kernel_downsample). NULL after CPLError. */
+pgp_renderer *pgp_renderer_new_overview(const pgp_graph *graph, pgp_executor *executor,
+                                        pgp_tile_cache *cache, int prefetch_tiles, int x_size,
+                                        int y_size);
 void pgp_renderer_free(pgp_renderer *renderer);
 
-/* Reads window (x, y, w, h) of nodes[0..n_nodes) at full resolution into
+/* Reads window (x, y, w, h) of nodes[0..n_nodes) at the renderer's level into
  * buffer (node i at buffer + i * band_space), converting with GDALCopyWords to
  * buffer_type. Missing tiles are computed on the executor; jobs write disjoint
  * parts of buffer. progress is called per tile on the calling thread. */
@@ -63,6 +72,10 @@ const pgp_graph *pgp_renderer_graph(const pgp_renderer *renderer);
 /* Tiles this renderer has computed (not found in the cache), prefetches
  * included: exposed as the dataset's PGP/TILES_COMPUTED metadata item. */
 uint64_t pgp_renderer_tiles_computed(const pgp_renderer *renderer);
+
+/* Source pixels this renderer has read (at its level's resolution): exposed as
+ * PGP/SOURCE_PIXELS_READ, so tests can count what a zoomed-out view costs. */
+uint64_t pgp_renderer_source_pixels(const pgp_renderer *renderer);
 
 #ifdef __cplusplus
 }

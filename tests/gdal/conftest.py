@@ -100,5 +100,6 @@ def read(path, **open_options):
 @pytest.fixture(autouse=True)
 def _clean_config():
     yield
-    for key in ("PGP_EXECUTOR", "PGP_CACHE_MB", "PGP_PREFETCH", "GDAL_NUM_THREADS"):
+    for key in ("PGP_EXECUTOR", "PGP_CACHE_MB", "PGP_PREFETCH", "PGP_OVERVIEWS",
+                "GDAL_NUM_THREADS"):
         gdal.SetConfigOption(key, None)
