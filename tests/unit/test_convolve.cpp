@@ -411,6 +411,42 @@ TEST(Convolve, ImpulseReproducesTheKernelUnflippedAroundItsCentre)
     }
 }
 
+// A downsampled kernel moves each tap to round(offset / scale) from the centre
+// and keeps the total weight: seen through the impulse response.
+TEST(Convolve, DownsampledKernelMovesTapsToRoundedCoarseOffsets)
+{
+    char err[256];
+    KernelPtr kernel = MakeKernel(Ramp4x6());
+    KernelPtr coarse(pgp_kernel_downsample(kernel.get(), 2.0, 3.0, err, sizeof err));
+    ASSERT_NE(coarse, nullptr) << err;
+    EXPECT_NEAR(pgp_kernel_sum(coarse.get()), pgp_kernel_sum(kernel.get()), 1e-12);
+    EXPECT_EQ(pgp_kernel_rows(coarse.get()) % 2, 1);
+    EXPECT_EQ(pgp_kernel_cols(coarse.get()) % 2, 1);
+
+    Raster s = Constant(20, 20, 0.0);
+    s.values[10 * 20 + 10] = 1.0;
+    const std::vector<double> out = ConvolveTiled(
+        coarse.get(), s, Options(false, false, false, false, PGP_CONVOLVE_DIRECT), Tiling{8, 8});
+    std::vector<double> expected(400, 0.0);
+    for (int r = 0; r < 4; r++)     // Ramp4x6: centre (2, 3), weight 10 r + c + 1
+        for (int c = 0; c < 6; c++) {
+            const int dy = static_cast<int>(std::floor((r - 2) / 2.0 + 0.5));
+            const int dx = static_cast<int>(std::floor((c - 3) / 3.0 + 0.5));
+            expected[(10 + dy) * 20 + 10 + dx] += 10 * r + c + 1;
+        }
+    for (int i = 0; i < 400; i++)
+        ASSERT_NEAR(out[i], expected[i], 1e-12) << i;
+
+    KernelPtr same(pgp_kernel_downsample(kernel.get(), 1.0, 1.0, err, sizeof err));
+    ASSERT_NE(same, nullptr) << err;
+    const std::vector<double> fine = ConvolveTiled(
+        kernel.get(), s, Options(false, false, false, false, PGP_CONVOLVE_DIRECT), Tiling{8, 8});
+    EXPECT_EQ(ConvolveTiled(same.get(), s, Options(false, false, false, false,
+                                                   PGP_CONVOLVE_DIRECT),
+                            Tiling{8, 8}),
+              fine); // scale 1 is the identity (padded to odd, zero taps)
+}
+
 TEST(Convolve, ConstantSignalSumsToTheEdgeFormula)
 {
     KernelPtr kernel = MakeKernel(Ones(3, 3));

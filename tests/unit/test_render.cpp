@@ -117,6 +117,41 @@ TEST_F(RenderTest, BitIdenticalAcrossExecutorsAndWindows)
     }
 }
 
+// An overview level: every pixel is the reference at the full-resolution pixel
+// under its centre (GDAL's nearest downsampling), for every executor.
+TEST_F(RenderTest, OverviewSamplesTheSourcesUnderEachCoarsePixelCentre)
+{
+    constexpr int kOvW = 51, kOvH = 34; // ratios 1.98 and 1.97: not whole numbers
+    pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+    std::vector<double> first;
+    for (int threads : {0, 1, 4}) {
+        pgp_renderer *r = pgp_renderer_new_overview(graph_, pgp_executor_get(threads), cache, 0,
+                                                    kOvW, kOvH);
+        ASSERT_NE(r, nullptr) << CPLGetLastErrorMsg();
+        std::vector<double> out(kOvW * kOvH);
+        ASSERT_EQ(pgp_renderer_read(r, 1, &d_, 0, 0, kOvW, kOvH, out.data(), GDT_Float64, 8,
+                                    8 * kOvW, 0, nullptr, nullptr),
+                  CE_None)
+            << CPLGetLastErrorMsg();
+        EXPECT_EQ(pgp_renderer_tiles_computed(r), 2u * 4u * 5u); // tiles of c and d
+        // a and b for c, b again for d: each read at the coarse grid only
+        EXPECT_EQ(pgp_renderer_source_pixels(r), 3u * kOvW * kOvH);
+        pgp_renderer_free(r);
+        for (int row = 0; row < kOvH; row++)
+            for (int col = 0; col < kOvW; col++) {
+                const int y = static_cast<int>((row + 0.5) * kH / kOvH + 1e-10);
+                const int x = static_cast<int>((col + 0.5) * kW / kOvW + 1e-10);
+                ASSERT_EQ(out[row * kOvW + col], Expected(y * kW + x)) << row << "," << col;
+            }
+        if (threads == 0)
+            first = out;
+        EXPECT_EQ(out, first) << threads;
+    }
+    EXPECT_EQ(pgp_renderer_new_overview(graph_, pgp_executor_get(0), cache, 0, kW + 1, kH),
+              nullptr);
+    pgp_tile_cache_free(cache);
+}
+
 TEST_F(RenderTest, ConvertsToTheBufferType)
 {
     const std::vector<double> as_byte = Read(2, 0, 0, kW, kH, GDT_Byte);
