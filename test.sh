@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds pgp and passes every test (docs/hardening.md):
-#  1. release build: unit tests and GDAL-client tests (ctest);
+#  1. release build: unit tests, GDAL-client tests and the headless QGIS test (ctest),
+#     then the .deb: built, installed, checked and removed (packaging/check-deb.sh);
 #  2. ASan+UBSan build: unit tests, the fuzz replays (every seed and every kept
 #     crash input of tests/fuzz/) and the GDAL-client tests against the sanitized
 #     plugin through /usr/bin/python3, LeakSanitizer on (tests/sanitize/);
@@ -19,6 +20,9 @@ step "release build, unit and GDAL-client tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure)
+
+step "Debian package: cpack -G DEB, apt-get install, gdalinfo --format PGP, remove"
+sh packaging/check-deb.sh build
 
 step "ASan+UBSan: unit tests and fuzz replays"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPGP_SANITIZE=address -DPGP_FUZZ=ON >/dev/null
