@@ -786,6 +786,53 @@ static int check_acyclic(const pgp_graph *graph)
     return status;
 }
 
+/* Scratch a job computing node holds at the deepest point: its own buffers plus
+ * the worst input computed inside the same job (render.c nests one level per
+ * node). need[] memoises (< 0: not yet known). */
+static double job_bytes(const pgp_graph *graph, int node, double *need)
+{
+    const pgp_node *n = &graph->nodes[node];
+    const double block = (double)graph->block_x * graph->block_y;
+    double own = 0, deepest = 0;
+    int i, up, down, left, right;
+    if (need[node] >= 0)
+        return need[node];
+    if (n->kind == PGP_NODE_CALC) {
+        own = (n->n_inputs + 1) * block * sizeof(double);
+    } else if (n->kind == PGP_NODE_CONVOLVE) {
+        pgp_kernel_reach(n->kernel, &up, &down, &left, &right);
+        own = (double)(graph->block_x + left + right) * (graph->block_y + up + down) *
+                  (sizeof(double) + 1) + block * sizeof(double);
+    }
+    for (i = 0; i < n->n_inputs; i++)
+        deepest = MAX(deepest, job_bytes(graph, n->input_nodes[i], need));
+    return need[node] = own + deepest;
+}
+
+/* A long chain of nodes with big blocks would need its scratch once per level
+ * in every worker: refused here, not discovered as an allocation failure. */
+static int check_job_memory(const pgp_graph *graph)
+{
+    double *need = (double *)CPLMalloc(graph->n_nodes * sizeof(double));
+    int i, worst = 0, status = 0;
+    for (i = 0; i < graph->n_nodes; i++)
+        need[i] = -1;
+    for (i = 0; i < graph->n_nodes; i++)
+        if (job_bytes(graph, i, need) > need[worst])
+            worst = i;
+    if (need[worst] > PGP_MAX_JOB_BYTES) {
+        report(graph->nodes[worst].where,
+               "computing one tile needs %.0f MB of scratch per worker (nodes nested "
+               "%dx%d-pixel tiles deep), above the %d MB limit: use smaller blocks "
+               "(blockXSize/blockYSize) or a shallower graph",
+               need[worst] / (1 << 20), graph->block_x, graph->block_y,
+               (int)(PGP_MAX_JOB_BYTES >> 20));
+        status = -1;
+    }
+    CPLFree(need);
+    return status;
+}
+
 /* ---- document ---------------------------------------------------------------- */
 
 static int parse_band(const pgp_graph *graph, const CPLXMLNode *element, int index,
@@ -943,7 +990,7 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
         else if (graph->nodes[i].kind == PGP_NODE_CONVOLVE)
             status = link_convolve(graph, &graph->nodes[i]);
     CPLFree(vars);
-    if (status != 0 || check_acyclic(graph) != 0)
+    if (status != 0 || check_acyclic(graph) != 0 || check_job_memory(graph) != 0)
         return -1;
 
     graph->bands = (pgp_band_def *)CPLCalloc(count_elements(root, "Band") + 1,

@@ -47,7 +47,7 @@ struct pgp_renderer {
     double scale_x, scale_y; /* full-resolution pixels per pixel of this level */
     pgp_grid align;          /* with <Align>: the aligned grid at this level    */
     pgp_kernel **kernels;    /* per node: a Convolve's kernel at this level     */
-    int owns_kernels;        /* overviews own their downsampled kernels         */
+    int is_overview;         /* owns its downsampled kernels                    */
     int tiles_x, tiles_y;
     int prefetch_tiles;
     pgp_background *prefetch;
@@ -57,6 +57,10 @@ struct pgp_renderer {
     CPLMutex *contexts_mutex;
     worker_context *idle_contexts; /* free list; every context is here between jobs */
 };
+
+/* Tiles computed in this process by all renderers: [0] at full resolution,
+ * [1] at overview levels (pgp_render_process_totals). */
+static _Atomic uint64_t process_tiles[2];
 
 typedef struct tile_rect {
     int tx, ty;
@@ -124,7 +128,7 @@ pgp_renderer *pgp_renderer_new_overview(const pgp_graph *graph, pgp_executor *ex
         return NULL;
     }
     r = renderer_new(graph, executor, cache, prefetch_tiles, x_size, y_size);
-    r->owns_kernels = 1;
+    r->is_overview = 1;
     /* Same extent, bigger pixels: GDAL's convention for overviews. */
     r->align = graph->align;
     r->align.x_size = x_size;
@@ -170,7 +174,7 @@ void pgp_renderer_free(pgp_renderer *r)
     }
     pgp_tile_cache_purge_owner(r->cache, r->owner);
     CPLDestroyMutex(r->contexts_mutex);
-    if (r->owns_kernels) {
+    if (r->is_overview) {
         int i;
         for (i = 0; i < r->graph->n_nodes; i++)
             pgp_kernel_free(r->kernels[i]);
@@ -192,6 +196,12 @@ const pgp_graph *pgp_renderer_graph(const pgp_renderer *r)
 uint64_t pgp_renderer_tiles_computed(const pgp_renderer *r)
 {
     return atomic_load(&r->tiles_computed);
+}
+
+void pgp_render_process_totals(uint64_t *full_resolution_tiles, uint64_t *overview_tiles)
+{
+    *full_resolution_tiles = atomic_load(&process_tiles[0]);
+    *overview_tiles = atomic_load(&process_tiles[1]);
 }
 
 uint64_t pgp_renderer_source_pixels(const pgp_renderer *r)
@@ -527,6 +537,7 @@ static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const ti
         break;
     case PGP_TILE_MUST_COMPUTE:
         atomic_fetch_add(&r->tiles_computed, 1);
+        atomic_fetch_add(&process_tiles[r->is_overview], 1);
         pixels = compute_tile(r, ctx, node, t, depth);
         if (pixels != NULL) {
             pgp_tile_cache_publish(r->cache, *tile, pixels,

@@ -683,6 +683,26 @@ CPLErr PGPRasterBand::ComputeRasterMinMax(int approx_ok, double *min_max)
                              nullptr);
 }
 
+/* The driver answers process-wide counters in its PGP domain:
+ * TILES_COMPUTED and OVERVIEW_TILES_COMPUTED over every dataset opened so far,
+ * including those a client such as QGIS opens out of the caller's reach. */
+class PGPDriver final : public GDALDriver
+{
+  public:
+    const char *GetMetadataItem(const char *name, const char *domain) override
+    {
+        if (name && domain && EQUAL(domain, "PGP")) {
+            uint64_t full = 0, overview = 0;
+            pgp_render_process_totals(&full, &overview);
+            if (EQUAL(name, "TILES_COMPUTED"))
+                return CPLSPrintf(CPL_FRMT_GUIB, static_cast<GUIntBig>(full));
+            if (EQUAL(name, "OVERVIEW_TILES_COMPUTED"))
+                return CPLSPrintf(CPL_FRMT_GUIB, static_cast<GUIntBig>(overview));
+        }
+        return GDALDriver::GetMetadataItem(name, domain);
+    }
+};
+
 void UnloadDriver(GDALDriver *)
 {
     pgp_executor_shutdown_all();
@@ -700,7 +720,7 @@ PGP_EXPORT void GDALRegister_PGP()
         return;
     if (GDALGetDriverByName("PGP") != nullptr)
         return;
-    auto *driver = new GDALDriver();
+    auto *driver = new PGPDriver();
     driver->SetDescription("PGP");
     driver->SetMetadataItem(GDAL_DCAP_RASTER, "YES");
     driver->SetMetadataItem(GDAL_DMD_LONGNAME,

@@ -27,6 +27,7 @@ extern "C" {
 #define PGP_MAX_BLOCK_SIZE 8192          /* per block side                    */
 #define PGP_MAX_BLOCK_PIXELS (1 << 24)   /* per block                         */
 #define PGP_MAX_NODES 4096
+#define PGP_MAX_JOB_BYTES ((size_t)2 << 30) /* one tile job's scratch, nesting included */
 
 typedef enum pgp_node_kind { PGP_NODE_SOURCE, PGP_NODE_CALC, PGP_NODE_CONVOLVE } pgp_node_kind;
 

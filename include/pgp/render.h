@@ -77,6 +77,11 @@ uint64_t pgp_renderer_tiles_computed(const pgp_renderer *renderer);
  * PGP/SOURCE_PIXELS_READ, so tests can count what a zoomed-out view costs. */
 uint64_t pgp_renderer_source_pixels(const pgp_renderer *renderer);
 
+/* Tiles computed in this process by every renderer so far, at full resolution and
+ * at overview levels: the driver's PGP metadata, for clients (QGIS) whose datasets
+ * a test cannot reach. */
+void pgp_render_process_totals(uint64_t *full_resolution_tiles, uint64_t *overview_tiles);
+
 #ifdef __cplusplus
 }
 #endif

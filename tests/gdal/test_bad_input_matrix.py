@@ -400,6 +400,9 @@ OPTION_ROWS = [
     Row("prefetch-huge", "openopt", ("PREFETCH", "65537"),
         ["open option PREFETCH='65537'", "from 0 to 65536"]),
     Row("prefetch-empty", "config", ("PGP_PREFETCH", ""), ["PGP_PREFETCH=''"]),
+    Row("overviews-not-a-boolean", "config", ("PGP_OVERVIEWS", "sometimes"),
+        ["PGP_OVERVIEWS='sometimes'", "YES or NO"]),
+    Row("overviews-number", "openopt", ("OVERVIEWS", "2"), ["open option OVERVIEWS='2'"]),
 ]
 
 CLIENT_ROWS = [
@@ -462,7 +465,7 @@ def expected_good(folder):
 
 def assert_process_is_fine(folder):
     """The next valid open and read work, with the right pixels, in this process."""
-    for key in ("PGP_EXECUTOR", "PGP_CACHE_MB", "PGP_PREFETCH"):
+    for key in ("PGP_EXECUTOR", "PGP_CACHE_MB", "PGP_PREFETCH", "PGP_OVERVIEWS"):
         gdal.SetConfigOption(key, None)
     ds = gdal.OpenEx(str(folder / "good.pgp.vrt"), gdal.OF_RASTER, allowed_drivers=["PGP"])
     np.testing.assert_array_equal(ds.GetRasterBand(1).ReadAsArray(), expected_good(folder))
@@ -611,3 +614,22 @@ def test_bad_xml_text_as_the_file_name(folder):
         gdal.OpenEx("<PGPDataset><Calc", gdal.OF_RASTER, allowed_drivers=["PGP"])
     assert "malformed XML" in str(error.value)
     assert_process_is_fine(folder)
+
+
+def test_a_chain_too_deep_for_its_blocks_is_refused_at_open(tmp_path):
+    """Each nested Calc holds its tile buffers while its input is computed in the
+    same job: 40 levels of 8192 x 2048 tiles would need ~10 GB per worker."""
+    ds = gdal.GetDriverByName("GTiff").Create(
+        str(tmp_path / "big.tif"), 8192, 2048, 1, gdal.GDT_Byte, ["TILED=YES", "SPARSE_OK=TRUE"])
+    ds.SetGeoTransform((0, 1, 0, 0, 0, -1))
+    ds = None
+    chain = "".join(f'<Calc name="k{i}"><Expression>{"A" if i == 0 else f"k{i - 1}"} + 1'
+                    f'</Expression></Calc>' for i in range(40))
+    body = f'<Source name="A" file="big.tif"/>{chain}<Band ref="k39"/>'
+    path = write_graph(tmp_path / "deep.pgp.vrt", body, block=(8192, 2048))
+    with pytest.raises(RuntimeError, match=r"<Calc name='k39'>: computing one tile needs "
+                                           r"\d+ MB of scratch per worker .* 2048 MB limit"):
+        gdal.Open(path)
+    # the same chain with small blocks is fine
+    small = write_graph(tmp_path / "shallow.pgp.vrt", body, block=(256, 256))
+    assert gdal.Open(small).GetRasterBand(1).ReadAsArray(0, 0, 3, 3).tolist() == [[40] * 3] * 3

@@ -208,3 +208,38 @@ def test_convolve_graph_renders_and_matches_gdal(qgis_app, graphs):
     assert len(distinct_colours(image, step=2)) >= 8, f"{path} looks blank"
     positions = [(0, 0), (299, 199), (2, 100), (150, 100), (21, 13), (280, 30)]
     assert compare_values(layer, graphs["convolve"], positions) == (len(positions), 1)
+
+
+def test_zoomed_out_view_is_drawn_from_pgp_overviews(qgis_app, tmp_path):
+    """QGIS lists pgp's overviews as existing pyramids, and a whole-extent view at
+    a tenth of the size computes overview tiles only (process-wide counters of the
+    driver: QGIS's own GDAL dataset is out of the test's reach)."""
+    import numpy as np
+    from osgeo import osr
+    cols, rows = 4000, 3000
+    ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "field.tif"), cols, rows, 1,
+                                              gdal.GDT_Float32, ["TILED=YES"])
+    ds.SetGeoTransform((300000, 30, 0, 5000000, 0, -30))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32618)
+    ds.SetProjection(srs.ExportToWkt())
+    y, x = np.mgrid[0:rows, 0:cols]
+    ds.GetRasterBand(1).WriteArray(np.sin(x / 300.0) * np.cos(y / 200.0) * 100)
+    ds = None
+    path = tmp_path / "field.pgp.vrt"
+    path.write_text("""<PGPDataset><Source name="f" file="field.tif"/>
+<Calc name="g" dataType="Float32"><Expression>f * 2 + 5</Expression></Calc>
+<Band ref="g"/></PGPDataset>""")
+    layer = load(str(path), "pgp zoomed out")
+    existing = [(p.xDim, p.yDim) for p in layer.dataProvider().buildPyramidList() if p.exists]
+    assert existing[:4] == [(2000, 1500), (1000, 750), (500, 375), (250, 188)]
+    pseudocolor(layer, 1)  # statistics first: they are not part of the view
+    driver = gdal.GetDriverByName("PGP")
+    before = [int(driver.GetMetadataItem(k, "PGP"))
+              for k in ("TILES_COMPUTED", "OVERVIEW_TILES_COMPUTED")]
+    image, path_png = render(layer, "zoomed-out", size=(400, 300))
+    after = [int(driver.GetMetadataItem(k, "PGP"))
+             for k in ("TILES_COMPUTED", "OVERVIEW_TILES_COMPUTED")]
+    assert after[0] == before[0], "the zoomed-out view computed full-resolution tiles"
+    assert after[1] > before[1]
+    assert len(distinct_colours(image)) >= 8, f"{path_png} looks blank"
