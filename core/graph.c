@@ -338,7 +338,8 @@ static int parse_align_input(pgp_graph *graph, const CPLXMLNode *input, char *se
     char err[512];
     int node;
     if (strcmp(input->pszValue, "Input") != 0) {
-        report("<Align>", "unexpected element <%s>: <Align> holds <Input ref resampling>",
+        report("<Align>",
+               "unexpected element <%s>: <Align> holds <Input ref resampling> and one <Mask>",
                input->pszValue);
         return -1;
     }
@@ -369,14 +370,14 @@ static int parse_align_inputs(pgp_graph *graph, const CPLXMLNode *align)
     char *seen = (char *)CPLCalloc(graph->n_nodes, 1);
     int status = 0;
     for (child = align->psChild; child != NULL && status == 0; child = child->psNext)
-        if (child->eType == CXT_Element)
+        if (child->eType == CXT_Element && strcmp(child->pszValue, "Mask") != 0)
             status = parse_align_input(graph, child, seen);
     CPLFree(seen);
     return status;
 }
 
-static int parse_vectors(const char *list, const char *base_dir, pgp_grid_vector **vectors,
-                         int *n)
+static int parse_vectors(pgp_graph *graph, const char *list, const char *base_dir,
+                         pgp_grid_vector **vectors, int *n)
 {
     char **paths = CSLTokenizeString2(list ? list : "", ",", CSLT_STRIPLEADSPACES |
                                                                   CSLT_STRIPENDSPACES);
@@ -387,6 +388,7 @@ static int parse_vectors(const char *list, const char *base_dir, pgp_grid_vector
     for (i = 0; i < *n && status == 0; i++) {
         char *srs = NULL, *path = CPLStrdup(resolve_path(base_dir, paths[i]));
         status = pgp_grid_vector_bbox(path, NULL, &(*vectors)[i].bbox, &srs, err, sizeof err);
+        add_source_file(graph, path);
         CPLFree(path);
         (*vectors)[i].srs_wkt = srs;
         if (status != 0)
@@ -394,6 +396,46 @@ static int parse_vectors(const char *list, const char *base_dir, pgp_grid_vector
     }
     CSLDestroy(paths);
     return status;
+}
+
+/* <Mask vector layer where> (mask_options): the spec goes into *mask, and
+ * the selected features' box into *box for pgp_grid_compute's check. */
+static int parse_mask(const CPLXMLNode *align, const char *base_dir, pgp_grid_mask *mask,
+                      pgp_grid_vector *box)
+{
+    static const char *const attributes[] = {"vector", "layer", "where", NULL};
+    const CPLXMLNode *element = NULL, *child;
+    const char *vector;
+    char err[1024], *srs = NULL;
+    for (child = align->psChild; child != NULL; child = child->psNext) {
+        if (child->eType != CXT_Element || strcmp(child->pszValue, "Mask") != 0)
+            continue;
+        if (element != NULL) {
+            report("<Align> <Mask>", "<Align> holds at most one <Mask>");
+            return -1;
+        }
+        element = child;
+    }
+    if (element == NULL)
+        return 0;
+    vector = attribute(element, "vector");
+    if (check_attributes(element, "<Align> <Mask>", attributes) != 0)
+        return -1;
+    if (vector == NULL || *vector == '\0') {
+        report("<Align> <Mask>", "missing vector (the polygons to keep)");
+        return -1;
+    }
+    mask->path = CPLStrdup(resolve_path(base_dir, vector));
+    if (attribute(element, "layer") != NULL)
+        mask->layer = CPLStrdup(attribute(element, "layer"));
+    if (attribute(element, "where") != NULL)
+        mask->where = CPLStrdup(attribute(element, "where"));
+    if (pgp_grid_mask_bbox(mask, &box->bbox, &srs, err, sizeof err) != 0) {
+        report("<Align> <Mask>", "%s", err);
+        return -1;
+    }
+    box->srs_wkt = srs;
+    return 0;
 }
 
 /* <Align>: every source is read through its warp onto one computed grid
@@ -404,7 +446,8 @@ static int parse_align(pgp_graph *graph, const CPLXMLNode *align, const char *ba
                                              "vectors", NULL};
     const char *align_to = CPLGetXMLValue(align, "alignTo", NULL);
     const char *srs_text = CPLGetXMLValue(align, "srs", NULL);
-    pgp_grid_vector *vectors = NULL;
+    pgp_grid_vector *vectors = NULL, mask_box = {{0, 0, 0, 0}, NULL};
+    pgp_grid_mask mask = {NULL, NULL, NULL};
     pgp_grid_input *inputs = NULL;
     pgp_bbox_spec bbox;
     double pixel_size[2];
@@ -449,16 +492,22 @@ static int parse_align(pgp_graph *graph, const CPLXMLNode *align, const char *ba
         CPLPopErrorHandler();
         OSRDestroySpatialReference(srs);
     }
-    if (parse_vectors(CPLGetXMLValue(align, "vectors", NULL), base_dir, &vectors,
-                      &n_vectors) == 0) {
+    if (parse_vectors(graph, CPLGetXMLValue(align, "vectors", NULL), base_dir, &vectors,
+                      &n_vectors) == 0 &&
+        parse_mask(align, base_dir, &mask, &mask_box) == 0) {
         inputs = grid_inputs(graph, &n_inputs);
         if (pgp_grid_compute(inputs, n_inputs, &bbox, pixel_size, align_index, target_srs,
-                             vectors, n_vectors, &graph->align, err, sizeof err) != 0)
+                             vectors, n_vectors, mask.path ? &mask_box : NULL, &graph->align,
+                             err, sizeof err) != 0)
             report("<Align>", "%s", err);
         else
             status = 0;
     }
     if (status == 0) {
+        if (mask.path != NULL)
+            add_source_file(graph, mask.path);
+        graph->align.mask = mask; /* the grid owns the strings now */
+        memset(&mask, 0, sizeof mask);
         graph->aligned = 1;
         graph->x_size = graph->align.x_size;
         graph->y_size = graph->align.y_size;
@@ -468,6 +517,10 @@ static int parse_align(pgp_graph *graph, const CPLXMLNode *align, const char *ba
     }
     for (i = 0; i < n_vectors; i++)
         CPLFree((char *)vectors[i].srs_wkt);
+    CPLFree((char *)mask_box.srs_wkt);
+    CPLFree(mask.path);
+    CPLFree(mask.layer);
+    CPLFree(mask.where);
     CPLFree(vectors);
     CPLFree(inputs);
     CPLFree(target_srs);

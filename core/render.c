@@ -2,6 +2,7 @@
 #include "pgp/render.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -246,16 +247,53 @@ static void *scratch_reserve(scratch *s, size_t bytes)
 
 /* ---- evaluation -------------------------------------------------------------- */
 
+/* For an overview level with <Align> and no reprojection (the grid is in the
+ * source's units): the source's coarsest overview whose pixels are still no
+ * bigger than the level's, so the warp reads a fraction of the source, as
+ * GDAL's downsampled RasterIO does for unaligned sources. -1: full resolution. */
+static int aligned_source_overview(const pgp_renderer *r, GDALDatasetH file, const pgp_node *n)
+{
+    GDALRasterBandH band = GDALGetRasterBand(file, n->band);
+    const double level_pixel = fabs(r->align.gt[1]) * (1 + 1e-9);
+    double best_pixel = 0;
+    int i, best = -1;
+    if (!r->is_overview || r->align.reproject || band == NULL)
+        return -1;
+    for (i = 0; i < GDALGetOverviewCount(band); i++) {
+        GDALRasterBandH overview = GDALGetOverview(band, i);
+        const double pixel = overview == NULL ? 0
+                                              : fabs(n->geotransform[1]) * n->x_size /
+                                                    GDALGetRasterBandXSize(overview);
+        if (overview != NULL && pixel <= level_pixel && pixel > best_pixel) {
+            best = i;
+            best_pixel = pixel;
+        }
+    }
+    return best;
+}
+
 /* Opens node's source for this context: the file itself, or with <Align> a
  * warped view of it on the aligned grid, which then owns the file's handle. */
 static GDALDatasetH open_source_view(const pgp_renderer *r, const pgp_node *n)
 {
     GDALDatasetH file, view;
     char err[1024];
+    int overview;
     file = GDALOpenEx(n->path, GDAL_OF_RASTER | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
     if (file == NULL || !r->graph->aligned)
         return file;
-    view = pgp_grid_open_warped(file, n->band, &r->align, n->resampling, err, sizeof err);
+    overview = aligned_source_overview(r, file, n);
+    if (overview >= 0) {
+        char level[32];
+        const char *options[] = {level, NULL};
+        snprintf(level, sizeof level, "OVERVIEW_LEVEL=%d", overview);
+        GDALClose(file);
+        file = GDALOpenEx(n->path, GDAL_OF_RASTER | GDAL_OF_VERBOSE_ERROR, NULL, options, NULL);
+        if (file == NULL)
+            return NULL;
+    }
+    view = pgp_grid_open_warped(file, n->band, &r->align, n->resampling, r->graph->block_x,
+                                r->graph->block_y, err, sizeof err);
     if (view == NULL) {
         GDALClose(file);
         CPLError(CE_Failure, CPLE_AppDefined, "%s", err);

@@ -3,8 +3,9 @@
  * The bounding-box and grid half of pygeoprocessing's
  * align_and_resize_raster_stack / warp_raster as pure functions (bbox merge,
  * min-corner snapping, ceiling-sized lower-left-anchored grid,
- * transform_bounding_box), plus pgp_grid_open_warped: a warped VRT of one
- * source band exactly on that grid, whose pixels come from GDAL's warper.
+ * transform_bounding_box), plus pgp_grid_open_warped: a view of one source
+ * band warped exactly onto that grid, whose pixels come from GDAL's warper,
+ * masked by <Align>'s <Mask> (mask_options) when the grid has one.
  *
  * Errors: every function that can fail returns 0 on success and -1 after
  * writing a message naming the problem into err (errlen bytes, always
@@ -14,8 +15,9 @@
  *
  * Threads: everything here is reentrant and keeps no global state. A warped
  * view, like any GDAL 3.6 dataset, must be used by one thread at a time, and
- * it reads its source, so the source must not be used concurrently either
- * (DESIGN §5: one source handle and one view per worker).
+ * it reads its source (and opens the mask's vector), so the source must not
+ * be used concurrently either (DESIGN §5: one source handle and one view per
+ * worker).
  */
 #ifndef PGP_GRID_H
 #define PGP_GRID_H
@@ -62,8 +64,19 @@ typedef struct pgp_grid_vector {
     const char *srs_wkt; /* NULL or "" when it has no SRS */
 } pgp_grid_vector;
 
-/* The aligned target grid. Owned by whoever filled it; release srs_wkt with
- * pgp_grid_clear. */
+/* <Mask> (pygeoprocessing's mask_options): the polygons of one layer of a
+ * vector, optionally filtered by an OGR SQL where clause. path NULL: none. */
+typedef struct pgp_grid_mask {
+    char *path;  /* CPLMalloc'd                                          */
+    char *layer; /* CPLMalloc'd; NULL: the first layer                     */
+    char *where; /* CPLMalloc'd; NULL: every feature                       */
+} pgp_grid_mask;
+
+/* The aligned target grid. Owned by whoever filled it; release srs_wkt and
+ * the mask's strings with pgp_grid_clear. A shallow copy with other x_size,
+ * y_size and gt (the same extent in bigger pixels, for overviews) is a valid
+ * grid for pgp_grid_open_warped; it shares the strings, so only the original
+ * is cleared. */
 typedef struct pgp_grid {
     int x_size, y_size;
     double gt[6];   /* north-up: (minx, |px|, 0, maxy, 0, -|py|)             */
@@ -72,6 +85,7 @@ typedef struct pgp_grid {
                        reprojected into srs_wkt. 0: none was given; srs_wkt is
                        the first input's, and each source is read in its own
                        CRS (pygeoprocessing's -t_srs = the source's own). */
+    pgp_grid_mask mask;
 } pgp_grid;
 
 /* pygeoprocessing's raster bounding box: min/max over the two corners
@@ -130,11 +144,21 @@ int pgp_grid_transform_bbox(pgp_bbox in, const char *src_wkt, const char *dst_wk
 int pgp_grid_vector_bbox(const char *path, const char *layer, pgp_bbox *out, char **srs_wkt,
                          char *err, size_t errlen);
 
+/* The bounding box of the features <Mask> selects (the union of their
+ * envelopes, the where filter applied) and their layer's SRS in *srs_wkt
+ * (CPLMalloc'd WKT, NULL when it has none; the caller CPLFree()s it).
+ * Errors: the vector does not open, no such layer, a where clause OGR
+ * refuses (bad syntax, unknown attribute), no feature selected. */
+int pgp_grid_mask_bbox(const pgp_grid_mask *mask, pgp_bbox *out, char **srs_wkt, char *err,
+                       size_t errlen);
+
 /* The whole bbox -> grid pipeline of SEMANTICS §3, for n_inputs >= 1 rasters:
  *  - explicit bbox: used as given (not reprojected, vectors ignored);
  *  - union / intersection: the vectors' and rasters' bboxes, each first
  *    transformed into target_srs when one is given (a missing projection is
  *    an error), then merged;
+ *  - mask (NULL: none; see pgp_grid_mask_bbox) must intersect that box,
+ *    once transformed like the vectors' (the box is not changed);
  *  - align_index in [0, n_inputs) snaps the min corner (-1: no snapping);
  *  - then pgp_grid_from_bbox with pixel_size.
  * target_srs is any string OSR accepts (NULL: the first input's SRS, without
@@ -142,12 +166,12 @@ int pgp_grid_vector_bbox(const char *path, const char *layer, pgp_bbox *out, cha
  * caller calls pgp_grid_clear); on failure *out holds nothing to free. */
 int pgp_grid_compute(const pgp_grid_input *inputs, int n_inputs, const pgp_bbox_spec *bbox,
                      const double pixel_size[2], int align_index, const char *target_srs,
-                     const pgp_grid_vector *vectors, int n_vectors, pgp_grid *out, char *err,
-                     size_t errlen);
+                     const pgp_grid_vector *vectors, int n_vectors,
+                     const pgp_grid_vector *mask, pgp_grid *out, char *err, size_t errlen);
 
 void pgp_grid_clear(pgp_grid *grid);
 
-/* A warped VRT of band `band` of `source`, exactly on `grid`: the pixels
+/* A view of band `band` of `source` warped exactly onto `grid`: the pixels
  * `gdalwarp -te <grid> -tr <grid> -r <resampling> [-t_srs <grid srs>]` writes
  * when it warps the grid as one chunk (GenImgProj transformer, its default
  * 0.125 px approximation, full-resolution source), with one band:
@@ -155,31 +179,42 @@ void pgp_grid_clear(pgp_grid *grid);
  *  - source nodata nd: src and dst nodata nd, INIT_DEST=NO_DATA (pixels with
  *    no valid source are nd), band nodata nd;
  *  - no source nodata: no band nodata, pixels outside the source are 0;
+ *  - blocks of block_x x block_y (clamped to the grid): the caller's tiles.
+ *    The view is a VRT mosaic of one warped VRT per column of blocks, so the
+ *    warp chunks (at most 512x128 in GDAL 3.6) never straddle two blocks and
+ *    workers reading different blocks never warp the same pixels;
+ *  - where the source's pixels lie on the grid (no reprojection, same pixel
+ *    size, origin on a source pixel corner) the warp is a `near` copy
+ *    whatever `resampling` says, as in GDAL's own warper;
  *  - XSCALE/YSCALE warp options fixed to the scale GDAL computes for one
- *    chunk covering the whole grid, and a transformer that gives each block
- *    row the source positions of its whole grid row, so every block (512x128
- *    in GDAL 3.6) and hence every window read equals the whole-grid warp
- *    bit for bit (SEMANTICS §3, per-block warping).
+ *    chunk covering the whole grid, and a transformer that gives each chunk
+ *    row the source positions GDAL's approximation gives its whole grid row,
+ *    so every chunk and hence every window read equals the whole-grid warp
+ *    bit for bit (SEMANTICS §3, per-block warping);
+ *  - with grid->mask, pixels whose centre is outside the selected polygons
+ *    (gdal.RasterizeLayer's default rule on the whole grid, layer SRS to grid
+ *    SRS) are left at the fill: the nodata, or 0 without one. The vector is
+ *    opened by the view itself (one handle per view, so per worker).
  * It differs from plain gdalwarp only where gdalwarp splits the destination
  * itself (over its 64 MB warp memory, or a source fill ratio below 0.5) or
  * reads a source overview (-ovr AUTO-1 on a source with overviews). Implicit
- * overviews of the view are declined: reduced-resolution reads are computed
- * from the full-resolution warp. Serialised (xml:VRT), the view keeps GDAL's
- * plain approximating transformer.
+ * overviews are declined: reduced-resolution reads are computed from the
+ * full-resolution warp. The view is not meant to be serialised (xml:VRT).
  * With grid->reproject, the view reprojects from the source's own SRS (a
  * source without one is an error) and reports grid->srs_wkt; otherwise it
  * does not reproject and reports the source's own SRS.
  *
- * Ownership: the view holds its own reference on `source` (GDAL's warped-VRT
- * rule: +1 on creation, released when the view closes, and the source is
- * closed only if that was the last reference). The caller keeps its own
- * reference and must GDALClose the view BEFORE GDALClose(source) (GDALClose
- * destroys a non-shared dataset whatever its reference count). To hand the
- * source over instead, call GDALReleaseDataset(source) once after this
- * returns: closing the view then closes the source. On failure no reference
- * is taken and NULL is returned. */
+ * Ownership: the view holds its own references on `source` (GDAL's
+ * warped-VRT rule, one per column of blocks: taken on creation, released
+ * when the view closes, and the source is closed only when the last one
+ * goes). The caller keeps its own reference and must GDALClose the view
+ * BEFORE GDALClose(source) (GDALClose destroys a non-shared dataset whatever
+ * its reference count). To hand the source over instead, call
+ * GDALReleaseDataset(source) once after this returns: closing the view then
+ * closes the source. On failure no reference is taken and NULL is returned. */
 GDALDatasetH pgp_grid_open_warped(GDALDatasetH source, int band, const pgp_grid *grid,
-                                  GDALResampleAlg resampling, char *err, size_t errlen);
+                                  GDALResampleAlg resampling, int block_x, int block_y,
+                                  char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

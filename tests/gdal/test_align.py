@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """<Align> through osgeo.gdal, against pygeoprocessing's grid rules and gdalwarp."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -175,3 +176,204 @@ def test_disjoint_sources_do_not_intersect(tmp_path):
                         '<Band ref="a"/>')
     with pytest.raises(RuntimeError, match="do not intersect"):
         gdal.Open(graph)
+
+
+# ---- <Mask>: pygeoprocessing's mask_options ----------------------------------
+
+KEEP = [  # (kind, WKT) in UTM 18N; edges on pixel centre lines and corners too
+    ("keep", "POLYGON ((444800 3749000, 446500 3749000, 446500 3750800, 444800 3750800, "
+             "444800 3749000), (445500 3749500, 445935 3749500, 445935 3750015, "
+             "445500 3750015, 445500 3749500))"),
+    ("keep", "MULTIPOLYGON (((446000 3750000, 447500 3750100, 446800 3751200, "
+             "446000 3750000)), ((447000 3749000, 447300 3749000, 447300 3749300, "
+             "447000 3749000)))"),
+    ("drop", "POLYGON ((445000 3749100, 447600 3749100, 447600 3749900, 445000 3749900, "
+             "445000 3749100))"),
+]
+
+
+def write_mask(path, epsg=32618):
+    """A GeoPackage: layer 'zones' (KEEP, in epsg) and layer 'other' (one big square)."""
+    from osgeo import ogr, osr
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32618)
+    target = osr.SpatialReference()
+    target.ImportFromEPSG(epsg)
+    for s in (srs, target):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    to_target = osr.CoordinateTransformation(srs, target)
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    zones = ds.CreateLayer("zones", target, ogr.wkbUnknown)
+    zones.CreateField(ogr.FieldDefn("kind", ogr.OFTString))
+    for kind, wkt in KEEP:
+        feature = ogr.Feature(zones.GetLayerDefn())
+        feature.SetField("kind", kind)
+        geometry = ogr.CreateGeometryFromWkt(wkt)
+        geometry.Transform(to_target)
+        feature.SetGeometry(geometry)
+        zones.CreateFeature(feature)
+    other = ds.CreateLayer("other", srs, ogr.wkbPolygon)
+    feature = ogr.Feature(other.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(
+        "POLYGON ((444000 3748000, 448000 3748000, 448000 3752000, 444000 3752000, "
+        "444000 3748000))"))
+    other.CreateFeature(feature)
+    ds = None
+    return str(path)
+
+
+def rasterized(path, grid, srs, layer=None, where=None):
+    """pygeoprocessing's mask: a Byte raster on the grid, 0 filled, 1 burnt by
+    gdal.RasterizeLayer with default options (pixel centres) and the filter."""
+    nx, ny, gt = grid
+    mem = gdal.GetDriverByName("MEM").Create("", nx, ny, 1, gdal.GDT_Byte)
+    mem.SetGeoTransform(gt)
+    mem.SetProjection(srs)
+    vector = gdal.OpenEx(path, gdal.OF_VECTOR)
+    lyr = vector.GetLayerByName(layer) if layer else vector.GetLayer(0)
+    if where:
+        lyr.SetAttributeFilter(where)
+    gdal.RasterizeLayer(mem, [1], lyr, burn_values=[1])
+    return mem.ReadAsArray()
+
+
+MASKED = """<Source name="dem" file="dem.tif"/><Source name="lulc" file="lulc.tif"/>
+<Source name="plain" file="plain.tif"/>
+<Align boundingBox="intersection" pixelSize="30,-30" alignTo="dem">
+  <Input ref="dem" resampling="bilinear"/><Input ref="plain" resampling="cubic"/>
+  {mask}
+</Align><Band ref="dem"/><Band ref="lulc"/><Band ref="plain"/>"""
+
+
+def masked_inputs(tmp_path):
+    inputs(tmp_path)
+    rng = np.random.default_rng(9)
+    # No nodata: masked pixels are 0, like the warp's fill outside the source.
+    write_raster(tmp_path / "plain.tif", rng.uniform(1, 50, (75, 90)).astype(np.float32),
+                 origin=(444700.0, 3751330.0), pixel=33.0)
+    return expected_grid([tmp_path / "dem.tif", tmp_path / "lulc.tif", tmp_path / "plain.tif"],
+                         30.0, tmp_path / "dem.tif")
+
+
+def expected_masked(tmp_path, grid, mask):
+    out = []
+    for source, method, nodata in [("dem.tif", "bilinear", -9999), ("lulc.tif", "near", 255),
+                                   ("plain.tif", "cubic", 0)]:
+        warped = gdalwarp(tmp_path, source, grid, method)
+        out.append(np.where(mask == 1, warped, np.array(nodata, warped.dtype)))
+    return out
+
+
+@pytest.mark.parametrize("epsg", [32618, 4326])
+def test_mask_equals_warp_then_rasterize(tmp_path, epsg):
+    masked_inputs(tmp_path)
+    path = write_mask(tmp_path / "mask.gpkg", epsg)
+    # A layer in another SRS is rasterised through a reprojection to the
+    # grid's; pygeoprocessing's box check only transforms its box when a
+    # target SRS is given.
+    body = MASKED.format(mask='<Mask vector="mask.gpkg" layer="zones" where="kind = \'keep\'"/>')
+    if epsg != 32618:
+        body = body.replace('alignTo="dem"', 'alignTo="dem" srs="EPSG:32618"')
+    graph = write_graph(tmp_path / "g.pgp.vrt", body, block=(40, 24))
+    ds = gdal.Open(graph)
+    grid = (ds.RasterXSize, ds.RasterYSize, ds.GetGeoTransform())
+    mask = rasterized(path, grid, ds.GetProjection(), "zones", "kind = 'keep'")
+    assert 0 < mask.sum() < mask.size * 0.8  # the filter and the hole matter
+    expect = expected_masked(tmp_path, grid, mask)
+    out = tmp_path / "out.tif"  # a GeoTIFF holds one type: Float32 for all three
+    run(["gdal_translate", "-q", graph, str(out)], env={"PGP_EXECUTOR": "threading:2"})
+    for got, want in zip(read(out), expect):
+        assert got.tobytes() == want.astype(np.float32).tobytes()
+    # Identical for every executor and for odd windows.
+    for executor in ["serial", "threading:1", "threading:4"]:
+        ds = gdal.OpenEx(graph, open_options=[f"EXECUTOR={executor}"])
+        for band, want in enumerate(expect):
+            b = ds.GetRasterBand(band + 1)
+            assert b.ReadAsArray().tobytes() == want.tobytes(), (executor, band)
+            assert b.ReadAsArray(7, 5, 37, 41).tobytes() == want[5:46, 7:44].tobytes()
+
+
+def test_mask_defaults_to_the_first_layer_and_every_feature(tmp_path):
+    grid = masked_inputs(tmp_path)
+    path = write_mask(tmp_path / "mask.gpkg")
+    graph = write_graph(tmp_path / "g.pgp.vrt", MASKED.format(mask='<Mask vector="mask.gpkg"/>'))
+    srs = gdal.Open(graph).GetProjection()
+    expect = expected_masked(tmp_path, grid, rasterized(path, grid, srs))
+    for got, want in zip(read(graph), expect):
+        assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("mask,message", [
+    ('<Mask vector="missing.gpkg"/>', "cannot open"),
+    ('<Mask vector="mask.gpkg" layer="nothing"/>', "no layer 'nothing'"),
+    ('<Mask vector="mask.gpkg" where="kind = = 1"/>', "where 'kind = = 1'"),
+    ('<Mask vector="mask.gpkg" where="colour = \'red\'"/>', "colour"),
+    ('<Mask vector="mask.gpkg" where="kind = \'none\'"/>', "no feature"),
+    ('<Mask layer="zones"/>', "missing vector"),
+    ('<Mask vector="mask.gpkg" fill="1"/>', "unknown attribute 'fill'"),
+    ('<Mask vector="mask.gpkg"/><Mask vector="mask.gpkg"/>', "at most one <Mask>"),
+])
+def test_bad_mask(tmp_path, mask, message):
+    masked_inputs(tmp_path)
+    write_mask(tmp_path / "mask.gpkg")
+    graph = write_graph(tmp_path / "g.pgp.vrt", MASKED.format(mask=mask))
+    with pytest.raises(RuntimeError) as error:
+        gdal.Open(graph)
+    assert "<Mask>" in str(error.value) and message in str(error.value)
+
+
+def test_mask_outside_the_box(tmp_path):
+    masked_inputs(tmp_path)
+    from osgeo import ogr
+    ds = ogr.GetDriverByName("GeoJSON").CreateDataSource(str(tmp_path / "far.geojson"))
+    layer = ds.CreateLayer("far", None, ogr.wkbPolygon)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt("POLYGON ((0 0, 10 0, 10 10, 0 0))"))
+    layer.CreateFeature(feature)
+    ds = None
+    graph = write_graph(tmp_path / "g.pgp.vrt", MASKED.format(mask='<Mask vector="far.geojson"/>'))
+    with pytest.raises(RuntimeError, match="<Mask>.*does not intersect"):
+        gdal.Open(graph)
+
+
+def test_mask_vector_is_listed_and_fingerprinted(tmp_path):
+    masked_inputs(tmp_path)
+    write_mask(tmp_path / "mask.gpkg")
+    graph = write_graph(tmp_path / "g.pgp.vrt", MASKED.format(mask='<Mask vector="mask.gpkg"/>'))
+    ds = gdal.Open(graph)
+    assert str(tmp_path / "mask.gpkg") in ds.GetFileList()
+    ds.GetRasterBand(1).ComputeStatistics(False)
+    ds = None
+    ds = gdal.Open(graph)
+    assert ds.GetRasterBand(1).GetStatistics(0, 0)[3] >= 0  # served from the sidecar
+    ds = None
+    stat = os.stat(tmp_path / "mask.gpkg")
+    os.utime(tmp_path / "mask.gpkg", (stat.st_atime, stat.st_mtime + 10))
+    ds = gdal.Open(graph)
+    assert ds.GetRasterBand(1).GetStatistics(0, 0) == [0.0, 0.0, 0.0, -1.0]  # stale: ignored
+
+
+def test_masked_overview_warps_and_masks_on_the_coarse_grid(tmp_path):
+    masked_inputs(tmp_path)
+    path = write_mask(tmp_path / "mask.gpkg")
+    rng = np.random.default_rng(3)  # a bigger dem so that there is an overview
+    write_raster(tmp_path / "big.tif", rng.uniform(1, 9, (400, 600)).astype(np.float32),
+                 nodata=-9999)
+    graph = write_graph(tmp_path / "g.pgp.vrt", """<Source name="dem" file="big.tif"/>
+<Align boundingBox="intersection" pixelSize="30,-30">
+  <Input ref="dem" resampling="bilinear"/><Mask vector="mask.gpkg" layer="other"/>
+</Align><Band ref="dem"/>""")
+    ds = gdal.Open(graph)
+    ov = ds.GetRasterBand(1).GetOverview(0)
+    gt = ds.GetGeoTransform()
+    coarse_gt = (gt[0], gt[1] * ds.RasterXSize / ov.XSize, 0, gt[3], 0,
+                 gt[5] * ds.RasterYSize / ov.YSize)
+    mask = rasterized(path, (ov.XSize, ov.YSize, coarse_gt), ds.GetProjection(), "other")
+    assert 0 < mask.sum() < mask.size
+    out = tmp_path / "coarse.tif"
+    extent = [gt[0], gt[3] + ds.RasterYSize * gt[5], gt[0] + ds.RasterXSize * gt[1], gt[3]]
+    run(["gdalwarp", "-q", "-te", *map(repr, extent), "-ts", str(ov.XSize), str(ov.YSize),
+         "-r", "bilinear", str(tmp_path / "big.tif"), str(out)])
+    warped = gdal.Open(str(out)).ReadAsArray()
+    expected = np.where(mask == 1, warped, np.float32(-9999))
+    assert ov.ReadAsArray().tobytes() == expected.tobytes()

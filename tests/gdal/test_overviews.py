@@ -217,3 +217,30 @@ def test_gdal_translate_of_an_overview_level(tmp_path):
     out = tmp_path / "ov.tif"
     run(["gdal_translate", "-q", "-ovr", "0", path, str(out)])
     np.testing.assert_array_equal(read(out), calc(nearest(a, 350, 500), nearest(b, 350, 500)))
+
+
+def test_aligned_overview_warps_from_the_sources_own_overview(tmp_path):
+    """With <Align> (no reprojection), a level warps the source's coarsest overview
+    that is still at least as fine as the level, as gdalwarp -ovr would."""
+    rng = np.random.default_rng(12)
+    write_raster(tmp_path / "dem.tif", rng.uniform(0, 100, (600, 800)).astype(np.float32),
+                 nodata=-9999)
+    run(["gdaladdo", "-q", "-r", "average", str(tmp_path / "dem.tif"), "2", "4", "8"])
+    ds = gdal.Open(write_graph(tmp_path / "g.pgp.vrt", """<Source name="dem" file="dem.tif"/>
+<Align boundingBox="intersection" pixelSize="45,-45">
+  <Input ref="dem" resampling="bilinear"/></Align><Band ref="dem"/>"""))
+    gt = ds.GetGeoTransform()
+    extent = [gt[0], gt[3] + ds.RasterYSize * gt[5], gt[0] + ds.RasterXSize * gt[1], gt[3]]
+    band = ds.GetRasterBand(1)
+    # levels of 90 m and 180 m pixels: the source's 60 m and 120 m overviews (levels 0, 1)
+    for index, source_level in ((0, 0), (1, 1)):
+        ov = band.GetOverview(index)
+        source = gdal.OpenEx(str(tmp_path / "dem.tif"), open_options=[
+            f"OVERVIEW_LEVEL={source_level}"])
+        expected = gdal.Warp("", source, format="MEM", outputBounds=extent, width=ov.XSize,
+                             height=ov.YSize, resampleAlg="bilinear").ReadAsArray()
+        np.testing.assert_array_equal(ov.ReadAsArray(), expected)
+        full = gdal.Warp("", str(tmp_path / "dem.tif"), format="MEM", outputBounds=extent,
+                         width=ov.XSize, height=ov.YSize, resampleAlg="bilinear",
+                         overviewLevel="NONE").ReadAsArray()
+        assert not np.array_equal(full, expected)  # the source's overview made a difference
