@@ -615,6 +615,7 @@ static int run_tile_job(pgp_renderer *r, int node, const tile_rect *t, tile_job_
 
 typedef struct read_request {
     pgp_renderer *r;
+    tile_job_fn use; /* with each tile of the window: copy_out, or nothing */
     int n_nodes;
     const int *nodes;
     int x, y, w, h;
@@ -651,7 +652,14 @@ static int read_job(void *arg, size_t index)
     const size_t tile_index = index / q->n_nodes;
     const tile_rect t = tile_at(q->r, q->tx0 + (int)(tile_index % q->tiles_x),
                                 q->ty0 + (int)(tile_index / q->tiles_x));
-    return run_tile_job(q->r, q->nodes[index % q->n_nodes], &t, copy_out, (void *)q, index);
+    return run_tile_job(q->r, q->nodes[index % q->n_nodes], &t, q->use, (void *)q, index);
+}
+
+static int keep_cached(void *arg, pgp_renderer *r, int node, const tile_rect *t,
+                       const pgp_tile *tile, size_t index)
+{
+    (void)arg, (void)r, (void)node, (void)t, (void)tile, (void)index;
+    return 0;
 }
 
 /* Background job index = tile index * n_nodes + node. */
@@ -701,6 +709,40 @@ static int continues_scan(pgp_renderer *r, int x, int y, int w, int h)
     return scanning;
 }
 
+/* Runs use on every tile of nodes covering window (x, y, w, h), on the executor. */
+static CPLErr run_window(read_request *q, GDALProgressFunc progress, void *progress_arg)
+{
+    pgp_renderer *r = q->r;
+    const pgp_graph *g = r->graph;
+    if (q->x < 0 || q->y < 0 || q->w <= 0 || q->h <= 0 || q->x > r->x_size - q->w ||
+        q->y > r->y_size - q->h) {
+        CPLError(CE_Failure, CPLE_IllegalArg,
+                 "window (%d,%d,%d,%d) is outside the %dx%d raster", q->x, q->y, q->w, q->h,
+                 r->x_size, r->y_size);
+        return CE_Failure;
+    }
+    q->tx0 = q->x / g->block_x;
+    q->ty0 = q->y / g->block_y;
+    q->tiles_x = (q->x + q->w - 1) / g->block_x - q->tx0 + 1;
+    return pgp_executor_run(
+        r->executor, (size_t)q->tiles_x * ((q->y + q->h - 1) / g->block_y - q->ty0 + 1) * q->n_nodes,
+        read_job, q, progress, progress_arg);
+}
+
+static void init_request(read_request *q, pgp_renderer *r, tile_job_fn use, int n_nodes,
+                         const int *nodes, int x, int y, int w, int h)
+{
+    memset(q, 0, sizeof *q);
+    q->r = r;
+    q->use = use;
+    q->n_nodes = n_nodes;
+    q->nodes = nodes;
+    q->x = x;
+    q->y = y;
+    q->w = w;
+    q->h = h;
+}
+
 CPLErr pgp_renderer_read(pgp_renderer *r, int n_nodes, const int *nodes, int x, int y, int w,
                          int h, void *buffer, GDALDataType buffer_type, GSpacing pixel_space,
                          GSpacing line_space, GSpacing band_space, GDALProgressFunc progress,
@@ -709,35 +751,37 @@ CPLErr pgp_renderer_read(pgp_renderer *r, int n_nodes, const int *nodes, int x, 
     const pgp_graph *g = r->graph;
     read_request q;
     CPLErr err;
-    if (x < 0 || y < 0 || w <= 0 || h <= 0 || x > r->x_size - w || y > r->y_size - h) {
-        CPLError(CE_Failure, CPLE_IllegalArg,
-                 "window (%d,%d,%d,%d) is outside the %dx%d raster", x, y, w, h, r->x_size,
-                 r->y_size);
-        return CE_Failure;
-    }
-    memset(&q, 0, sizeof q);
-    q.r = r;
-    q.n_nodes = n_nodes;
-    q.nodes = nodes;
-    q.x = x;
-    q.y = y;
-    q.w = w;
-    q.h = h;
-    q.tx0 = x / g->block_x;
-    q.ty0 = y / g->block_y;
-    q.tiles_x = (x + w - 1) / g->block_x - q.tx0 + 1;
+    init_request(&q, r, copy_out, n_nodes, nodes, x, y, w, h);
     q.buffer = (GByte *)buffer;
     q.buffer_type = buffer_type;
     q.pixel_space = pixel_space;
     q.line_space = line_space;
     q.band_space = band_space;
-    err = pgp_executor_run(r->executor,
-                           (size_t)q.tiles_x * ((y + h - 1) / g->block_y - q.ty0 + 1) * n_nodes,
-                           read_job, &q, progress, progress_arg);
+    err = run_window(&q, progress, progress_arg);
     if (err == CE_None && r->prefetch_tiles > 0 && continues_scan(r, x, y, w, h))
         prefetch_after(r, n_nodes, nodes,
                        (size_t)((y + h - 1) / g->block_y) * r->tiles_x + (x + w - 1) / g->block_x);
     return err;
+}
+
+CPLErr pgp_renderer_compute(pgp_renderer *r, int n_nodes, const int *nodes, int x, int y, int w,
+                            int h, GDALProgressFunc progress, void *progress_arg)
+{
+    const pgp_graph *g = r->graph;
+    pgp_tile_cache_stats stats;
+    size_t tile_bytes = 0;
+    read_request q;
+    int i;
+    for (i = 0; i < n_nodes; i++)
+        tile_bytes += (size_t)g->block_x * g->block_y *
+                      GDALGetDataTypeSizeBytes(g->nodes[nodes[i]].data_type);
+    pgp_tile_cache_get_stats(r->cache, &stats);
+    /* Tiles evicted before the caller reads them would be computed twice. */
+    if ((double)((w + g->block_x - 1) / g->block_x + 1) * ((h + g->block_y - 1) / g->block_y + 1) *
+            tile_bytes > stats.budget_bytes / 2.0)
+        return CE_None;
+    init_request(&q, r, keep_cached, n_nodes, nodes, x, y, w, h);
+    return run_window(&q, progress, progress_arg);
 }
 
 /* ---- whole-node visits ------------------------------------------------------- */

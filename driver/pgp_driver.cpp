@@ -521,14 +521,27 @@ CPLErr PGPDataset::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void *bu
 {
     if (rw != GF_Read)
         return RefuseWrite();
-    if (buf_w != w || buf_h != h) /* GDAL picks the best overview, else resamples blocks */
-        return GDALPamDataset::IRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
-                                         band_count, band_map, pixel_space, line_space,
-                                         band_space, extra);
     /* All bands' tiles in one batch: more parallelism, shared inputs stay hot. */
     std::vector<int> nodes(band_count);
     for (int i = 0; i < band_count; i++)
         nodes[i] = m_graph->bands[band_map[i] - 1].node;
+    if (buf_w != w || buf_h != h) {
+        /* The best overview, else GDAL resamples blocks: computed in parallel first. */
+        int tried = FALSE;
+        if ((buf_w < w || buf_h < h) && !m_overviews.empty()) {
+            const CPLErr err = TryOverviewRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h,
+                                                   buf_type, band_count, band_map, pixel_space,
+                                                   line_space, band_space, extra, &tried);
+            if (tried)
+                return err;
+        }
+        if (pgp_renderer_compute(m_renderer, band_count, nodes.data(), x, y, w, h, nullptr,
+                                 nullptr) != CE_None)
+            return CE_Failure;
+        return GDALPamDataset::IRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
+                                         band_count, band_map, pixel_space, line_space,
+                                         band_space, extra);
+    }
     return pgp_renderer_read(m_renderer, band_count, nodes.data(), x, y, w, h, buffer, buf_type,
                              pixel_space, line_space, band_space,
                              extra ? extra->pfnProgress : nullptr,
@@ -618,9 +631,22 @@ CPLErr PGPRasterBand::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void 
 {
     if (rw != GF_Read)
         return RefuseWrite();
-    if (buf_w != w || buf_h != h) /* GDAL picks the best overview, else resamples blocks */
+    if (buf_w != w || buf_h != h) {
+        /* The best overview, else GDAL resamples blocks: computed in parallel first. */
+        int tried = FALSE;
+        if ((buf_w < w || buf_h < h) && GetOverviewCount() > 0) {
+            const CPLErr err = TryOverviewRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h,
+                                                   buf_type, pixel_space, line_space, extra,
+                                                   &tried);
+            if (tried)
+                return err;
+        }
+        if (pgp_renderer_compute(Renderer(), 1, &m_node, x, y, w, h, nullptr, nullptr) !=
+            CE_None)
+            return CE_Failure;
         return GDALPamRasterBand::IRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
                                             pixel_space, line_space, extra);
+    }
     return pgp_renderer_read(Renderer(), 1, &m_node, x, y, w, h, buffer, buf_type, pixel_space,
                              line_space, 0, extra ? extra->pfnProgress : nullptr,
                              extra ? extra->pProgressData : nullptr);

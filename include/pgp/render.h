@@ -58,6 +58,14 @@ CPLErr pgp_renderer_read(pgp_renderer *renderer, int n_nodes, const int *nodes, 
                          GSpacing pixel_space, GSpacing line_space, GSpacing band_space,
                          GDALProgressFunc progress, void *progress_arg);
 
+/* Computes the tiles of nodes covering window (x, y, w, h) in parallel and
+ * leaves them in the cache, for a caller about to read the window block by
+ * block (GDAL's resampling of a downsampled request). Does nothing when those
+ * tiles would not fit in half the cache budget: they would be evicted before
+ * being read. */
+CPLErr pgp_renderer_compute(pgp_renderer *renderer, int n_nodes, const int *nodes, int x, int y,
+                            int w, int h, GDALProgressFunc progress, void *progress_arg);
+
 /* Calls visit once for every tile of node (index = row-major tile index), on
  * worker threads, with the tile's pixels in the node's data type. */
 typedef int (*pgp_tile_visitor)(void *arg, size_t tile_index, const void *pixels, int w, int h);

@@ -244,3 +244,20 @@ def test_aligned_overview_warps_from_the_sources_own_overview(tmp_path):
                          width=ov.XSize, height=ov.YSize, resampleAlg="bilinear",
                          overviewLevel="NONE").ReadAsArray()
         assert not np.array_equal(full, expected)  # the source's overview made a difference
+
+
+@pytest.mark.parametrize("cache_mb", [256, 0])
+def test_resampled_reads_without_overviews_compute_tiles_in_parallel(tmp_path, cache_mb):
+    """OVERVIEWS=NO: GDAL resamples blocks; pgp computes the window's tiles on the
+    executor first (unless they would not fit in the cache), same bits either way."""
+    a, b = calc_inputs(tmp_path, 700, 1000)
+    path = write_graph(tmp_path / "g.pgp.vrt", CALC)
+    expected = nearest(calc(a, b), 175, 250)
+    for executor in ("serial", "threading:4"):
+        ds = gdal.OpenEx(path, open_options=["OVERVIEWS=NO", f"EXECUTOR={executor}",
+                                             f"CACHE_MB={cache_mb}", "PREFETCH=0"])
+        band = ds.GetRasterBand(1)
+        np.testing.assert_array_equal(band.ReadAsArray(buf_xsize=250, buf_ysize=175), expected)
+        np.testing.assert_array_equal(ds.ReadAsArray(buf_xsize=250, buf_ysize=175), expected)
+        # every tile once: warmed in the cache, or read once into GDAL's block cache
+        assert ds.GetMetadataItem("TILES_COMPUTED", "PGP") == str(11 * 16)

@@ -152,6 +152,31 @@ TEST_F(RenderTest, OverviewSamplesTheSourcesUnderEachCoarsePixelCentre)
     pgp_tile_cache_free(cache);
 }
 
+// pgp_renderer_compute leaves a window's tiles in the cache for block-by-block
+// readers, but only when they fit in half the budget.
+TEST_F(RenderTest, ComputeWarmsTheWindowWhenItFitsTheCache)
+{
+    for (size_t budget : {size_t(64) << 20, size_t(0)}) {
+        pgp_tile_cache *cache = pgp_tile_cache_new(budget);
+        pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(4), cache, 0);
+        ASSERT_EQ(pgp_renderer_compute(r, 1, &d_, 13, 5, 37, 41, nullptr, nullptr), CE_None);
+        const uint64_t warmed = pgp_renderer_tiles_computed(r);
+        EXPECT_EQ(warmed, budget ? 2u * 4u * 6u : 0u) << budget; // c and d, 4 x 6 tiles
+        std::vector<double> out(37 * 41);
+        ASSERT_EQ(pgp_renderer_read(r, 1, &d_, 13, 5, 37, 41, out.data(), GDT_Float64, 8,
+                                    8 * 37, 0, nullptr, nullptr),
+                  CE_None);
+        if (budget) { // all found in the cache
+            EXPECT_EQ(pgp_renderer_tiles_computed(r), warmed);
+        }
+        for (int row = 0; row < 41; row++)
+            for (int col = 0; col < 37; col++)
+                ASSERT_EQ(out[row * 37 + col], Expected((row + 5) * kW + col + 13));
+        pgp_renderer_free(r);
+        pgp_tile_cache_free(cache);
+    }
+}
+
 TEST_F(RenderTest, ConvertsToTheBufferType)
 {
     const std::vector<double> as_byte = Read(2, 0, 0, kW, kH, GDT_Byte);
