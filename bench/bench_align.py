@@ -13,10 +13,11 @@ Usage: bench/bench_align.py [--size 8192] [--threads 2]
 import os
 import time
 
+from common import bench_parser, make_inputs, plugin_env, timed  # first: it sets GDAL_DRIVER_PATH
+
 import numpy as np
 from osgeo import gdal
 
-from common import bench_parser, make_inputs, plugin_env, timed
 
 EXPRESSION = "where(L == 3, A + B, C * 0.5)"
 CALC_EXPRESSION = "numpy.where(L == 3, A + B, C * 0.5)"

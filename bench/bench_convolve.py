@@ -18,11 +18,12 @@ import re
 import subprocess
 import time
 
+from common import bench_parser, make_inputs, plugin_env  # first: it sets GDAL_DRIVER_PATH
+
 import numpy as np
 from osgeo import gdal
 from scipy import ndimage, signal
 
-from common import bench_parser, make_inputs, plugin_env
 
 
 def gaussian(size):

@@ -17,11 +17,11 @@ import os
 import subprocess
 import sys
 
-import numpy as np
-from osgeo import gdal
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import bench_parser, plugin_env  # noqa: E402
+from common import bench_parser, plugin_env  # noqa: E402  (sets GDAL_DRIVER_PATH first)
+
+import numpy as np  # noqa: E402
+from osgeo import gdal  # noqa: E402
 
 VIEW = (1024, 768)
 READ = """

@@ -12,12 +12,10 @@ Usage: bench/bench_prefetch.py [--size 8192] [--threads 2] [--windows 200]
 import os
 import time
 
-import numpy as np
+from common import bench_parser, make_inputs  # first: it sets GDAL_DRIVER_PATH
 
-from common import bench_parser, make_inputs, plugin_env
-
-os.environ.update(plugin_env())
-from osgeo import gdal  # noqa: E402  (after GDAL_DRIVER_PATH is set)
+import numpy as np  # noqa: E402
+from osgeo import gdal  # noqa: E402
 
 GRAPH = """<PGPDataset><Source name="A" file="a.tif"/><Source name="B" file="b.tif"/>
 <Source name="C" file="c.tif"/><Calc name="f" dataType="Float32">
