@@ -3,7 +3,8 @@
  * pgp_graph_open parses it; when it opens, a window of up to 64x64 pixels at
  * (0,0) and one at the bottom-right corner are read from every band through
  * pgp_renderer_read, on the serial executor with a small private tile cache,
- * and the statistics of the first band are computed. Everything is freed.
+ * the statistics of the first band are computed, and the same windows are
+ * read from a factor-3 overview. Everything is freed.
  *
  * Sources and kernels: small GeoTIFFs (and a GeoJSON polygon for <Align
  * vectors>) written once into /vsimem/fuzz/ (see make_sources). Only the GTiff,
@@ -206,7 +207,8 @@ static int paths_are_confined(const CPLXMLNode *node)
             const char *value = node->psChild ? node->psChild->pszValue : "";
             const int is_path = EQUAL(node->pszValue, "file") ||
                                 EQUAL(node->pszValue, "kernel") ||
-                                EQUAL(node->pszValue, "vectors") || strchr(value, '/') != NULL;
+                                EQUAL(node->pszValue, "vectors") ||
+                                EQUAL(node->pszValue, "vector") || strchr(value, '/') != NULL;
             while (is_path) {
                 const char *comma = strchr(value, ',');
                 const size_t len = comma ? (size_t)(comma - value) : strlen(value);
@@ -223,9 +225,11 @@ static int paths_are_confined(const CPLXMLNode *node)
     return 1;
 }
 
-static void read_windows(pgp_renderer *renderer, const pgp_graph *graph)
+/* Reads windows of every band from a renderer on an x_size x y_size grid (the
+ * graph's, or an overview's). */
+static void read_windows(pgp_renderer *renderer, const pgp_graph *graph, int x_size, int y_size)
 {
-    const int w = MIN(MAX_WINDOW, graph->x_size), h = MIN(MAX_WINDOW, graph->y_size);
+    const int w = MIN(MAX_WINDOW, x_size), h = MIN(MAX_WINDOW, y_size);
     const size_t plane = (size_t)w * h;
     double *buffer = (double *)CPLMalloc(plane * BANDS_PER_READ * sizeof(double));
     int nodes[BANDS_PER_READ];
@@ -244,10 +248,9 @@ static void read_windows(pgp_renderer *renderer, const pgp_graph *graph)
         if (verbose)
             fprintf(stderr, "  read %dx%d of %d band(s): first pixel %g\n", w, h, n, buffer[0]);
         /* The corner window, in the node's own type into a Byte buffer. */
-        pgp_renderer_read(renderer, 1, nodes, graph->x_size - MIN(17, graph->x_size),
-                          graph->y_size - MIN(13, graph->y_size), MIN(17, graph->x_size),
-                          MIN(13, graph->y_size), buffer, GDT_Byte, 1, MIN(17, graph->x_size),
-                          0, NULL, NULL);
+        pgp_renderer_read(renderer, 1, nodes, x_size - MIN(17, x_size),
+                          y_size - MIN(13, y_size), MIN(17, x_size), MIN(13, y_size), buffer,
+                          GDT_Byte, 1, MIN(17, x_size), 0, NULL, NULL);
     }
     CPLFree(buffer);
 }
@@ -284,11 +287,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (graph != NULL) {
         pgp_tile_cache *cache = pgp_tile_cache_new((size_t)1 << 20);
         pgp_renderer *renderer = pgp_renderer_new(graph, pgp_executor_get(0), cache, 0);
+        pgp_renderer *overview;
         pgp_stats stats;
-        read_windows(renderer, graph);
+        read_windows(renderer, graph, graph->x_size, graph->y_size);
         if (pgp_renderer_tile_count(renderer) <= 64)
             pgp_stats_of_node(renderer, graph->bands[0].node, NULL, &stats, NULL, NULL);
         pgp_renderer_free(renderer);
+        /* The factor-3 overview (sizes rounded up, as the driver's levels). */
+        overview = pgp_renderer_new_overview(graph, pgp_executor_get(0), cache, 0,
+                                             (graph->x_size + 2) / 3, (graph->y_size + 2) / 3);
+        if (overview != NULL) {
+            read_windows(overview, graph, (graph->x_size + 2) / 3, (graph->y_size + 2) / 3);
+            pgp_renderer_free(overview);
+        }
         pgp_tile_cache_free(cache);
         pgp_graph_free(graph);
     }

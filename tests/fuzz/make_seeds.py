@@ -24,7 +24,7 @@ MAX_LEN = {"graph": 8192, "expr": 4096}  # the -max_len run.sh gives each fuzzer
 RENAMED = {"a.tif": "a.tif", "b.tif": "b.tif", "c.tif": "c.tif", "small.tif": "small.tif",
            "shifted.tif": "shifted.tif", "missing.tif": "missing.tif", "dem.tif": "d.tif",
            "lulc.tif": "a.tif", "precip.tif": "b.tif", "k.tif": "kernel.tif",
-           "allnodata.tif": "kernel_int.tif"}
+           "allnodata.tif": "kernel_int.tif", "mask.gpkg": "v.geojson"}
 
 
 def fuzz_path(path, default):
@@ -32,11 +32,11 @@ def fuzz_path(path, default):
 
 
 def rewrite_files(xml):
-    """file= and kernel= attributes name the fuzzers' rasters instead."""
+    """file=, kernel= and <Mask vector=> attributes name the fuzzers' files instead."""
     def rename(m):
-        default = "kernel.tif" if m.group(1).startswith("kernel") else "b.tif"
+        default = {"k": "kernel.tif", "v": "v.geojson"}.get(m.group(1)[0], "b.tif")
         return f"{m.group(1)}{m.group(2)}{fuzz_path(m.group(3), default)}{m.group(2)}"
-    return re.sub(r"""((?:file|kernel)\s*=\s*)(["'])(.*?)\2""", rename, xml)
+    return re.sub(r"""((?:file|kernel|vector)\s*=\s*)(["'])(.*?)\2""", rename, xml)
 
 
 def as_document(fragment):
