@@ -1,5 +1,6 @@
 /* render.c — tile evaluation of Source and Calc nodes, window reads. */
 #include "pgp/render.h"
+#include "pgp/warp.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -292,7 +293,7 @@ static GDALDatasetH open_source_view(const pgp_renderer *r, const pgp_node *n)
         if (file == NULL)
             return NULL;
     }
-    view = pgp_grid_open_warped(file, n->band, &r->align, n->resampling, r->graph->block_x,
+    view = pgp_warp_open_view(file, n->band, &r->align, n->resampling, r->graph->block_x,
                                 r->graph->block_y, err, sizeof err);
     if (view == NULL) {
         GDALClose(file);

@@ -3,9 +3,8 @@
  * The bounding-box and grid half of pygeoprocessing's
  * align_and_resize_raster_stack / warp_raster as pure functions (bbox merge,
  * min-corner snapping, ceiling-sized lower-left-anchored grid,
- * transform_bounding_box), plus pgp_grid_open_warped: a view of one source
- * band warped exactly onto that grid, whose pixels come from GDAL's warper,
- * masked by <Align>'s <Mask> (mask_options) when the grid has one.
+ * transform_bounding_box), and the extents of vectors and of <Mask>'s
+ * features. Views of sources warped onto a grid are pgp/warp.h's.
  *
  * Errors: every function that can fail returns 0 on success and -1 after
  * writing a message naming the problem into err (errlen bytes, always
@@ -13,11 +12,7 @@
  * have emitted CPLErrors of its own on the calling thread; their text is
  * appended to the message.
  *
- * Threads: everything here is reentrant and keeps no global state. A warped
- * view, like any GDAL 3.6 dataset, must be used by one thread at a time, and
- * it reads its source (and opens the mask's vector), so the source must not
- * be used concurrently either (DESIGN §5: one source handle and one view per
- * worker).
+ * Threads: everything here is reentrant and keeps no global state.
  */
 #ifndef PGP_GRID_H
 #define PGP_GRID_H
@@ -25,7 +20,7 @@
 #include <stddef.h>
 
 #include "gdal.h"
-#include "gdalwarper.h"
+#include "gdalwarper.h" /* GDALResampleAlg */
 
 #ifdef __cplusplus
 extern "C" {
@@ -75,7 +70,7 @@ typedef struct pgp_grid_mask {
 /* The aligned target grid. Owned by whoever filled it; release srs_wkt and
  * the mask's strings with pgp_grid_clear. A shallow copy with other x_size,
  * y_size and gt (the same extent in bigger pixels, for overviews) is a valid
- * grid for pgp_grid_open_warped; it shares the strings, so only the original
+ * grid for pgp_warp_open_view; it shares the strings, so only the original
  * is cleared. */
 typedef struct pgp_grid {
     int x_size, y_size;
@@ -170,51 +165,6 @@ int pgp_grid_compute(const pgp_grid_input *inputs, int n_inputs, const pgp_bbox_
                      const pgp_grid_vector *mask, pgp_grid *out, char *err, size_t errlen);
 
 void pgp_grid_clear(pgp_grid *grid);
-
-/* A view of band `band` of `source` warped exactly onto `grid`: the pixels
- * `gdalwarp -te <grid> -tr <grid> -r <resampling> [-t_srs <grid srs>]` writes
- * when it warps the grid as one chunk (GenImgProj transformer, its default
- * 0.125 px approximation, full-resolution source), with one band:
- *  - the source band's data type (and PIXELTYPE=SIGNEDBYTE flag);
- *  - source nodata nd: src and dst nodata nd, INIT_DEST=NO_DATA (pixels with
- *    no valid source are nd), band nodata nd;
- *  - no source nodata: no band nodata, pixels outside the source are 0;
- *  - blocks of block_x x block_y (clamped to the grid): the caller's tiles.
- *    The view is a VRT mosaic of one warped VRT per column of blocks, so the
- *    warp chunks (at most 512x128 in GDAL 3.6) never straddle two blocks and
- *    workers reading different blocks never warp the same pixels;
- *  - where the source's pixels lie on the grid (no reprojection, same pixel
- *    size, origin on a source pixel corner) the warp is a `near` copy
- *    whatever `resampling` says, as in GDAL's own warper;
- *  - XSCALE/YSCALE warp options fixed to the scale GDAL computes for one
- *    chunk covering the whole grid, and a transformer that gives each chunk
- *    row the source positions GDAL's approximation gives its whole grid row,
- *    so every chunk and hence every window read equals the whole-grid warp
- *    bit for bit (SEMANTICS §3, per-block warping);
- *  - with grid->mask, pixels whose centre is outside the selected polygons
- *    (gdal.RasterizeLayer's default rule on the whole grid, layer SRS to grid
- *    SRS) are left at the fill: the nodata, or 0 without one. The vector is
- *    opened by the view itself (one handle per view, so per worker).
- * It differs from plain gdalwarp only where gdalwarp splits the destination
- * itself (over its 64 MB warp memory, or a source fill ratio below 0.5) or
- * reads a source overview (-ovr AUTO-1 on a source with overviews). Implicit
- * overviews are declined: reduced-resolution reads are computed from the
- * full-resolution warp. The view is not meant to be serialised (xml:VRT).
- * With grid->reproject, the view reprojects from the source's own SRS (a
- * source without one is an error) and reports grid->srs_wkt; otherwise it
- * does not reproject and reports the source's own SRS.
- *
- * Ownership: the view holds its own references on `source` (GDAL's
- * warped-VRT rule, one per column of blocks: taken on creation, released
- * when the view closes, and the source is closed only when the last one
- * goes). The caller keeps its own reference and must GDALClose the view
- * BEFORE GDALClose(source) (GDALClose destroys a non-shared dataset whatever
- * its reference count). To hand the source over instead, call
- * GDALReleaseDataset(source) once after this returns: closing the view then
- * closes the source. On failure no reference is taken and NULL is returned. */
-GDALDatasetH pgp_grid_open_warped(GDALDatasetH source, int band, const pgp_grid *grid,
-                                  GDALResampleAlg resampling, int block_x, int block_y,
-                                  char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

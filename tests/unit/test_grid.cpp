@@ -19,6 +19,7 @@
 #include "ogr_api.h"
 #include "ogr_srs_api.h"
 #include "pgp/grid.h"
+#include "pgp/warp.h"
 
 namespace {
 
@@ -523,7 +524,7 @@ class GridFiles : public ::testing::Test {
         EXPECT_EQ(pgp_grid_parse_resampling(alg, &ra, err, sizeof err), 0);
         // Odd blocks: strips narrower than GDAL's 512-wide chunks, block rows
         // across its 128-row ones.
-        GDALDatasetH view = pgp_grid_open_warped(src, 1, &g, ra, 96, 40, err, sizeof err);
+        GDALDatasetH view = pgp_warp_open_view(src, 1, &g, ra, 96, 40, err, sizeof err);
         EXPECT_NE(view, nullptr) << err;
         return view;
     }
@@ -837,7 +838,7 @@ TEST_F(GridFiles, MaskedViewEqualsGdalwarpThenRasterize)
     CPLFree(g.mask.path);
     g.mask.path = CPLStrdup(Path("gone.geojson").c_str());
     CPLPushErrorHandler(CPLQuietErrorHandler);
-    EXPECT_EQ(pgp_grid_open_warped(ds, 1, &g, GRA_Bilinear, 64, 64, err, sizeof err), nullptr);
+    EXPECT_EQ(pgp_warp_open_view(ds, 1, &g, GRA_Bilinear, 64, 64, err, sizeof err), nullptr);
     CPLPopErrorHandler();
     EXPECT_NE(std::string(err).find("<Mask> vector"), std::string::npos) << err;
     GDALClose(ds);
@@ -897,10 +898,10 @@ TEST_F(GridFiles, MissingProjectionWhenReprojecting)
     pgp_grid g = Grid(10, 10, 500000, 4500000, 30, 30, 32631, 1);
     GDALDatasetH ds = GDALOpen(src.c_str(), GA_ReadOnly);
     char err[512] = "";
-    EXPECT_EQ(pgp_grid_open_warped(ds, 1, &g, GRA_NearestNeighbour, 64, 64, err, sizeof err),
+    EXPECT_EQ(pgp_warp_open_view(ds, 1, &g, GRA_NearestNeighbour, 64, 64, err, sizeof err),
               nullptr);
     EXPECT_NE(std::string(err).find("has no projection"), std::string::npos) << err;
-    EXPECT_EQ(pgp_grid_open_warped(ds, 2, &g, GRA_NearestNeighbour, 64, 64, err, sizeof err),
+    EXPECT_EQ(pgp_warp_open_view(ds, 2, &g, GRA_NearestNeighbour, 64, 64, err, sizeof err),
               nullptr);
     EXPECT_NE(std::string(err).find("no band 2"), std::string::npos) << err;
     GDALClose(ds);
