@@ -248,23 +248,38 @@ static void *scratch_reserve(scratch *s, size_t bytes)
 
 /* ---- evaluation -------------------------------------------------------------- */
 
-/* For an overview level with <Align> and no reprojection (the grid is in the
- * source's units): the source's coarsest overview whose pixels are still no
- * bigger than the level's, so the warp reads a fraction of the source, as
- * GDAL's downsampled RasterIO does for unaligned sources. -1: full resolution. */
+/* The width of one source pixel in the aligned grid's units: its own with no
+ * reprojection, else the source's box transformed into the grid's SRS (as
+ * transform_bounding_box does) divided by its width. 0 when unknown. */
+static double source_pixel_on_grid(const pgp_renderer *r, const pgp_node *n)
+{
+    pgp_bbox box, on_grid;
+    char err[256];
+    if (!r->align.reproject)
+        return fabs(n->geotransform[1]);
+    box = pgp_grid_raster_bbox(n->geotransform, n->x_size, n->y_size);
+    if (pgp_grid_transform_bbox(box, n->srs_wkt, r->align.srs_wkt, &on_grid, err, sizeof err) != 0)
+        return 0;
+    return (on_grid.maxx - on_grid.minx) / n->x_size;
+}
+
+/* For an overview level with <Align>: the source's coarsest overview whose
+ * pixels are still no bigger than the level's, so the warp reads a fraction of
+ * the source, as GDAL's downsampled RasterIO does for unaligned sources.
+ * -1: full resolution. */
 static int aligned_source_overview(const pgp_renderer *r, GDALDatasetH file, const pgp_node *n)
 {
     GDALRasterBandH band = GDALGetRasterBand(file, n->band);
     const double level_pixel = fabs(r->align.gt[1]) * (1 + 1e-9);
-    double best_pixel = 0;
+    double source_pixel, best_pixel = 0;
     int i, best = -1;
-    if (!r->is_overview || r->align.reproject || band == NULL)
+    if (!r->is_overview || band == NULL || GDALGetOverviewCount(band) == 0)
         return -1;
-    for (i = 0; i < GDALGetOverviewCount(band); i++) {
+    source_pixel = source_pixel_on_grid(r, n);
+    for (i = 0; source_pixel > 0 && i < GDALGetOverviewCount(band); i++) {
         GDALRasterBandH overview = GDALGetOverview(band, i);
-        const double pixel = overview == NULL ? 0
-                                              : fabs(n->geotransform[1]) * n->x_size /
-                                                    GDALGetRasterBandXSize(overview);
+        const double pixel =
+            overview == NULL ? 0 : source_pixel * n->x_size / GDALGetRasterBandXSize(overview);
         if (overview != NULL && pixel <= level_pixel && pixel > best_pixel) {
             best = i;
             best_pixel = pixel;

@@ -261,3 +261,48 @@ def test_resampled_reads_without_overviews_compute_tiles_in_parallel(tmp_path, c
         np.testing.assert_array_equal(ds.ReadAsArray(buf_xsize=250, buf_ysize=175), expected)
         # every tile once: warmed in the cache, or read once into GDAL's block cache
         assert ds.GetMetadataItem("TILES_COMPUTED", "PGP") == str(11 * 16)
+
+
+def test_reprojected_overview_warps_from_the_sources_own_overview(tmp_path):
+    """A geographic source on a UTM grid: its pixel width on the grid comes from its
+    box transformed into UTM; the level warps the coarsest overview no wider."""
+    from osgeo import osr
+    rng = np.random.default_rng(13)
+    ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "geo.tif"), 400, 300, 1,
+                                              gdal.GDT_Float32, ["TILED=YES"])
+    ds.SetGeoTransform((-75.5, 0.0005, 0, 33.9, 0, -0.0005))
+    geographic = osr.SpatialReference()
+    geographic.ImportFromEPSG(4326)
+    ds.SetProjection(geographic.ExportToWkt())
+    ds.GetRasterBand(1).WriteArray(rng.uniform(0, 100, (300, 400)).astype(np.float32))
+    ds = None
+    run(["gdaladdo", "-q", "-r", "average", str(tmp_path / "geo.tif"), "2", "4", "8"])
+    ds = gdal.Open(write_graph(tmp_path / "g.pgp.vrt", """<Source name="geo" file="geo.tif"/>
+<Align boundingBox="intersection" pixelSize="30,-30" srs="EPSG:32618">
+  <Input ref="geo" resampling="bilinear"/></Align><Band ref="geo"/>"""))
+    gt = ds.GetGeoTransform()
+    extent = [gt[0], gt[3] + ds.RasterYSize * gt[5], gt[0] + ds.RasterXSize * gt[1], gt[3]]
+    # the source's width on the grid: its box's corners in UTM (~46.5 m a pixel)
+    utm = osr.SpatialReference()
+    utm.ImportFromEPSG(32618)
+    for s in (geographic, utm):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    to_utm = osr.CoordinateTransformation(geographic, utm)
+    xs = [to_utm.TransformPoint(-75.5, lat)[0] for lat in np.linspace(33.75, 33.9, 11)] + \
+         [to_utm.TransformPoint(-75.3, lat)[0] for lat in np.linspace(33.75, 33.9, 11)]
+    source_pixel = (max(xs[11:]) - min(xs[:11])) / 400
+    band = ds.GetRasterBand(1)
+    levels = [band.GetOverview(i) for i in range(band.GetOverviewCount())]
+    used = []
+    for ov in levels[:3]:
+        level_pixel = gt[1] * ds.RasterXSize / ov.XSize
+        widths = [source_pixel * 2 ** (k + 1) for k in range(3)]
+        k = max([i for i, w in enumerate(widths) if w <= level_pixel], default=None)
+        used.append(k)
+        source = gdal.OpenEx(str(tmp_path / "geo.tif"), open_options=[] if k is None else [
+            f"OVERVIEW_LEVEL={k}"])
+        expected = gdal.Warp("", source, format="MEM", dstSRS="EPSG:32618",
+                             outputBounds=extent, width=ov.XSize, height=ov.YSize,
+                             resampleAlg="bilinear", overviewLevel="NONE").ReadAsArray()
+        np.testing.assert_array_equal(ov.ReadAsArray(), expected)
+    assert used[:2] == [None, 0]  # 60 m: full resolution; 120 m: the 93 m overview
