@@ -247,6 +247,8 @@ class PGPDataset final : public GDALPamDataset
                      GDALRasterIOExtraArg *extra) override;
     CPLErr XMLInit(CPLXMLNode *tree, const char *vrt_path) override;
     CPLXMLNode *SerializeToXML(const char *vrt_path) override;
+    CPLErr IBuildOverviews(const char *, int, const int *, int, const int *, GDALProgressFunc,
+                           void *, CSLConstList) override;
 };
 
 class PGPRasterBand final : public GDALPamRasterBand
@@ -385,6 +387,17 @@ CPLXMLNode *PGPDataset::SerializeToXML(const char *vrt_path)
     if (tree != nullptr)
         CPLCreateXMLElementAndValue(tree, "PGPFingerprint", m_fingerprint);
     return tree;
+}
+
+/* gdaladdo would write a .ovr of pixels computed once, which nothing reads and
+ * which goes stale with the graph: the levels are computed on demand instead. */
+CPLErr PGPDataset::IBuildOverviews(const char *, int, const int *, int, const int *,
+                                   GDALProgressFunc, void *, CSLConstList)
+{
+    CPLError(CE_Failure, CPLE_NotSupported,
+             "PGP datasets compute their overview levels on demand (factors 2, 4, 8, ...; "
+             "open option OVERVIEWS=NO turns them off): building overviews is not needed");
+    return CE_Failure;
 }
 
 int PGPDataset::Identify(GDALOpenInfo *info)

@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Overviews through osgeo.gdal and gdal_translate: levels, values against numpy
 on the coarse grid, zoomed-out reads that never touch full resolution."""
+import os
+
 import numpy as np
 import pytest
 from osgeo import gdal
@@ -306,3 +308,12 @@ def test_reprojected_overview_warps_from_the_sources_own_overview(tmp_path):
                              resampleAlg="bilinear", overviewLevel="NONE").ReadAsArray()
         np.testing.assert_array_equal(ov.ReadAsArray(), expected)
     assert used[:2] == [None, 0]  # 60 m: full resolution; 120 m: the 93 m overview
+
+
+def test_gdaladdo_is_refused_with_a_reason(tmp_path):
+    calc_inputs(tmp_path, 600, 600)
+    path = write_graph(tmp_path / "g.pgp.vrt", CALC)
+    result = run(["gdaladdo", path, "2", "4"], check=False)
+    assert result.returncode != 0
+    assert "compute their overview levels on demand" in result.stderr
+    assert not os.path.exists(path + ".ovr")
