@@ -317,3 +317,16 @@ def test_gdaladdo_is_refused_with_a_reason(tmp_path):
     assert result.returncode != 0
     assert "compute their overview levels on demand" in result.stderr
     assert not os.path.exists(path + ".ovr")
+
+
+def test_gdalinfo_and_rasterio_see_the_levels(tmp_path):
+    a, b = calc_inputs(tmp_path, 700, 1000)
+    path = write_graph(tmp_path / "g.pgp.vrt", CALC)
+    assert "Overviews: 500x350, 250x175" in run(["gdalinfo", path]).stdout
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.enums import Resampling
+    with rasterio.open(path) as src:
+        assert src.overviews(1) == [2, 4]
+        # a decimated read (what rasterio's users do for previews) comes from a level
+        view = src.read(1, out_shape=(175, 250), resampling=Resampling.nearest)
+    np.testing.assert_array_equal(view, calc(nearest(a, 175, 250), nearest(b, 175, 250)))
