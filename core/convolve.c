@@ -506,9 +506,36 @@ static double footprint_sum(const pgp_kernel *k, const double *src, size_t src_s
     return sum;
 }
 
+void pgp_convolve_scratch_free(pgp_convolve_scratch *scratch)
+{
+    fftw_free(scratch->data);
+    scratch->data = NULL;
+    scratch->count = 0;
+}
+
+/* count doubles, fftw_malloc-aligned: the caller's scratch grown as needed, or
+ * (scratch NULL) a fresh block to hand to release_doubles. */
+static double *reserve_doubles(pgp_convolve_scratch *scratch, size_t count)
+{
+    if (scratch == NULL)
+        return (double *)fftw_malloc(count * sizeof(double));
+    if (scratch->count < count) {
+        pgp_convolve_scratch_free(scratch);
+        scratch->data = (double *)fftw_malloc(count * sizeof(double));
+        scratch->count = scratch->data != NULL ? count : 0;
+    }
+    return scratch->data;
+}
+
+static void release_doubles(pgp_convolve_scratch *scratch, double *block)
+{
+    if (scratch == NULL)
+        fftw_free(block);
+}
+
 static int convolve_direct(const pgp_kernel *k, const pgp_convolve_options *o,
                            const double *window, const unsigned char *valid, int w, int h,
-                           double out_nodata, double *out)
+                           double out_nodata, double *out, pgp_convolve_scratch *scratch)
 {
     const int window_w = w + k->cols - 1, window_h = h + k->rows - 1;
     /* One block for all scratch: with separate blocks of this size glibc
@@ -516,10 +543,12 @@ static int convolve_direct(const pgp_kernel *k, const pgp_convolve_options *o,
     const size_t n_input = (size_t)window_w * window_h;
     const size_t n_rows_scratch = k->separable ? (size_t)w * window_h : 0;
     const size_t n_mask = o->ignore_nodata_and_edges ? (size_t)w * h : 0;
-    double *input = (double *)VSI_MALLOC2_VERBOSE(n_input + n_rows_scratch + n_mask,
-                                                  sizeof(double));
-    if (input == NULL)
+    double *input = reserve_doubles(scratch, n_input + n_rows_scratch + n_mask);
+    if (input == NULL) {
+        CPLError(CE_Failure, CPLE_OutOfMemory, "Convolve: out of memory for a %dx%d window",
+                 window_w, window_h);
         return -1;
+    }
     double *rows_scratch = input + n_input, *mask = rows_scratch + n_rows_scratch;
     prepare_signal(window, valid, window_w, window_h, (size_t)window_w, 0, input);
     correlate_direct(k, input, (size_t)window_w, w, h, rows_scratch, out);
@@ -528,7 +557,7 @@ static int convolve_direct(const pgp_kernel *k, const pgp_convolve_options *o,
         correlate_direct(k, input, (size_t)window_w, w, h, rows_scratch, mask);
     }
     finish(k, o, valid, w, h, mask, out_nodata, out);
-    VSIFree(input);
+    release_doubles(scratch, input);
     return 0;
 }
 
@@ -643,7 +672,8 @@ static size_t aligned_doubles(size_t n)
 
 static int convolve_fft(const pgp_kernel *k, const pgp_convolve_options *o,
                         const double *window, const unsigned char *valid, int w, int h,
-                        int tile_w, int tile_h, double out_nodata, double *out)
+                        int tile_w, int tile_h, double out_nodata, double *out,
+                        pgp_convolve_scratch *scratch)
 {
     const kernel_spectrum *s = spectrum_for_tile(k, tile_w, tile_h);
     if (s == NULL)
@@ -656,7 +686,7 @@ static int convolve_fft(const pgp_kernel *k, const pgp_convolve_options *o,
      * so new-array execution sees the alignment the plans were made with. */
     const size_t real_part = aligned_doubles(n_real), complex_part = aligned_doubles(2 * n_complex);
     const size_t n_parts = real_part * (ignore ? 3 : 2) + complex_part + (ignore ? (size_t)w * h : 0);
-    double *signal = (double *)fftw_malloc(n_parts * sizeof(double));
+    double *signal = reserve_doubles(scratch, n_parts);
     if (signal == NULL) {
         CPLError(CE_Failure, CPLE_OutOfMemory, "Convolve: out of memory for a %dx%d FFT",
                  s->fft_w, s->fft_h);
@@ -689,13 +719,14 @@ static int convolve_fft(const pgp_kernel *k, const pgp_convolve_options *o,
     if (n_nonfinite > 0)
         add_nonfinite(k, window, valid, w, h, out);
     finish(k, o, valid, w, h, mask, out_nodata, out);
-    fftw_free(signal);
+    release_doubles(scratch, signal);
     return 0;
 }
 
 int pgp_convolve_tile(const pgp_kernel *kernel, const pgp_convolve_options *options,
                       const double *window, const unsigned char *valid, int w, int h,
-                      int tile_w, int tile_h, double out_nodata, double *out)
+                      int tile_w, int tile_h, double out_nodata, double *out,
+                      pgp_convolve_scratch *scratch)
 {
     /* A tile larger than the declared tile size would not fit the transform. */
     if (tile_w < w)
@@ -704,6 +735,6 @@ int pgp_convolve_tile(const pgp_kernel *kernel, const pgp_convolve_options *opti
         tile_h = h;
     if (pgp_convolve_pick(kernel, tile_w, tile_h, options->method) == PGP_CONVOLVE_FFT)
         return convolve_fft(kernel, options, window, valid, w, h, tile_w, tile_h, out_nodata,
-                            out);
-    return convolve_direct(kernel, options, window, valid, w, h, out_nodata, out);
+                            out, scratch);
+    return convolve_direct(kernel, options, window, valid, w, h, out_nodata, out, scratch);
 }

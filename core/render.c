@@ -36,6 +36,7 @@ typedef struct worker_context {
     GDALDatasetH *sources; /* indexed by node; NULL until opened */
     scratch *calc_scratch; /* indexed by nesting depth           */
     scratch source_block;  /* one block of a source, native type */
+    pgp_convolve_scratch convolve; /* inside pgp_convolve_tile, which never nests */
     struct worker_context *next;
 } worker_context;
 
@@ -170,6 +171,7 @@ void pgp_renderer_free(pgp_renderer *r)
             VSIFree(ctx->calc_scratch[i].data);
         }
         VSIFree(ctx->source_block.data);
+        pgp_convolve_scratch_free(&ctx->convolve);
         CPLFree(ctx->sources);
         CPLFree(ctx->calc_scratch);
         CPLFree(ctx);
@@ -519,7 +521,7 @@ static void *compute_convolve(pgp_renderer *r, worker_context *ctx, int node,
             }
     }
     if (pgp_convolve_tile(r->kernels[node], &n->convolve, window, valid, t->w, t->h, g->block_x,
-                          g->block_y, n->nodata.value, out) == 0)
+                          g->block_y, n->nodata.value, out, &ctx->convolve) == 0)
         pixels = to_tile_pixels(n, out, count);
     return pixels;
 }

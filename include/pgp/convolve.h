@@ -73,6 +73,16 @@ void pgp_kernel_reach(const pgp_kernel *kernel, int *up, int *down, int *left, i
 pgp_convolve_method pgp_convolve_pick(const pgp_kernel *kernel, int tile_w, int tile_h,
                                       pgp_convolve_method requested);
 
+/* Working memory one thread reuses from tile to tile (a worker context owns
+ * one): fresh megabyte blocks per tile cost a page fault per 4 KiB. Start it
+ * zeroed; pgp_convolve_scratch_free releases it. */
+typedef struct pgp_convolve_scratch {
+    double *data;
+    size_t count;
+} pgp_convolve_scratch;
+
+void pgp_convolve_scratch_free(pgp_convolve_scratch *scratch);
+
 /* Convolves one output tile of w x h pixels.
  * window: (w + left + right) x (h + up + down) doubles, row-major, the tile grown
  *   by the kernel's reach; positions outside the raster hold 0.
@@ -82,10 +92,12 @@ pgp_convolve_method pgp_convolve_pick(const pgp_kernel *kernel, int tile_w, int 
  * tile_w, tile_h: the raster's full tile size (>= w, h): the FFT size is chosen
  *   from it, so the edge tiles of a raster use the same transform as the others.
  * Writes out[w*h] (row-major) with out_nodata where the signal is nodata and
- * mask_nodata is set. Returns 0, or -1 after CPLError (memory). */
+ * mask_nodata is set. scratch: the calling thread's (grown as needed), or NULL
+ * to allocate per call. Returns 0, or -1 after CPLError (memory). */
 int pgp_convolve_tile(const pgp_kernel *kernel, const pgp_convolve_options *options,
                       const double *window, const unsigned char *valid, int w, int h,
-                      int tile_w, int tile_h, double out_nodata, double *out);
+                      int tile_w, int tile_h, double out_nodata, double *out,
+                      pgp_convolve_scratch *scratch);
 
 /* Called once when the plugin loads (fftw_make_planner_thread_safe). */
 void pgp_convolve_init(void);

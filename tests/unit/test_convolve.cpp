@@ -215,9 +215,11 @@ struct Tiling {
     int ny(const Raster &s) const { return (s.h + tile_h - 1) / tile_h; }
 };
 
-// Output tile (tx, ty) computed from its window, as the renderer would.
+// Output tile (tx, ty) computed from its window, as the renderer would (with
+// a worker's scratch, or none).
 std::vector<double> ConvolveTile(const pgp_kernel *kernel, const Raster &s,
-                                 const pgp_convolve_options &o, Tiling t, int tx, int ty)
+                                 const pgp_convolve_options &o, Tiling t, int tx, int ty,
+                                 pgp_convolve_scratch *scratch = nullptr)
 {
     const int kh = pgp_kernel_rows(kernel), kw = pgp_kernel_cols(kernel);
     const int up = kh - 1 - kh / 2, left = kw - 1 - kw / 2;
@@ -237,7 +239,7 @@ std::vector<double> ConvolveTile(const pgp_kernel *kernel, const Raster &s,
     }
     std::vector<double> out((size_t)w * h, -12345.0);
     EXPECT_EQ(pgp_convolve_tile(kernel, &o, window.data(), valid.data(), w, h, t.tile_w,
-                                t.tile_h, kOutNodata, out.data()),
+                                t.tile_h, kOutNodata, out.data(), scratch),
               0);
     return out;
 }
@@ -254,10 +256,13 @@ void Stitch(const Raster &s, Tiling t, int tx, int ty, const std::vector<double>
 std::vector<double> ConvolveTiled(const pgp_kernel *kernel, const Raster &s,
                                   const pgp_convolve_options &o, Tiling t)
 {
+    // One scratch for every tile, edge tiles included, as a worker reuses it.
+    pgp_convolve_scratch scratch = {nullptr, 0};
     std::vector<double> whole((size_t)s.w * s.h, -12345.0);
     for (int ty = 0; ty < t.ny(s); ty++)
         for (int tx = 0; tx < t.nx(s); tx++)
-            Stitch(s, t, tx, ty, ConvolveTile(kernel, s, o, t, tx, ty), &whole);
+            Stitch(s, t, tx, ty, ConvolveTile(kernel, s, o, t, tx, ty, &scratch), &whole);
+    pgp_convolve_scratch_free(&scratch);
     return whole;
 }
 
@@ -686,7 +691,7 @@ TEST(Convolve, ADeclaredTileSizeBelowTheTileIsRaised)
     }
     std::vector<double> out(40 * 30);
     ASSERT_EQ(pgp_convolve_tile(kernel.get(), &o, window.data(), valid.data(), 40, 30, 8, 8,
-                                kOutNodata, out.data()),
+                                kOutNodata, out.data(), nullptr),
               0);
     EXPECT_TRUE(Matches(out, Reference(s, spec, o), s.w));
     EXPECT_EQ(0, std::memcmp(out.data(), window_tile.data(), out.size() * sizeof(double)));
