@@ -499,14 +499,15 @@ static void *compute_convolve(pgp_renderer *r, worker_context *ctx, int node,
         return NULL;
     out = window + window_count;
     valid = (unsigned char *)(out + count);
-    memset(window, 0, window_count * sizeof(double));
-    memset(valid, 0, window_count);
-
     region.tx = region.ty = -1;
     region.x = MAX(t->x - left, 0);
     region.y = MAX(t->y - up, 0);
     region.w = MIN(t->x + t->w + right, r->x_size) - region.x;
     region.h = MIN(t->y + t->h + down, r->y_size) - region.y;
+    if (region.w < ww || region.h < wh) { /* beyond the raster: zero and invalid */
+        memset(window, 0, window_count * sizeof(double));
+        memset(valid, 0, window_count);
+    }
     {
         const size_t origin = (size_t)(region.y - (t->y - up)) * ww + (region.x - (t->x - left));
         if (read_as_doubles(r, ctx, n->input_nodes[0], &region, depth + 1, window + origin,
