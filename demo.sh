@@ -16,5 +16,11 @@ mkdir -p out
 echo "== rendering with PGP_EXECUTOR=threading:2"
 PGP_EXECUTOR=threading:2 gdal_translate -ot Float32 -co TILED=YES samples/demo.pgp.vrt out/demo.tif
 echo "== statistics, computed tile by tile in parallel"
-PGP_EXECUTOR=threading:2 gdalinfo -stats -nomd samples/demo.pgp.vrt | grep -E 'Band|Min=|NoData'
+PGP_EXECUTOR=threading:2 gdalinfo -stats -nomd samples/demo.pgp.vrt | grep -E 'Band|Minimum=|NoData'
+echo "== statistics again: served from the sidecar, stamped with the graph's fingerprint"
+grep -o '<PGPFingerprint>[0-9a-f]*</PGPFingerprint>' samples/demo.pgp.vrt.aux.xml
+gdalinfo samples/demo.pgp.vrt | grep -E 'Min=.*Max='
+echo "== a zoomed-out view: 120x90 pixels read from the overview level (no full-resolution tile)"
+gdal_translate -q -ot Float32 -outsize 120 90 samples/demo.pgp.vrt out/demo_thumbnail.tif
+gdalinfo out/demo_thumbnail.tif | grep 'Size is'
 echo "demo done: out/demo.tif"
