@@ -79,6 +79,7 @@ struct pgp_executor {
     CPLCond *work_cond; /* idle workers wait here */
     pgp_batch_queue queue;
     background_job *background_head, *background_tail; /* FIFO, after queue */
+    int background_running;
     int stopping;
     int n_started;
     CPLJoinableThread **threads;
@@ -298,6 +299,7 @@ static void work_on_background(pgp_executor *ex)
         ex->background_tail = NULL;
     group->n_queued--;
     group->n_running++;
+    ex->background_running++;
     CPLReleaseMutex(ex->mutex);
     own_options = CPLGetThreadLocalConfigOptions();
     CPLSetThreadLocalConfigOptions((const char *const *)group->job_options);
@@ -309,8 +311,16 @@ static void work_on_background(pgp_executor *ex)
     CSLDestroy(own_options);
     CPLFree(job);
     CPLAcquireMutex(ex->mutex, 1000.0);
+    ex->background_running--;
     if (--group->n_running == 0)
         CPLCondBroadcast(group->idle_cond);
+}
+
+/* Background work may occupy at most half the workers (libuv's rule for slow
+ * work), rounded up: the others are always free for a foreground batch. */
+static int may_start_background(const pgp_executor *ex)
+{
+    return ex->background_head != NULL && ex->background_running < (ex->n_threads + 1) / 2;
 }
 
 /* -------------------------------------------------------------- workers */
@@ -325,7 +335,7 @@ static void worker_main(void *arg)
         if (b != NULL) {
             if (claim_job(ex, b, &index))
                 work_on(ex, b, index);
-        } else if (ex->background_head != NULL) {
+        } else if (may_start_background(ex)) {
             work_on_background(ex);
         } else {
             CPLCondWait(ex->work_cond, ex->mutex);

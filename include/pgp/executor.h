@@ -64,8 +64,9 @@ CPLErr pgp_executor_run(pgp_executor *ex, size_t n_jobs, pgp_job_fn fn, void *ar
                         GDALProgressFunc progress, void *progress_arg);
 
 /* Background (prefetch) work: low priority and fire-and-forget. Workers take a
- * background job only when no foreground batch has an unclaimed job, so
- * prefetch never delays a request. A group belongs to one submitter (a
+ * background job only when no foreground batch has an unclaimed job, and at
+ * most half the workers (rounded up) run background jobs at once, so a
+ * request always finds free workers beside its calling thread. A group belongs to one submitter (a
  * renderer); its jobs run with the thread-local config options the creating
  * thread had, and their errors are dropped: a prefetched tile that failed is
  * simply computed again, and its error reported, when it is requested.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <future>
@@ -668,3 +669,79 @@ TEST(ExecutorRegistry, ShutdownThenGetAgain)
 }
 
 }  // namespace
+
+// ------------------------------------------------------------- background
+
+// Background jobs that block until the gate opens, counting how many started.
+struct BlockedBackground {
+    std::mutex mutex;
+    std::condition_variable changed;
+    int started = 0;
+    bool open = false;
+};
+
+int WaitAtGate(void *arg, size_t)
+{
+    auto *g = static_cast<BlockedBackground *>(arg);
+    std::unique_lock<std::mutex> lock(g->mutex);
+    g->started++;
+    g->changed.notify_all();
+    g->changed.wait(lock, [g] { return g->open; });
+    return 0;
+}
+
+// Foreground jobs that each wait (bounded) until all of them run at once: the
+// batch only succeeds if enough threads are free to run it concurrently.
+struct Rendezvous {
+    std::mutex mutex;
+    std::condition_variable changed;
+    int arrived = 0;
+    int needed = 0;
+};
+
+int MeetTheOthers(void *arg, size_t index)
+{
+    auto *r = static_cast<Rendezvous *>(arg);
+    std::unique_lock<std::mutex> lock(r->mutex);
+    r->arrived++;
+    r->changed.notify_all();
+    if (!r->changed.wait_for(lock, std::chrono::seconds(20),
+                             [r] { return r->arrived >= r->needed; })) {
+        CPLError(CE_Failure, CPLE_AppDefined, "job %zu ran alone: the others never started",
+                 index);
+        return 1;
+    }
+    return 0;
+}
+
+TEST(ExecutorBackground, PrefetchOccupiesAtMostHalfThePool)
+{
+    for (int threads : {1, 2, 4}) {
+        SCOPED_TRACE(threads);
+        const int limit = (threads + 1) / 2;
+        pgp_executor *ex = Executor(threads);
+        BlockedBackground gate;
+        pgp_background *group = pgp_background_new(ex);
+        for (int i = 0; i < 2 * threads; i++)
+            pgp_background_submit(group, WaitAtGate, &gate, i);
+        {
+            std::unique_lock<std::mutex> lock(gate.mutex);
+            gate.changed.wait(lock, [&] { return gate.started >= limit; });
+        }
+        // The caller plus every worker that prefetch left free meet in one batch,
+        // while the prefetch jobs are still blocked.
+        Rendezvous meeting;
+        meeting.needed = 1 + threads - limit;
+        EXPECT_EQ(pgp_executor_run(ex, meeting.needed, MeetTheOthers, &meeting, nullptr,
+                                   nullptr),
+                  CE_None)
+            << CPLGetLastErrorMsg();
+        {
+            std::lock_guard<std::mutex> lock(gate.mutex);
+            EXPECT_EQ(gate.started, limit);
+            gate.open = true;
+        }
+        gate.changed.notify_all();
+        pgp_background_free(group); // drops the queued jobs, waits for the running ones
+    }
+}
