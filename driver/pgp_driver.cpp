@@ -425,7 +425,7 @@ GDALDataset *PGPDataset::Open(GDALOpenInfo *info)
         CPLError(CE_Failure, CPLE_IllegalArg, "%s", err);
         return nullptr;
     }
-    long cache_mb = 256, prefetch = 2L * threads;
+    long cache_mb = -1, prefetch = 2L * threads;
     bool overviews = true;
     const char *value = OptionValue(info, "CACHE_MB", "PGP_CACHE_MB", &origin);
     if (value && !ParseCount(value, origin, kMaxCacheMB, &cache_mb))
@@ -447,7 +447,13 @@ GDALDataset *PGPDataset::Open(GDALOpenInfo *info)
         pgp_graph_free(graph);
         return nullptr;
     }
-    pgp_tile_cache_set_budget(pgp_tile_cache_global(), static_cast<size_t>(cache_mb) << 20);
+    /* The budget is process-wide and changes only when asked (docs/driver.md, Memory):
+     * an open with neither CACHE_MB nor PGP_CACHE_MB keeps the one in force. */
+    pgp_tile_cache *cache = pgp_tile_cache_global();
+    if (cache_mb >= 0)
+        pgp_tile_cache_set_budget(cache, static_cast<size_t>(cache_mb) << 20);
+    pgp_tile_cache_stats cache_stats;
+    pgp_tile_cache_get_stats(cache, &cache_stats);
 
     std::unique_ptr<PGPDataset> ds(new PGPDataset(graph, executor, static_cast<int>(prefetch),
                                                   from_text ? nullptr : info->pszFilename));
@@ -456,7 +462,7 @@ GDALDataset *PGPDataset::Open(GDALOpenInfo *info)
         return nullptr;
     DerivedMetadata &md = ds->m_derived;
     md.Set("EXECUTOR", threads ? CPLSPrintf("threading:%d", threads) : "serial", "PGP");
-    md.Set("CACHE_MB", CPLSPrintf("%ld", cache_mb), "PGP");
+    md.Set("CACHE_MB", CPLSPrintf("%zu", cache_stats.budget_bytes >> 20), "PGP");
     md.Set("PREFETCH", CPLSPrintf("%ld", prefetch), "PGP");
     md.Set("OVERVIEWS", CPLSPrintf("%d", static_cast<int>(ds->m_overviews.size())), "PGP");
     if (!from_text)

@@ -97,9 +97,20 @@ def read(path, **open_options):
     return bands[0] if len(bands) == 1 else bands
 
 
+def _restore_default_cache_budget():
+    """The tile-cache budget is process-wide and kept until an open asks for another
+    (docs/driver.md, Memory): a test that shrank it must not starve the next one."""
+    source = "/vsimem/pgp_budget_reset.tif"
+    if gdal.VSIStatL(source) is None:
+        gdal.GetDriverByName("GTiff").Create(source, 1, 1, 1, gdal.GDT_Byte)
+    gdal.OpenEx(f'<PGPDataset><Source name="s" file="{source}"/><Band ref="s"/></PGPDataset>',
+                open_options=["CACHE_MB=256"])
+
+
 @pytest.fixture(autouse=True)
 def _clean_config():
     yield
     for key in ("PGP_EXECUTOR", "PGP_CACHE_MB", "PGP_PREFETCH", "PGP_OVERVIEWS",
                 "GDAL_NUM_THREADS"):
         gdal.SetConfigOption(key, None)
+    _restore_default_cache_budget()
