@@ -26,7 +26,7 @@ sh packaging/check-deb.sh build
 
 step "ASan+UBSan: unit tests and fuzz replays"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPGP_SANITIZE=address -DPGP_FUZZ=ON >/dev/null
-cmake --build build-asan -j"$jobs" --target pgp_unit_tests gdal_PGP pgp_replay_graph \
+cmake --build build-asan -j"$jobs" --target pgp_unit_tests gdal_PGP pgp_shutdown_check pgp_replay_graph \
   pgp_replay_expr
 export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1

@@ -174,7 +174,8 @@ static int open_source(pgp_graph *graph, pgp_node *node)
 
     CPLErrorReset();
     CPLPushErrorHandler(CPLQuietErrorHandler);
-    ds = GDALOpenEx(node->path, GDAL_OF_RASTER | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
+    ds = GDALOpenEx(node->path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR,
+                    NULL, NULL, NULL);
     CPLPopErrorHandler();
     if (ds == NULL) {
         report(node->where, "cannot open '%s': %s", node->path, CPLGetLastErrorMsg());
@@ -631,7 +632,8 @@ static pgp_kernel *read_kernel_raster(const char *path, const char *where)
 
     CPLErrorReset();
     CPLPushErrorHandler(CPLQuietErrorHandler);
-    ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
+    ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR,
+                    NULL, NULL, NULL);
     CPLPopErrorHandler();
     if (ds == NULL) {
         report(where, "cannot open kernel '%s': %s", path, CPLGetLastErrorMsg());
@@ -1061,6 +1063,73 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
     return 0;
 }
 
+/* The XML entities an <Expression> may hold: anything else after '&' is a raw '&'. */
+static int starts_entity(const char *p)
+{
+    static const char *const entities[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&apos;", "&#"};
+    size_t i;
+    for (i = 0; i < sizeof entities / sizeof *entities; i++)
+        if (strncmp(p, entities[i], strlen(entities[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* For a document minixml refused: when an <Expression> holds a raw '&' or '<'
+ * (people write `A > 100 && B < 5`), a sentence saying so and how to write it
+ * instead, else "". */
+static const char *raw_markup_hint(const char *text, char *hint, size_t size)
+{
+    const char *open = text;
+    hint[0] = '\0';
+    while (text != NULL && (open = strstr(open, "<Expression")) != NULL) {
+        const char *body = strchr(open, '>');
+        const char *end = body ? strstr(body, "</Expression>") : NULL;
+        const char *p;
+        if (end == NULL)
+            break;
+        for (p = ++body; p < end; p++) {
+            int line = 1;
+            const char *q;
+            if (p == body && strncmp(p, "<![CDATA[", 9) == 0)
+                break;
+            if (!(*p == '<' || (*p == '&' && !starts_entity(p))))
+                continue;
+            for (q = text; q < p; q++)
+                line += *q == '\n';
+            snprintf(hint, size,
+                     ". The <Expression> on line %d holds a raw '%c' ('%.*s'), which XML "
+                     "does not allow: write 'and'/'or' instead of '&&'/'||', escape '&' as "
+                     "'&amp;' and '<' as '&lt;', or wrap the expression in <![CDATA[ ... ]]>",
+                     line, *p, (int)(end - body < 80 ? end - body : 80), body);
+            return hint;
+        }
+        open = end;
+    }
+    return hint;
+}
+
+/* "malformed XML" with minixml's reason, and what to do when it is a raw '&'
+ * or '<' in an <Expression>. */
+static void report_malformed(const char *filename_or_xml, int from_text)
+{
+    char reason[1024], hint[512];
+    char *text = NULL;
+    size_t length;
+    snprintf(reason, sizeof reason, "%s", CPLGetLastErrorMsg());
+    length = strlen(reason);
+    if (length > 0 && reason[length - 1] == '.') /* the hint starts a sentence */
+        reason[length - 1] = '\0';
+    if (!from_text) {
+        GByte *bytes = NULL;
+        if (VSIIngestFile(NULL, filename_or_xml, &bytes, NULL, 64 * 1024 * 1024))
+            text = (char *)bytes;
+    }
+    raw_markup_hint(from_text ? filename_or_xml : text, hint, sizeof hint);
+    report(from_text ? "<PGPDataset> text" : filename_or_xml, "malformed XML: %s%s", reason,
+           hint);
+    VSIFree(text);
+}
+
 pgp_graph *pgp_graph_open(const char *filename_or_xml)
 {
     const int from_text = filename_or_xml[0] == '<';
@@ -1072,8 +1141,7 @@ pgp_graph *pgp_graph_open(const char *filename_or_xml)
     CPLErrorReset();
     document = from_text ? CPLParseXMLString(filename_or_xml) : CPLParseXMLFile(filename_or_xml);
     if (document == NULL) {
-        report(from_text ? "<PGPDataset> text" : filename_or_xml, "malformed XML: %s",
-               CPLGetLastErrorMsg());
+        report_malformed(filename_or_xml, from_text);
         return NULL;
     }
     root = CPLGetXMLNode(document, "=PGPDataset");

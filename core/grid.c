@@ -364,7 +364,7 @@ int pgp_grid_vector_bbox(const char *path, const char *layer, pgp_bbox *out, cha
     int n_found = 0, rc = 0, i;
     *srs_wkt = NULL;
     CPLErrorReset();
-    ds = GDALOpenEx(path, GDAL_OF_VECTOR, NULL, NULL, NULL);
+    ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_INTERNAL, NULL, NULL, NULL);
     if (ds == NULL)
         return pgp_grid_fail(err, errlen, "vector '%s': cannot open: %s", path, pgp_grid_gdal_reason());
     if (layer != NULL) {
@@ -520,7 +520,7 @@ int pgp_grid_open_mask_layer(const pgp_grid_mask *mask, GDALDatasetH *ds, OGRLay
                            char *err, size_t errlen)
 {
     CPLErrorReset();
-    *ds = GDALOpenEx(mask->path, GDAL_OF_VECTOR, NULL, NULL, NULL);
+    *ds = GDALOpenEx(mask->path, GDAL_OF_VECTOR | GDAL_OF_INTERNAL, NULL, NULL, NULL);
     if (*ds == NULL)
         return pgp_grid_fail(err, errlen, "vector '%s': cannot open: %s", mask->path, pgp_grid_gdal_reason());
     *layer = mask->layer != NULL ? GDALDatasetGetLayerByName(*ds, mask->layer)

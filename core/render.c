@@ -297,7 +297,8 @@ static GDALDatasetH open_source_view(const pgp_renderer *r, const pgp_node *n)
     GDALDatasetH file, view;
     char err[1024];
     int overview;
-    file = GDALOpenEx(n->path, GDAL_OF_RASTER | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
+    file = GDALOpenEx(n->path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR,
+                      NULL, NULL, NULL);
     if (file == NULL || !r->graph->aligned)
         return file;
     overview = aligned_source_overview(r, file, n);
@@ -306,7 +307,8 @@ static GDALDatasetH open_source_view(const pgp_renderer *r, const pgp_node *n)
         const char *options[] = {level, NULL};
         snprintf(level, sizeof level, "OVERVIEW_LEVEL=%d", overview);
         GDALClose(file);
-        file = GDALOpenEx(n->path, GDAL_OF_RASTER | GDAL_OF_VERBOSE_ERROR, NULL, options, NULL);
+        file = GDALOpenEx(n->path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR,
+                          NULL, options, NULL);
         if (file == NULL)
             return NULL;
     }

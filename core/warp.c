@@ -510,63 +510,61 @@ static warp_core *create_core(GDALDatasetH source, const pgp_grid *grid, int ban
     return new_core(exact, grid, band_rows, err, errlen);
 }
 
-/* A VRT of grid columns [x_off, x_off + width) with one band of the source's
- * type, nodata and signed-byte flag: a warped strip (GDAL's 512x128 blocks
- * at most), or the plain mosaic of the strips, whose blocks are block_x x
- * block_y and which reports the grid's SRS. */
-static GDALDatasetH new_vrt(const pgp_grid *grid, GDALDatasetH source, GDALRasterBandH src_band,
-                            int x_off, int width, int warped, int block_x, int block_y)
+/* The view's band properties every VRT of it repeats: geotransform of grid
+ * columns from x_off, the source's nodata and its signed-byte flag. */
+static int describe_vrt(GDALDatasetH vrt, const pgp_grid *grid, GDALRasterBandH src_band,
+                        int x_off)
 {
-    char *warped_options[] = {"SUBCLASS=VRTWarpedDataset", NULL};
-    char **band_options = NULL;
-    double gt[6], nodata;
-    int has_nodata = 0, ok;
-    const GDALDataType type = GDALGetRasterDataType(src_band);
+    GDALRasterBandH band = GDALGetRasterBand(vrt, 1);
     const char *pixel_type = GDALGetMetadataItem(src_band, "PIXELTYPE", "IMAGE_STRUCTURE");
-    const char *srs = grid->reproject ? grid->srs_wkt : GDALGetProjectionRef(source);
-    GDALRasterBandH band;
-    GDALDatasetH vrt = GDALCreate(GDALGetDriverByName("VRT"), "", width, grid->y_size,
-                                  warped, type, warped ? warped_options : NULL);
-    if (vrt == NULL)
-        return NULL;
-    if (!warped) {
-        band_options = CSLSetNameValue(band_options, "BLOCKXSIZE", CPLSPrintf("%d", block_x));
-        band_options = CSLSetNameValue(band_options, "BLOCKYSIZE", CPLSPrintf("%d", block_y));
-        ok = GDALAddBand(vrt, type, band_options) == CE_None;
-        CSLDestroy(band_options);
-        if (!ok) {
-            GDALClose(vrt);
-            return NULL;
-        }
-    }
+    double gt[6], nodata;
+    int has_nodata = 0;
     memcpy(gt, grid->gt, sizeof gt);
     gt[0] += x_off * gt[1];
     gt[3] += x_off * gt[4];
-    band = GDALGetRasterBand(vrt, 1);
     nodata = GDALGetRasterNoDataValue(src_band, &has_nodata);
-    if (GDALSetGeoTransform(vrt, gt) != CE_None ||
-        (!warped && pgp_grid_has_text(srs) && GDALSetProjection(vrt, srs) != CE_None) ||
-        (has_nodata && GDALSetRasterNoDataValue(band, nodata) != CE_None) ||
-        (pixel_type != NULL &&
-         GDALSetMetadataItem(band, "PIXELTYPE", pixel_type, "IMAGE_STRUCTURE") != CE_None)) {
+    return GDALSetGeoTransform(vrt, gt) == CE_None &&
+           (!has_nodata || GDALSetRasterNoDataValue(band, nodata) == CE_None) &&
+           (pixel_type == NULL ||
+            GDALSetMetadataItem(band, "PIXELTYPE", pixel_type, "IMAGE_STRUCTURE") == CE_None);
+}
+
+/* The plain mosaic of a view's strips: one band of the source's type whose
+ * blocks are block_x x block_y, reporting the grid's SRS. VRTCreate, not
+ * GDALCreate: like every dataset pgp opens for itself it stays out of GDAL's
+ * list of open datasets, which GDALDestroyDriverManager force-closes in
+ * address order (it would close it under the renderer that owns it). */
+static GDALDatasetH new_mosaic(const pgp_grid *grid, GDALDatasetH source,
+                               GDALRasterBandH src_band, int block_x, int block_y)
+{
+    const char *srs = grid->reproject ? grid->srs_wkt : GDALGetProjectionRef(source);
+    char **band_options = NULL;
+    GDALDatasetH vrt = (GDALDatasetH)VRTCreate(grid->x_size, grid->y_size);
+    int ok;
+    band_options = CSLSetNameValue(band_options, "BLOCKXSIZE", CPLSPrintf("%d", block_x));
+    band_options = CSLSetNameValue(band_options, "BLOCKYSIZE", CPLSPrintf("%d", block_y));
+    ok = vrt != NULL &&
+         GDALAddBand(vrt, GDALGetRasterDataType(src_band), band_options) == CE_None &&
+         describe_vrt(vrt, grid, src_band, 0) &&
+         (!pgp_grid_has_text(srs) || GDALSetProjection(vrt, srs) == CE_None);
+    CSLDestroy(band_options);
+    if (!ok && vrt != NULL) {
         GDALClose(vrt);
-        return NULL;
+        vrt = NULL;
     }
     return vrt;
 }
 
 /* gdalwarp's options for band `band` of source onto a strip. scale: the
  * XSCALE/YSCALE to fix, or NULL. */
-static GDALWarpOptions *warp_options(GDALDatasetH source, int band, GDALDatasetH strip,
-                                     row_transformer *t, GDALResampleAlg resampling,
-                                     const double *scale)
+static GDALWarpOptions *warp_options(GDALDatasetH source, int band, row_transformer *t,
+                                     GDALResampleAlg resampling, const double *scale)
 {
     GDALWarpOptions *wo = GDALCreateWarpOptions();
     int has_nodata = 0;
     const double nodata = GDALGetRasterNoDataValue(GDALGetRasterBand(source, band), &has_nodata);
     wo->eResampleAlg = resampling;
     wo->hSrcDS = source;
-    wo->hDstDS = strip;
     wo->nBandCount = 1;
     wo->panSrcBands = (int *)CPLMalloc(sizeof(int));
     wo->panDstBands = (int *)CPLMalloc(sizeof(int));
@@ -598,26 +596,34 @@ static int add_strip(GDALDatasetH mosaic, GDALDatasetH source, int band, const p
                      const double *scale)
 {
     GDALRasterBandH src_band = GDALGetRasterBand(source, band);
-    GDALDatasetH strip = new_vrt(grid, source, src_band, x_off, width, 1, 0, 0);
     GDALWarpOptions *wo;
+    GDALDatasetH strip;
     row_transformer *t;
-    int block_x = 0, ok;
-    if (strip == NULL)
-        return -1;
-    GDALGetBlockSize(GDALGetRasterBand(strip, 1), &block_x, NULL);
-    t = new_row_transformer(core, x_off, block_x);
-    wo = warp_options(source, band, strip, t, resampling, scale);
-    /* On success the strip owns the transformer and one reference on
-     * source; on failure it took neither. */
-    ok = GDALInitializeWarpedVRT(strip, wo) == CE_None;
+    double gt[6];
+    int ok;
+    /* GDALCreateWarpedVRT's blocks: 512 x 128 at most. */
+    t = new_row_transformer(core, x_off, width < 512 ? width : 512);
+    wo = warp_options(source, band, t, resampling, scale);
+    /* The band's type is the working type, resolved here as GDAL resolves it
+     * for gdalwarp: the source's, unless its nodata does not fit. */
+    GDALWarpResolveWorkingDataType(wo);
+    memcpy(gt, grid->gt, sizeof gt);
+    gt[0] += x_off * gt[1];
+    gt[3] += x_off * gt[4];
+    /* Outside GDAL's open-dataset list, as the mosaic (new_mosaic). On success
+     * the strip owns the transformer and one reference on source; on failure
+     * it took neither. */
+    strip = GDALCreateWarpedVRT(source, width, grid->y_size, gt, wo);
     GDALDestroyWarpOptions(wo);
-    if (!ok)
+    if (strip == NULL) {
         free_row_transformer(t);
-    else /* the mosaic takes its own reference on the strip */
-        ok = VRTAddSimpleSource((VRTSourcedRasterBandH)GDALGetRasterBand(mosaic, 1),
-                                GDALGetRasterBand(strip, 1), 0, 0, width, grid->y_size,
-                                x_off, 0, width, grid->y_size, NULL,
-                                VRT_NODATA_UNSET) == CE_None;
+        return -1;
+    }
+    /* the mosaic takes its own reference on the strip */
+    ok = describe_vrt(strip, grid, src_band, x_off) &&
+         VRTAddSimpleSource((VRTSourcedRasterBandH)GDALGetRasterBand(mosaic, 1),
+                            GDALGetRasterBand(strip, 1), 0, 0, width, grid->y_size, x_off, 0,
+                            width, grid->y_size, NULL, VRT_NODATA_UNSET) == CE_None;
     GDALReleaseDataset(strip);
     return ok ? 0 : -1;
 }
@@ -710,8 +716,7 @@ GDALDatasetH pgp_warp_open_view(GDALDatasetH source, int band, const pgp_grid *g
      * block of the view, so no two workers reading different blocks ever warp
      * the same chunk (with 512-wide chunks over 256-wide tiles they did). */
     CPLErrorReset();
-    view = new_vrt(grid, source, GDALGetRasterBand(source, band), 0, grid->x_size, 0, block_x,
-                   block_y);
+    view = new_mosaic(grid, source, GDALGetRasterBand(source, band), block_x, block_y);
     for (x_off = 0; view != NULL && x_off < grid->x_size; x_off += block_x) {
         const int width = grid->x_size - x_off < block_x ? grid->x_size - x_off : block_x;
         if (add_strip(view, source, band, grid, core, x_off, width, resampling,

@@ -43,6 +43,14 @@ CASES = [
      ["<Convolve2 name='k'>", "unknown element"]),
     ("unknown-attribute", '<Source name="A" file="a.tif" bnad="1"/><Band ref="A"/>',
      ["<Source name='A'>", "unknown attribute 'bnad'"]),
+    # Expressions as people write them are not XML: say so, and what to write.
+    ("raw-ampersand", GOOD + '<Calc name="c">\n<Expression>A > 100 && B < 5</Expression>'
+                             '</Calc><Band ref="c"/>',
+     ["malformed XML", "<Expression> on line 3 holds a raw '&' ('A > 100 && B < 5')",
+      "'and'/'or'", "'&amp;'", "'&lt;'", "<![CDATA["]),
+    ("raw-less-than", GOOD + '<Calc name="c"><Expression>A < 5</Expression></Calc>'
+                             '<Band ref="c"/>',
+     ["malformed XML", "<Expression> on line 2 holds a raw '<' ('A < 5')"]),
 ]
 
 
@@ -72,6 +80,14 @@ def test_bad_graph_fails_with_a_clear_message(folder, case_id, body, parts):
     # The process is fine afterwards: the next valid open works.
     ok = write_graph(folder / "ok.pgp.vrt", GOOD + '<Band ref="A"/>')
     assert read(ok).shape == (30, 41)
+
+
+@pytest.mark.parametrize("expression", [
+    "A > 0.5 and B &lt; 5", "A > 0.5 &amp;&amp; B &lt; 5", "<![CDATA[A > 0.5 && B < 5]]>"])
+def test_the_suggested_spellings_open(folder, expression):
+    path = write_graph(folder / "g.pgp.vrt", GOOD + f'<Calc name="c" dataType="Byte">'
+                       f'<Expression>{expression}</Expression></Calc><Band ref="c"/>')
+    np.testing.assert_array_equal(read(path), np.ones((30, 41), np.uint8))
 
 
 def test_gdalinfo_reports_the_error_and_fails(folder):

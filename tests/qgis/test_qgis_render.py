@@ -32,6 +32,7 @@ if not os.environ.get("XDG_RUNTIME_DIR") or not os.access(os.environ["XDG_RUNTIM
     os.makedirs(os.environ["XDG_RUNTIME_DIR"], mode=0o700)
 os.environ.setdefault("QGIS_CUSTOM_CONFIG_PATH", os.path.join(_SCRATCH, "profile"))
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from osgeo import gdal  # noqa: E402
 
@@ -214,7 +215,7 @@ def test_zoomed_out_view_is_drawn_from_pgp_overviews(qgis_app, tmp_path):
     """QGIS lists pgp's overviews as existing pyramids, and a whole-extent view at
     a tenth of the size computes overview tiles only (process-wide counters of the
     driver: QGIS's own GDAL dataset is out of the test's reach)."""
-    import numpy as np
+
     from osgeo import osr
     cols, rows = 4000, 3000
     ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "field.tif"), cols, rows, 1,
@@ -243,3 +244,59 @@ def test_zoomed_out_view_is_drawn_from_pgp_overviews(qgis_app, tmp_path):
     assert after[0] == before[0], "the zoomed-out view computed full-resolution tiles"
     assert after[1] > before[1]
     assert len(distinct_colours(image)) >= 8, f"{path_png} looks blank"
+
+
+QUIT_WITH_LAYER = """
+import sys
+from qgis.core import (QgsApplication, QgsMapRendererSequentialJob, QgsMapSettings,
+                       QgsProject, QgsRasterBandStats, QgsRasterLayer)
+from qgis.PyQt.QtCore import QSize
+app = QgsApplication([], False)
+QgsApplication.setPrefixPath("/usr", True)
+QgsApplication.initQgis()
+layers = []
+for i, path in enumerate(sys.argv[1:]):
+    layer = QgsRasterLayer(path, f"layer {i}", "gdal")
+    assert layer.isValid(), layer.error().summary()
+    QgsProject.instance().addMapLayer(layer)
+    for band in range(1, layer.bandCount() + 1):
+        stats = layer.dataProvider().bandStatistics(band, QgsRasterBandStats.All)
+        assert stats.maximumValue > stats.minimumValue
+    layers.append(layer)
+settings = QgsMapSettings()
+settings.setLayers(layers)
+settings.setExtent(layers[0].extent())
+settings.setOutputSize(QSize(300, 200))
+job = QgsMapRendererSequentialJob(settings)
+job.start()
+job.waitForFinished()
+# The layers are still in the project: quitting QGIS closes them.
+QgsApplication.exitQgis()
+print("quit", flush=True)
+"""
+
+
+def test_quitting_qgis_with_layers_loaded(graphs):
+    """exitQgis() with pgp layers still in the project (it destroys GDAL's driver
+    manager, which force-closes them): exit code 0, and the statistics QGIS had
+    GDAL compute are in complete sidecars that a new process reads back."""
+    for path in graphs.values():
+        if os.path.exists(path + ".aux.xml"):
+            os.remove(path + ".aux.xml")
+    env = dict(os.environ, PGP_EXECUTOR="threading:2", PGP_PREFETCH="16")
+    result = subprocess.run([sys.executable, "-c", QUIT_WITH_LAYER, *graphs.values()],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "quit" in result.stdout, (
+        f"exit {result.returncode}\n{result.stderr[-3000:]}")
+    for path in graphs.values():
+        ds = gdal.Open(path)
+        for b in range(1, ds.RasterCount + 1):
+            band = ds.GetRasterBand(b)
+            # Read back from the sidecar (the fingerprint still matches), never recomputed.
+            stats = band.GetStatistics(False, False)
+            assert stats is not None and stats[1] > stats[0], (path, b)
+            values = band.ReadAsArray().astype(np.float64)
+            valid = values[values != band.GetNoDataValue()]
+            assert np.isclose(stats[0], valid.min(), rtol=1e-12)
+            assert np.isclose(stats[1], valid.max(), rtol=1e-12)
+        ds = None
