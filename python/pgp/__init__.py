@@ -27,3 +27,8 @@ __all__ = [
     "choose_dtype", "choose_nodata", "get_raster_info", "raster_calculator",
     "raster_map", "raster_reduce", "render",
 ]
+from .graphcalls import align_and_resize_raster_stack, convolve_2d  # noqa: E402
+from .symbolic import evaluate_raster_calculator_expression  # noqa: E402
+
+__all__ += ["align_and_resize_raster_stack", "convolve_2d",
+            "evaluate_raster_calculator_expression"]
