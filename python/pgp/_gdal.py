@@ -11,8 +11,11 @@ GDAL_37 = int(gdal.VersionInfo()) >= 3070000
 
 
 def open_raster(path, open_options=()):
+    """gdal.OpenEx; RuntimeError (GDAL's class) naming the path when it fails."""
     dataset = gdal.OpenEx(path, gdal.OF_RASTER, open_options=list(open_options))
     if dataset is None:
+        if not path.lstrip().startswith("<") and gdal.VSIStatL(path) is None:
+            raise RuntimeError(f"{path}: No such file or directory")
         raise RuntimeError(f"{path}: {gdal.GetLastErrorMsg() or 'cannot be opened'}")
     return dataset
 
@@ -61,10 +64,7 @@ def get_raster_info(raster_path):
     """pygeoprocessing.get_raster_info: pixel_size, raster_size, nodata, n_bands,
     geotransform, datatype, projection_wkt, bounding_box, block_size, numpy_type,
     overviews, file_list."""
-    raster = gdal.OpenEx(raster_path, gdal.OF_RASTER)
-    if raster is None:
-        raise ValueError(f"{raster_path} could not be opened as a GDAL raster: "
-                         f"{gdal.GetLastErrorMsg()}")
+    raster = open_raster(raster_path)
     info = {'file_list': raster.GetFileList()}
     info['projection_wkt'] = raster.GetProjection() or None
     geotransform = raster.GetGeoTransform()
