@@ -207,6 +207,17 @@ def run_windows(plan, task, windows, consume, progress, task_args=None):
             future.cancel()
 
 
+def flush_finished_rows(dataset, window, block_size):
+    """Writes out and drops the target's cached blocks once a window completes a row
+    of target blocks, so GDAL's block cache holds at most one row of dirty blocks
+    (memory does not grow with the raster)."""
+    xoff, yoff, xsize, ysize = window
+    bottom = yoff + ysize
+    if xoff + xsize == dataset.RasterXSize and (
+            bottom % block_size[1] == 0 or bottom == dataset.RasterYSize):
+        dataset.FlushCache()
+
+
 class TemporaryTarget:
     """Creates the target under a temporary name in its folder; ``commit`` renames it
     into place, ``discard`` deletes it, so no half-written target is ever left under

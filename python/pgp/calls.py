@@ -190,13 +190,14 @@ def _raster_calculator(plan, base_raster_path_band_const_list, local_op,
             target.dataset.SetProjection(first.GetProjection())
             target.dataset.SetGeoTransform(first.GetGeoTransform())
             first = None
-        windows = _engine.iterblocks_windows((n_cols, n_rows), band.GetBlockSize(),
-                                             largest_block)
+        block_size = band.GetBlockSize()
+        windows = _engine.iterblocks_windows((n_cols, n_rows), block_size, largest_block)
         statistics = _engine.Statistics()
 
         def consume(window, result):
             block, partial = result
             band.WriteArray(block, xoff=window[0], yoff=window[1])
+            _engine.flush_finished_rows(target.dataset, window, block_size)
             if partial is not None:
                 statistics.add(partial)
 

@@ -220,11 +220,13 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
             if description and len(bands) > 1:
                 out.SetDescription(description)
         statistics = [_engine.Statistics() for _ in bands]
+        block_size = out_bands[0].GetBlockSize()
 
         def consume(window, result):
             pixels, partials = result
             for out, block in zip(out_bands, pixels):
                 out.WriteArray(block, xoff=window[0], yoff=window[1])
+            _engine.flush_finished_rows(target.dataset, window, block_size)
             for statistic, partial in zip(statistics, partials or ()):
                 statistic.add(partial)
 
