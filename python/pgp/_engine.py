@@ -89,15 +89,16 @@ def stats_partial(block, nodata, rule):
         else:
             values = block.ravel()
             valid = 0  # pygeoprocessing counts nothing valid without a nodata
-    values = values.astype(numpy.float64, copy=False)
     if values.size == 0:
         return (valid, 0, math.inf, -math.inf, 0.0, 0.0)
-    finite = values[~numpy.isnan(values)]
-    low = float(finite.min()) if finite.size else math.inf
-    high = float(finite.max()) if finite.size else -math.inf
-    mean = float(values.mean())
-    m2 = float(numpy.square(values - mean).sum())
-    return (valid, values.size, low, high, mean, m2)
+    # fmin/fmax skip NaN without a masked copy; NaN only if every value is NaN.
+    low, high = float(numpy.fmin.reduce(values)), float(numpy.fmax.reduce(values))
+    mean = float(values.mean(dtype=numpy.float64))
+    deviations = values.astype(numpy.float64) - mean
+    # numpy's pairwise sum, not BLAS (whose threading may vary between workers).
+    m2 = float(numpy.square(deviations, out=deviations).sum())
+    return (valid, values.size, low if low == low else math.inf,
+            high if high == high else -math.inf, mean, m2)
 
 
 class Statistics:

@@ -155,26 +155,28 @@ def _graph_source(graph):
 
 
 def _read_window(dataset, bands, label, window):
-    """The window of the requested bands, shape (bands, rows, cols)."""
-    return numpy.stack([_gdal.read(dataset.GetRasterBand(b), window, label) for b in bands])
+    """The window of each requested band: a list of 2-D arrays."""
+    return [_gdal.read(dataset.GetRasterBand(b), window, label) for b in bands]
 
 
-def _render_window(source, bands, stats, checks, window):
-    """One task: opens the graph serially, reads the window, checks flag bands
-    (band, ((code, message), ...)) and summarises statistics."""
+def _render_window(source, bands, stats, checks, post, window):
+    """One task: opens the graph serially and computes the window (_finish_window)."""
     dataset = _gdal.open_raster(source, _TASK_OPEN_OPTIONS)
-    return _finish_window(dataset, source, bands, stats, checks, window)
+    return _finish_window(dataset, source, bands, stats, checks, post, window)
 
 
-def _finish_window(dataset, source, bands, stats, checks, window):
+def _finish_window(dataset, source, bands, stats, checks, post, window):
+    """Reads the window's bands; checks = (band, message): ValueError(message) if
+    that band is non-zero anywhere in the window; post(block) rewrites each block;
+    then each block's statistics summary."""
     label = "graph" if source.lstrip().startswith("<") else source
     if checks:
-        band_index, codes = checks
-        flags = _gdal.read(dataset.GetRasterBand(band_index), window, label)
-        for code, message in codes:
-            if (flags == code).any():
-                raise ValueError(message)
+        band_index, message = checks
+        if _gdal.read(dataset.GetRasterBand(band_index), window, label).any():
+            raise ValueError(message)
     pixels = _read_window(dataset, bands, label, window)
+    if post is not None:
+        pixels = [post(block) for block in pixels]
     partials = None
     if stats:
         rule, nodatas = stats
@@ -184,8 +186,11 @@ def _finish_window(dataset, source, bands, stats, checks, window):
 
 
 def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_stats,
-            progress, bands=None, stats_rule="gdal", checks=None, type_override=None):
-    """Renders bands of a graph into target_path (all bands when bands is None)."""
+            progress, bands=None, stats_rule="gdal", checks=None, type_override=None,
+            post=None, nodata=None):
+    """Renders bands of a graph into target_path: all bands unless ``bands``; the
+    target's type and nodata from the graph unless overridden; checks and post as
+    in _finish_window."""
     source = _graph_source(graph)
     shared = _gdal.open_raster(source, (f"EXECUTOR=threading:{plan.plugin_threads}",)
                                if plan.plugin_threads else _TASK_OPEN_OPTIONS)
@@ -199,14 +204,14 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
     if (first.GetMetadataItem("PIXELTYPE", "IMAGE_STRUCTURE") == "SIGNEDBYTE" and
             "PIXELTYPE=SIGNEDBYTE" not in options):
         options.append("PIXELTYPE=SIGNEDBYTE")
-    nodatas = [shared.GetRasterBand(b).GetNoDataValue() for b in bands]
+    nodatas = nodata or [shared.GetRasterBand(b).GetNoDataValue() for b in bands]
     windows = _engine.tile_windows(size, first.GetBlockSize())
     stats = (stats_rule, nodatas) if calc_raster_stats else None
     if plan.plugin_threads:  # the plugin's own pool computes each window's tiles
         plan = resolve(None)
-        task = functools.partial(_finish_window, shared, source, bands, stats, checks)
+        task = functools.partial(_finish_window, shared, source, bands, stats, checks, post)
     else:
-        task = functools.partial(_render_window, source, bands, stats, checks)
+        task = functools.partial(_render_window, source, bands, stats, checks, post)
     progress = _engine.Progress(progress, target_path)
     with _engine.TemporaryTarget(target_path, driver, size, len(bands), data_type,
                                  options) as target:

@@ -22,14 +22,10 @@ _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**
            ast.Mod: "%"}
 _COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==",
             ast.NotEq: "!="}
-# Codes of the check band: pygeoprocessing's three ValueErrors, in its order.
-_NODATA, _NAN, _INF = 3, 1, 2
-_MESSAGES = {
-    _NODATA: "`target_nodata` is undefined (None) but there are nodata values "
-             "present in the input rasters.",
-    _NAN: "Encountered NaN in calculation but `default_nan` is None.",
-    _INF: "Encountered inf in calculation but `default_inf` is None.",
-}
+_NODATA_MESSAGE = ("`target_nodata` is undefined (None) but there are nodata values "
+                   "present in the input rasters.")
+_NAN_MESSAGE = "Encountered NaN in calculation but `default_nan` is None."
+_INF_MESSAGE = "Encountered inf in calculation but `default_inf` is None."
 
 
 def _is_boolean(node):
@@ -76,6 +72,9 @@ def compile_expression(expression, names):
                 return f"({left} {'&&' if isinstance(node.op, ast.BitAnd) else '||'} {right})"
             if isinstance(node.op, ast.FloorDiv):
                 return f"floor({left} / {right})"
+            if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant) \
+                    and node.right.value == 0.5:
+                return f"sqrt({left})"  # numpy's own shortcut for ** 0.5
             if type(node.op) not in _BINARY:
                 fail(node, f"the operator {type(node.op).__name__}")
             return f"({left} {_BINARY[type(node.op)]} {right})"
@@ -113,11 +112,11 @@ def _block_size(options):
 
 
 def expression_graph(expression, symbol_to_path_band_map, target_nodata,
-                     default_nan=None, default_inf=None, block_size=(256, 256)):
-    """The graph evaluate_raster_calculator_expression renders, its numpy result
-    type, the check band's (band, codes) and the (path, band)s used. Band 1 is the
-    result; band 2, when present, flags pixels that raise pygeoprocessing's
-    ValueErrors (see _MESSAGES)."""
+                     block_size=(256, 256)):
+    """The graph evaluate_raster_calculator_expression renders: band 1 the result
+    (target_nodata where a used raster is nodata), band 2, when target_nodata is
+    None and a used raster has nodata, 1 where one is. Also returns the numpy result
+    type and the (path, band)s used."""
     if not isinstance(expression, str):
         raise ValueError("Expected type `str` for `expression` but instead got %s" %
                          str(type(expression)))
@@ -138,43 +137,38 @@ def expression_graph(expression, symbol_to_path_band_map, target_nodata,
     invalid = []
     for index, (symbol, (path, band)) in enumerate(used):
         names[symbol] = graph.source(f"v{index}", path, band)
-        nodata = _gdal.get_raster_info(path)['nodata'][band - 1]
-        if nodata is not None:
+        if _gdal.get_raster_info(path)['nodata'][band - 1] is not None:
             invalid.append(f"isnodata({names[symbol]})")
-    value = graph.calc("value", compile_expression(expression, names),
-                       nodata_policy="expression")
-    invalid = " || ".join(invalid) or "0"
-    gdal_type, _ = _gdal.gdal_type_of(numpy_type)
-    integer = numpy.issubdtype(numpy_type, numpy.integer)
-    fill = 0 if target_nodata is None else target_nodata
-    if integer:  # numpy assigns floats into integer arrays by truncation
-        result = f"({invalid}) ? {_number(fill)} : trunc({value})"
-    else:
-        nan = "nan" if default_nan is None else repr(float(default_nan))
-        inf = "inf" if default_inf is None else repr(float(default_inf))
-        result = (f"({invalid}) ? {_number(float(fill))} : (isnan({value}) ? {nan} : "
-                  f"(isinf({value}) ? {inf} : {value}))")
-    graph.calc("result", result, data_type=gdal.GetDataTypeName(gdal_type),
-               nodata=target_nodata, nodata_policy="expression")
+    value = compile_expression(expression, names)
+    if numpy.issubdtype(numpy_type, numpy.integer):
+        value = f"trunc({value})"  # numpy truncates floats stored in integer arrays
+    fill = _number(0 if target_nodata is None else target_nodata)
+    if invalid:
+        value = f"({' || '.join(invalid)}) ? {fill} : {value}"
+    # No noData on the Calc: NaN must reach the NaN/inf rules, not become nodata.
+    graph.calc("result", value, nodata_policy="expression",
+               data_type=gdal.GetDataTypeName(_gdal.gdal_type_of(numpy_type)[0]))
     graph.band("result")
-    codes = []
-    if target_nodata is None and invalid != "0":
-        codes.append((_NODATA, invalid))
-    if not integer and default_nan is None:
-        codes.append((_NAN, f"isnan({value})"))
-    if not integer and default_inf is None:
-        codes.append((_INF, f"isinf({value})"))
-    checks = None
-    if codes:
-        flag = "0"
-        for code, condition in reversed(codes):
-            flag = f"({condition}) ? {code} : {flag}"
-        if target_nodata is not None and invalid != "0":
-            flag = f"({invalid}) ? 0 : {flag}"
-        graph.calc("check", flag, data_type="Byte", nodata_policy="expression")
+    if target_nodata is None and invalid:
+        graph.calc("check", " || ".join(invalid), data_type="Byte",
+                   nodata_policy="expression")
         graph.band("check")
-        checks = (2, tuple((code, _MESSAGES[code]) for code, _ in codes))
-    return graph, numpy_type, checks, [tuple(path_band) for _, path_band in used]
+    return graph, numpy_type, [tuple(path_band) for _, path_band in used]
+
+
+def nan_inf_rules(default_nan, default_inf, block):
+    """pygeoprocessing's rules on a result block, in its order: NaN replaced by
+    default_nan (or ValueError), then ±inf by default_inf (or ValueError)."""
+    if block.dtype.kind != "f":
+        return block
+    for test, default, message in ((numpy.isnan, default_nan, _NAN_MESSAGE),
+                                   (numpy.isinf, default_inf, _INF_MESSAGE)):
+        found = test(block)
+        if found.any():
+            if default is None:
+                raise ValueError(message)
+            block[found] = default
+    return block
 
 
 def evaluate_raster_calculator_expression(
@@ -200,12 +194,15 @@ def evaluate_raster_calculator_expression(
     """
     plan = resolve(executor)
     driver, options = raster_driver_creation_tuple
-    graph, numpy_type, checks, used = expression_graph(
-        expression, symbol_to_path_band_map, target_nodata, default_nan, default_inf,
-        _block_size(options))
+    graph, numpy_type, used = expression_graph(
+        expression, symbol_to_path_band_map, target_nodata, _block_size(options))
     _check_calc_arguments(used, target_raster_path)
     gdal_type, type_options = _gdal.gdal_type_of(numpy_type)
     with plan:
         _render(plan, graph, target_raster_path,
                 (driver, list(options) + type_options), True, progress, bands=[1],
-                stats_rule="pygeoprocessing", checks=checks, type_override=gdal_type)
+                stats_rule="pygeoprocessing", type_override=gdal_type,
+                checks=(2, _NODATA_MESSAGE) if graph.root.find("Calc[@name='check']")
+                is not None else None,
+                post=functools.partial(nan_inf_rules, default_nan, default_inf),
+                nodata=[target_nodata])
