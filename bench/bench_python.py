@@ -94,7 +94,7 @@ def big_input(work, size):
     row = numpy.arange(size, dtype=numpy.float32)
     for y in range(0, size, 1024):
         rows = min(1024, size - y)
-        band.WriteArray(numpy.broadcast_to(row + y, (rows, size)), 0, y)
+        band.WriteArray(numpy.tile(row + y, (rows, 1)), 0, y)
     ds = None
     os.rename(path + ".part", path)
     return path
@@ -120,7 +120,8 @@ def main():
     os.makedirs(options.work, exist_ok=True)
     a, b, c = make_inputs(options.work, options.size)
     out = os.path.join(options.work, "py_out.tif")
-    print(f"{options.size}x{options.size} Float32 inputs, {os.cpu_count()} CPUs")
+    size = gdal.Open(a).RasterXSize  # make_inputs keeps the inputs of earlier runs
+    print(f"{size}x{size} Float32 inputs (in {options.work}), {os.cpu_count()} CPUs")
 
     def calc(op, paths, executor):
         return best(lambda: pgp.raster_calculator(

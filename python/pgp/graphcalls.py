@@ -80,6 +80,30 @@ def convolve_2d(signal_path_band, kernel_path_band, target_path,
         _render(plan, graph, target_path, raster_driver_creation_tuple, False, progress)
 
 
+def _write_mask(grid_path, mask_options):
+    """mask_options['mask_raster_path']: the Byte mask pygeoprocessing keeps there (1
+    inside the selected polygons by pixel centre, 0 elsewhere and nodata), on the
+    aligned grid."""
+    grid = _gdal.open_raster(grid_path)
+    mask = gdal.GetDriverByName('GTiff').Create(
+        mask_options['mask_raster_path'], grid.RasterXSize, grid.RasterYSize, 1,
+        gdal.GDT_Byte, list(_gdal.DEFAULT_CREATION_OPTIONS))
+    mask.SetGeoTransform(grid.GetGeoTransform())
+    mask.SetProjection(grid.GetProjection())
+    mask.GetRasterBand(1).SetNoDataValue(0)
+    mask.GetRasterBand(1).Fill(0)
+    options = {'burnValues': [1]}
+    if mask_options.get('mask_layer_name'):
+        options['layers'] = [mask_options['mask_layer_name']]
+    if mask_options.get('mask_vector_where_filter'):
+        options['where'] = mask_options['mask_vector_where_filter']
+    if gdal.Rasterize(mask, mask_options['mask_vector_path'], **options) is None:
+        raise RuntimeError(f"rasterizing {mask_options['mask_vector_path']} into "
+                           f"{mask_options['mask_raster_path']} failed: "
+                           f"{gdal.GetLastErrorMsg()}")
+    mask = None
+
+
 def _assert_is_valid_pixel_size(target_pixel_size):
     def is_number(x):
         if isinstance(x, str):
@@ -116,7 +140,8 @@ def align_and_resize_raster_stack(
     raster's grid; ceiling-sized grid anchored at the lower left, north up. Each
     target keeps its source's type and nodata. ``mask_options`` ({'mask_vector_path',
     'mask_layer_name', 'mask_vector_where_filter'}) sets pixels outside the
-    polygons to nodata. ``gdal_warp_options`` is not supported (ValueError).
+    polygons to nodata; with 'mask_raster_path' the mask is also written there.
+    ``gdal_warp_options`` is not supported (ValueError).
     ``executor``: the windows of each target run on it.
     """
     if vector_mask_options is not None:
@@ -198,5 +223,7 @@ def align_and_resize_raster_stack(
                 _render(plan, graph, target, raster_driver_creation_tuple, False, progress)
                 LOGGER.info('%d of %d aligned: %s', index + 1, n_rasters,
                             os.path.basename(target))
+        if mask_options and mask_options.get('mask_raster_path'):
+            _write_mask(target_raster_path_list[0], mask_options)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -338,3 +338,44 @@ def test_get_raster_info(inputs):
     assert pgp.DEFAULT_GTIFF_CREATION_TUPLE_OPTIONS == (
         'GTIFF', ('TILED=YES', 'BIGTIFF=YES', 'COMPRESS=LZW', 'BLOCKXSIZE=256',
                   'BLOCKYSIZE=256'))
+
+
+def test_align_mask_options(inputs, tmp_path):
+    """Pixels whose centre is outside the selected polygon become nodata; the mask
+    raster is kept at mask_raster_path. Oracle: gdal.RasterizeLayer on the grid."""
+    from osgeo import ogr, osr
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32618)
+    vector = str(tmp_path / "mask.gpkg")
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(vector)
+    layer = ds.CreateLayer("zones", srs, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("keep", ogr.OFTInteger))
+    x0, y0 = 444720.0, 3751320.0
+    for keep, wkt in ((1, f"POLYGON(({x0 + 100} {y0 - 100},{x0 + 4000} {y0 - 600},"
+                          f"{x0 + 2500} {y0 - 5000},{x0 + 100} {y0 - 100}))"),
+                      (0, f"POLYGON(({x0 + 5000} {y0 - 100},{x0 + 8000} {y0 - 100},"
+                          f"{x0 + 8000} {y0 - 5000},{x0 + 5000} {y0 - 100}))")):
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetField("keep", keep)
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+        layer.CreateFeature(feature)
+    ds = None
+    target = str(tmp_path / "masked.tif")
+    mask_path = str(tmp_path / "kept_mask.tif")
+    pgp.align_and_resize_raster_stack(
+        [inputs["a"]], [target], ["near"], (30, -30), "intersection",
+        mask_options={"mask_vector_path": vector, "mask_vector_where_filter": "keep = 1",
+                      "mask_raster_path": mask_path}, executor="threading:2")
+    pixels, nodata, _, geotransform = read(target)
+    grid = gdal.GetDriverByName("MEM").Create("", pixels.shape[1], pixels.shape[0], 1,
+                                             gdal.GDT_Byte)
+    grid.SetGeoTransform(geotransform)
+    grid.SetProjection(srs.ExportToWkt())
+    vector_ds = ogr.Open(vector)
+    layer = vector_ds.GetLayer()
+    layer.SetAttributeFilter("keep = 1")
+    gdal.RasterizeLayer(grid, [1], layer, burn_values=[1])
+    inside = grid.ReadAsArray() == 1
+    assert 0 < inside.sum() < inside.size
+    numpy.testing.assert_array_equal(pixels, numpy.where(inside, inputs["A"], nodata))
+    numpy.testing.assert_array_equal(read(mask_path)[0], inside.astype(numpy.uint8))

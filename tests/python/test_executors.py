@@ -169,3 +169,19 @@ def test_import_finds_the_plugin_without_gdal_driver_path():
         result = _import_check(code)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "PGP"
+
+
+def test_sample_runs(tmp_path):
+    """samples/python_example.py runs as documented, and its local_op and its
+    expression (the same formula) agree."""
+    env = dict(os.environ, PYTHONPATH=PYTHON)
+    env.pop("GDAL_DRIVER_PATH", None)
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "samples", "python_example.py"),
+         str(tmp_path / "data"), str(tmp_path / "out")],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    local_op = read(tmp_path / "out" / "runoff.tif")[0]
+    expression = read(tmp_path / "out" / "runoff_expression.tif")[0]
+    numpy.testing.assert_allclose(expression, local_op, rtol=1e-6)
+    assert (local_op == -1).sum() > 0
