@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds the PGP driver and renders the bundled demo graph with progress.
-#   ./demo.sh            -> out/demo.tif, plus gdalinfo of the graph and its statistics
+#   ./demo.sh            -> out/demo.tif, plus gdalinfo of the graph and its statistics,
+#                           then the Python example (out/runoff*.tif)
 set -eu
 cd "$(dirname "$0")"
 sh packaging/debian-deps.sh
@@ -23,4 +24,6 @@ gdalinfo samples/demo.pgp.vrt | grep -E 'Min=.*Max='
 echo "== a zoomed-out view: 120x90 pixels read from the overview level (no full-resolution tile)"
 gdal_translate -q -ot Float32 -outsize 120 90 samples/demo.pgp.vrt out/demo_thumbnail.tif
 gdalinfo out/demo_thumbnail.tif | grep 'Size is'
-echo "demo done: out/demo.tif"
+echo "== from Python: pygeoprocessing's calls with executor= (samples/python_example.py)"
+PYTHONPATH=python /usr/bin/python3 samples/python_example.py samples/data out
+echo "demo done: out/demo.tif, out/runoff*.tif, out/wet_highlands.tif"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds the pgp .deb from a configured build folder (cpack -G DEB), installs it
-# with apt-get, checks that GDAL finds the plugin with no GDAL_DRIVER_PATH and that
-# the installed sample renders, then removes the package again: on success, on
+# with apt-get, checks that GDAL finds the plugin with no GDAL_DRIVER_PATH, that
+# the installed sample renders and that /usr/bin/python3 imports the installed pgp
+# package (and renders the sample with it), then removes the package again: on success, on
 # failure and on interruption alike, so the installed plugin never outlives the check.
 #   packaging/check-deb.sh [BUILD_DIR]      (default: build)
 # Needs root, or sudo without a password; otherwise it says so and skips (exit 0).
@@ -92,8 +93,23 @@ clean_env gdalinfo "$work/demo.tif" | grep -q 'Size is 96, 64' || {
   echo "check-deb: FAILED: gdal_translate of the installed sample" >&2
   exit 1
 }
+# The Python package, for /usr/bin/python3 with no PYTHONPATH, from a folder outside
+# the source tree: the installed copy is imported, and it renders the sample.
+(cd "$work" && clean_env env -u PYTHONPATH -u PGP_PLUGIN /usr/bin/python3 -c '
+import pgp, sys
+assert pgp.__file__.startswith("/usr/lib/python3/dist-packages/pgp/"), pgp.__file__
+pgp.render("demo.pgp.vrt", "demo_python.tif", executor="threading:2")
+from osgeo import gdal
+ds = gdal.Open("demo_python.tif")
+assert (ds.RasterXSize, ds.RasterYSize) == (96, 64)
+print("check-deb: import pgp:", pgp.__file__)
+') || {
+  echo "check-deb: FAILED: import pgp with the installed package" >&2
+  exit 1
+}
 [ -f /usr/share/doc/pgp/README.md ] || {
   echo "check-deb: FAILED: /usr/share/doc/pgp/README.md is missing" >&2
   exit 1
 }
-echo "check-deb: OK: $(basename "$deb") installs, GDAL loads PGP from $plugin, the sample renders"
+echo "check-deb: OK: $(basename "$deb") installs, GDAL loads PGP from $plugin, the sample" \
+  "renders, import pgp works"

@@ -1,0 +1,54 @@
+"""Finds and registers the PGP GDAL plugin without GDAL_DRIVER_PATH.
+
+GDAL registers plugins once, when osgeo loads, from GDAL_DRIVER_PATH or its own
+plugin folder. Setting GDAL_DRIVER_PATH here would be too late when the caller
+imported osgeo first, and would hide GDAL's own plugin folder, so the plugin is
+loaded with ctypes and its registration function called directly (it is a no-op
+when the driver is registered already).
+"""
+import ctypes
+import os
+import sysconfig
+
+from osgeo import gdal
+
+PLUGIN_NAME = "gdal_PGP.so"
+
+
+def candidate_paths():
+    """Where the plugin may be, in order: PGP_PLUGIN (a file), the build folder
+    beside the package (a source checkout: python/../build), Debian's plugin folder."""
+    paths = []
+    explicit = os.environ.get("PGP_PLUGIN")
+    if explicit:
+        paths.append(explicit)
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    paths.append(os.path.join(os.path.dirname(os.path.dirname(package_dir)), "build",
+                              PLUGIN_NAME))
+    multiarch = sysconfig.get_config_var("MULTIARCH") or "x86_64-linux-gnu"
+    paths.append(os.path.join("/usr/lib", multiarch, "gdalplugins", PLUGIN_NAME))
+    return paths
+
+
+def ensure_registered():
+    """Registers the PGP driver if GDAL has not; returns the driver."""
+    driver = gdal.GetDriverByName("PGP")
+    if driver is not None:
+        return driver
+    tried = []
+    for path in candidate_paths():
+        if not os.path.isfile(path):
+            tried.append(f"{path} (missing)")
+            continue
+        try:
+            ctypes.CDLL(path).GDALRegister_PGP()
+        except (OSError, AttributeError) as error:
+            tried.append(f"{path} ({error})")
+            continue
+        driver = gdal.GetDriverByName("PGP")
+        if driver is not None:
+            return driver
+        tried.append(f"{path} (loaded, but registered no PGP driver)")
+    raise ImportError("pgp: the GDAL plugin gdal_PGP.so was not found; build it "
+                      "(cmake --build build) or install the pgp .deb. Tried: " +
+                      "; ".join(tried))

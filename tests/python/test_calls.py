@@ -1,0 +1,381 @@
+"""Each call against an independent numpy/scipy computation, then the same output
+(pixels, nodata, statistics, geotransform) for every executor form."""
+import numpy
+import pytest
+import scipy.ndimage
+from osgeo import gdal
+
+import ops
+import pgp
+from conftest import EXECUTORS, SMALL_BLOCKS, assert_same_output, executor_for, read
+
+REFERENCES = {}
+
+
+def reference(name, make):
+    """The executor=None output of a call, computed once per session."""
+    if name not in REFERENCES:
+        REFERENCES[name] = make()
+    return REFERENCES[name]
+
+
+def statistics_of(values):
+    values = values.astype(numpy.float64)
+    return values.min(), values.max(), values.mean(), values.std()
+
+
+def assert_statistics(stats, values, valid_percent):
+    low, high, mean, std = statistics_of(values)
+    assert float(stats["STATISTICS_MINIMUM"]) == pytest.approx(low, rel=1e-12)
+    assert float(stats["STATISTICS_MAXIMUM"]) == pytest.approx(high, rel=1e-12)
+    assert float(stats["STATISTICS_MEAN"]) == pytest.approx(mean, rel=1e-9, abs=1e-12)
+    assert float(stats["STATISTICS_STDDEV"]) == pytest.approx(std, rel=1e-9)
+    assert stats["STATISTICS_VALID_PERCENT"] == valid_percent
+
+
+# --- raster_calculator ---------------------------------------------------------------
+
+def _calculator(inputs, target, executor):
+    pgp.raster_calculator([(inputs["a"], 1), (inputs["b"], 1)], ops.heavy, str(target),
+                          gdal.GDT_Float32, -9.0, largest_block=0,
+                          raster_driver_creation_tuple=SMALL_BLOCKS, executor=executor)
+
+
+def test_raster_calculator_matches_numpy(inputs):
+    target = inputs["folder"] / "calc_none.tif"
+    _calculator(inputs, target, None)
+    pixels, nodata, stats, geotransform = read(target)
+    expected = ops.heavy(inputs["A"], inputs["B"])  # float64, before the cast
+    numpy.testing.assert_array_equal(pixels, expected.astype(numpy.float32))
+    assert nodata == -9.0
+    assert geotransform == gdal.Open(inputs["a"]).GetGeoTransform()
+    valid = ~numpy.isclose(expected, -9.0)
+    assert_statistics(stats, expected[valid], f"{valid.mean() * 100:.2f}")
+    REFERENCES["calc"] = read(target)
+
+
+@pytest.mark.parametrize("name", EXECUTORS[1:])
+def test_raster_calculator_executors(inputs, pools, name):
+    ref = reference("calc", lambda: (_calculator(inputs, inputs["folder"] / "c0.tif", None),
+                                     read(inputs["folder"] / "c0.tif"))[1])
+    target = inputs["folder"] / f"calc_{name.replace(':', '_')}.tif"
+    _calculator(inputs, target, executor_for(name, pools))
+    assert_same_output(target, ref)
+
+
+# --- raster_map ------------------------------------------------------------------------
+
+def test_raster_map_matches_numpy(inputs, pools):
+    outputs = []
+    for name in EXECUTORS:
+        target = inputs["folder"] / f"map_{name.replace(':', '_')}.tif"
+        pgp.raster_map(ops.twice_minus, [inputs["a"], inputs["b"]], str(target),
+                       executor=executor_for(name, pools))
+        outputs.append(read(target))
+    pixels, nodata, stats, _ = outputs[0]
+    a, b = inputs["A"], inputs["B"]
+    dtype = numpy.result_type(a.dtype, b.dtype)  # float32
+    target_nodata = float(numpy.finfo(dtype).max)
+    valid = ~numpy.isclose(a, -9, equal_nan=True) & (b != 0)
+    expected = numpy.full(a.shape, target_nodata, dtype)
+    expected[valid] = ops.twice_minus(a[valid], b[valid])
+    numpy.testing.assert_array_equal(pixels, expected)
+    assert pixels.dtype == numpy.float32 and nodata == target_nodata
+    assert_statistics(stats, expected[valid], f"{valid.mean() * 100:.2f}")
+    for output in outputs[1:]:
+        numpy.testing.assert_array_equal(output[0], pixels)
+        assert output[1:] == outputs[0][1:]
+
+
+def test_raster_map_nodata_must_fit_dtype(inputs):
+    with pytest.raises(ValueError, match="incompatible with the target dtype"):
+        pgp.raster_map(ops.double, [inputs["b"]], str(inputs["folder"] / "x.tif"),
+                       target_nodata=-1.5, target_dtype=numpy.int16)
+
+
+# --- raster_reduce -----------------------------------------------------------------------
+
+def test_raster_reduce(inputs, pools):
+    a = inputs["A"]
+    valid = a[a != -9].astype(numpy.float64)
+    serial = pgp.raster_reduce(ops.add_sum, (inputs["a"], 1), 0.0)
+    assert serial == pytest.approx(valid.sum(), rel=1e-12)
+    expected_hist = numpy.histogram(a.ravel(), bins=8, range=(-50, 50))[0]
+    for name in EXECUTORS[1:]:
+        executor = executor_for(name, pools)
+        total = pgp.raster_reduce(ops.add_sum, (inputs["a"], 1), 0.0, largest_block=0,
+                                  executor=executor, combine=ops.add)
+        assert total == pytest.approx(valid.sum(), rel=1e-12)
+        counts = pgp.raster_reduce(ops.histogram, (inputs["a"], 1), numpy.zeros(8, int),
+                                   mask_nodata=False, executor=executor, combine=ops.add)
+        numpy.testing.assert_array_equal(counts, expected_hist)
+    # Window order: the same partials combined the same way give the same bits.
+    assert pgp.raster_reduce(ops.add_sum, (inputs["a"], 1), 0.0, largest_block=0,
+                             executor="threading:2", combine=ops.add) == \
+        pgp.raster_reduce(ops.add_sum, (inputs["a"], 1), 0.0, largest_block=0,
+                          executor=executor_for("thread_pool", pools), combine=ops.add)
+
+
+def test_raster_reduce_needs_combine_off_serial(inputs):
+    with pytest.raises(ValueError, match="combine"):
+        pgp.raster_reduce(ops.add_sum, (inputs["a"], 1), 0.0, executor="threading:2")
+
+
+# --- evaluate_raster_calculator_expression --------------------------------------------------
+
+EXPRESSION = "(a * b - a / 2) * ((a > 0) & (b < 10) | (b == -3)) + b ** 2 // 3"
+
+
+def _expression(inputs, target, executor):
+    pgp.evaluate_raster_calculator_expression(
+        EXPRESSION, {"a": (inputs["a"], 1), "b": (inputs["b"], 1), "unused": ("x", 1)},
+        -1.0, str(target), executor=executor)
+
+
+def test_expression_matches_numpy(inputs, pools):
+    outputs = []
+    for name in EXECUTORS:
+        target = inputs["folder"] / f"expr_{name.replace(':', '_')}.tif"
+        _expression(inputs, target, executor_for(name, pools))
+        outputs.append(read(target))
+    pixels, nodata, stats, _ = outputs[0]
+    a, b = inputs["A"].astype(numpy.float64), inputs["B"].astype(numpy.float64)
+    valid = ~numpy.isclose(a, -9) & (b != 0)
+    value = (a * b - a / 2) * ((a > 0) & (b < 10) | (b == -3)) + b ** 2 // 3
+    expected = numpy.where(valid, value, -1.0).astype(numpy.float32)
+    assert pixels.dtype == numpy.float32 and nodata == -1.0
+    numpy.testing.assert_array_equal(pixels, expected)
+    kept = ~numpy.isclose(expected, -1.0)
+    assert_statistics(stats, expected[kept], f"{kept.mean() * 100:.2f}")
+    for output in outputs[1:]:
+        numpy.testing.assert_array_equal(output[0], pixels)
+        assert output[1:] == outputs[0][1:]
+
+
+def test_expression_nan_inf_rules(inputs):
+    folder = inputs["folder"]
+    symbols = {"a": (inputs["a"], 1), "b": (inputs["b"], 1)}
+    with pytest.raises(ValueError, match="Encountered inf in calculation"):
+        pgp.evaluate_raster_calculator_expression("a / (b - b)", symbols, -1.0,
+                                                  str(folder / "inf.tif"))
+    assert not (folder / "inf.tif").exists()
+    pgp.evaluate_raster_calculator_expression(
+        "(a - a) / (b - b) + a / (b - b)", symbols, -1.0, str(folder / "nan.tif"),
+        default_nan=5.0, default_inf=7.0)
+    pixels = read(folder / "nan.tif")[0]
+    a, b = inputs["A"], inputs["B"]
+    valid = (a != -9) & (b != 0)
+    with numpy.errstate(all="ignore"):
+        raw = (a.astype(float) - a) / 0.0 + a / 0.0
+    expected = numpy.where(numpy.isnan(raw), 5.0, numpy.where(numpy.isinf(raw), 7.0, raw))
+    numpy.testing.assert_array_equal(pixels, numpy.where(valid, expected, -1).astype(
+        numpy.float32))
+    with pytest.raises(ValueError, match="`target_nodata` is undefined"):
+        pgp.evaluate_raster_calculator_expression("a + b", symbols, None,
+                                                  str(folder / "nd.tif"))
+
+
+def test_expression_integer_target_truncates(inputs):
+    target = inputs["folder"] / "int.tif"
+    pgp.evaluate_raster_calculator_expression("b / 3 - 2", {"b": (inputs["b"], 1)}, 99,
+                                              str(target))
+    pixels, nodata, _, _ = read(target)
+    b = inputs["B"]
+    expected = numpy.where(b == 0, 99, numpy.trunc(b / 3 - 2)).astype(numpy.int16)
+    assert pixels.dtype == numpy.int16 and nodata == 99
+    numpy.testing.assert_array_equal(pixels, expected)
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("a & b", "bitwise"), ("a < b < 3", "chained"), ("abs(a)", "abs"),
+    ("a if b else 1", "IfExp"), ("z + a", "The variables z are defined"),
+])
+def test_expression_refused(inputs, expression, message):
+    with pytest.raises(ValueError, match=message):
+        pgp.evaluate_raster_calculator_expression(
+            expression, {"a": (inputs["a"], 1), "b": (inputs["b"], 1)}, -1,
+            str(inputs["folder"] / "refused.tif"))
+    with pytest.raises(ValueError, match="Expected type `str`"):
+        pgp.evaluate_raster_calculator_expression(3, {}, -1, "x.tif")
+
+
+# --- convolve_2d -----------------------------------------------------------------------------
+
+def test_convolve_2d_matches_scipy(inputs, pools):
+    outputs = []
+    for name in EXECUTORS:
+        target = inputs["folder"] / f"conv_{name.replace(':', '_')}.tif"
+        pgp.convolve_2d((inputs["a"], 1), (inputs["kernel"], 1), str(target),
+                        ignore_nodata_and_edges=True, normalize_kernel=True,
+                        executor=executor_for(name, pools))
+        outputs.append(read(target))
+    pixels, nodata, stats, _ = outputs[0]
+    a = inputs["A"].astype(numpy.float64)
+    kernel = inputs["K"].astype(numpy.float64)
+    kernel /= kernel.sum()
+    valid = a != -9
+    convolved = scipy.ndimage.convolve(numpy.where(valid, a, 0), kernel, mode="constant")
+    mask = scipy.ndimage.convolve(valid.astype(float), kernel, mode="constant")
+    expected = numpy.where(valid, convolved / mask, numpy.finfo(numpy.float32).min)
+    assert nodata == float(numpy.finfo(numpy.float32).min)
+    assert stats == {}  # pygeoprocessing's convolve_2d writes no statistics
+    numpy.testing.assert_allclose(pixels, expected, rtol=1e-9, atol=1e-9)
+    for output in outputs[1:]:
+        numpy.testing.assert_array_equal(output[0], pixels)
+        assert output[1:] == outputs[0][1:]
+
+
+def test_convolve_2d_validation(inputs):
+    target = str(inputs["folder"] / "cv.tif")
+    with pytest.raises(ValueError, match="`target_nodata` must be set"):
+        pgp.convolve_2d((inputs["a"], 1), (inputs["kernel"], 1), target,
+                        target_datatype=gdal.GDT_Int32)
+    with pytest.raises(ValueError, match="signal"):
+        pgp.convolve_2d(inputs["a"], (inputs["kernel"], 1), target)
+
+
+# --- align_and_resize_raster_stack -------------------------------------------------------------
+
+def test_align_matches_gdalwarp(inputs, pools):
+    folder = inputs["folder"]
+    for name in ("none", "multiprocessing:2", "dask"):
+        tag = name.replace(":", "_")
+        targets = [str(folder / f"al_a_{tag}.tif"), str(folder / f"al_c_{tag}.tif")]
+        pgp.align_and_resize_raster_stack(
+            [inputs["a"], inputs["c"]], targets, ["near", "near"], (30, -30),
+            "intersection", raster_align_index=0, executor=executor_for(name, pools))
+        outputs = [read(t) for t in targets]
+        if name == "none":
+            first = outputs
+            continue
+        for output, ref in zip(outputs, first):
+            numpy.testing.assert_array_equal(output[0], ref[0])
+            assert output[1:] == ref[1:]
+    # Independent: the intersection snapped to a's grid, then gdalwarp near.
+    info_a, info_c = pgp.get_raster_info(inputs["a"]), pgp.get_raster_info(inputs["c"])
+    box = [max(info_a["bounding_box"][0], info_c["bounding_box"][0]),
+           max(info_a["bounding_box"][1], info_c["bounding_box"][1]),
+           min(info_a["bounding_box"][2], info_c["bounding_box"][2]),
+           min(info_a["bounding_box"][3], info_c["bounding_box"][3])]
+    for i, p in ((0, 30.0), (1, -30.0)):
+        box[i] = info_a["bounding_box"][i] + int((box[i] - info_a["bounding_box"][i]) / p) * p
+    nx = int(numpy.ceil(round((box[2] - box[0]) / 30, 6)))
+    ny = int(numpy.ceil(round((box[3] - box[1]) / 30, 6)))
+    for (pixels, nodata, _, geotransform), source in zip(first, ("a", "c")):
+        assert geotransform == (box[0], 30.0, 0.0, box[1] + ny * 30, 0.0, -30.0)
+        warped = gdal.Warp("", inputs[source], format="MEM", resampleAlg="near",
+                           outputBounds=(box[0], box[1], box[0] + nx * 30, box[1] + ny * 30),
+                           xRes=30, yRes=30)
+        numpy.testing.assert_array_equal(pixels, warped.ReadAsArray())
+        assert nodata == warped.GetRasterBand(1).GetNoDataValue()
+
+
+def test_align_validation(inputs):
+    folder = inputs["folder"]
+    with pytest.raises(ValueError, match="must be the same length"):
+        pgp.align_and_resize_raster_stack([inputs["a"]], [], ["near"], (30, -30), "union")
+    with pytest.raises(ValueError, match="duplicated paths"):
+        pgp.align_and_resize_raster_stack([inputs["a"], inputs["c"]], ["x.tif", "x.tif"],
+                                          ["near"] * 2, (30, -30), "union")
+    with pytest.raises(ValueError, match="Unknown bounding_box_mode"):
+        pgp.align_and_resize_raster_stack([inputs["a"]], [str(folder / "y.tif")],
+                                          ["near"], (30, -30), "bogus")
+    with pytest.raises(ValueError, match="Alignment index is out of bounds"):
+        pgp.align_and_resize_raster_stack([inputs["a"]], [str(folder / "y.tif")],
+                                          ["near"], (30, -30), "union", raster_align_index=-1)
+    with pytest.raises(ValueError, match="Invalid value for `target_pixel_size`"):
+        pgp.align_and_resize_raster_stack([inputs["a"]], [str(folder / "y.tif")],
+                                          ["near"], ("30", -30), "union")
+
+
+# --- render and Graph -----------------------------------------------------------------------------
+
+def test_render_graph_matches_numpy(inputs, pools, tmp_path):
+    graph = pgp.Graph(block_size=(64, 64))
+    graph.source("a", inputs["a"])
+    graph.source("b", inputs["b"])
+    graph.calc("s", "where(a > 0, a * b, -a)", data_type="Float32", nodata=-9)
+    graph.convolve("smooth", "s", numpy.ones((3, 3)), data_type="Float32", nodata=-9)
+    graph.band("s", description="product")
+    graph.band("smooth")
+    path = graph.write(str(tmp_path / "g.pgp.vrt"))
+    a, b = inputs["A"].astype(float), inputs["B"].astype(float)
+    valid = (a != -9) & (b != 0)
+    s = numpy.where(valid, numpy.where(a > 0, a * b, -a), -9).astype(numpy.float32)
+    smooth = scipy.ndimage.convolve(numpy.where(valid, s, 0).astype(float), numpy.ones((3, 3)),
+                                    mode="constant")
+    smooth = numpy.where(valid, smooth, -9).astype(numpy.float32)
+    outputs = []
+    for name in EXECUTORS:
+        target = tmp_path / f"r_{name.replace(':', '_')}.tif"
+        pgp.render(path if name != "dask" else graph.to_xml(), str(target),
+                   executor=executor_for(name, pools))
+        ds = gdal.Open(str(target))
+        outputs.append([(ds.GetRasterBand(i).ReadAsArray(), ds.GetRasterBand(i).GetMetadata())
+                        for i in (1, 2)])
+        ds = None
+    numpy.testing.assert_array_equal(outputs[0][0][0], s)
+    numpy.testing.assert_allclose(outputs[0][1][0], smooth, rtol=1e-6)
+    kept = s[s != -9].astype(numpy.float64)
+    stats = outputs[0][0][1]
+    assert float(stats["STATISTICS_MEAN"]) == pytest.approx(kept.mean(), rel=1e-9)
+    assert float(stats["STATISTICS_STDDEV"]) == pytest.approx(kept.std(), rel=1e-9)
+    for output in outputs[1:]:
+        for (pixels, metadata), (ref_pixels, ref_metadata) in zip(output, outputs[0]):
+            numpy.testing.assert_array_equal(pixels, ref_pixels)
+            assert metadata == ref_metadata
+
+
+def test_get_raster_info(inputs):
+    info = pgp.get_raster_info(inputs["c"])
+    assert info["raster_size"] == (130, 90)
+    assert info["pixel_size"] == (45.0, -45.0)
+    assert info["nodata"] == [-1.0]
+    assert info["block_size"] == [64, 64]
+    assert info["bounding_box"] == [444720.0 + 400, 3751320.0 - 700 - 90 * 45,
+                                    444720.0 + 400 + 130 * 45, 3751320.0 - 700]
+    assert info["numpy_type"] == numpy.float32 and info["datatype"] == gdal.GDT_Float32
+    assert pgp.DEFAULT_GTIFF_CREATION_TUPLE_OPTIONS == (
+        'GTIFF', ('TILED=YES', 'BIGTIFF=YES', 'COMPRESS=LZW', 'BLOCKXSIZE=256',
+                  'BLOCKYSIZE=256'))
+
+
+def test_align_mask_options(inputs, tmp_path):
+    """Pixels whose centre is outside the selected polygon become nodata; the mask
+    raster is kept at mask_raster_path. Oracle: gdal.RasterizeLayer on the grid."""
+    from osgeo import ogr, osr
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32618)
+    vector = str(tmp_path / "mask.gpkg")
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(vector)
+    layer = ds.CreateLayer("zones", srs, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("keep", ogr.OFTInteger))
+    x0, y0 = 444720.0, 3751320.0
+    for keep, wkt in ((1, f"POLYGON(({x0 + 100} {y0 - 100},{x0 + 4000} {y0 - 600},"
+                          f"{x0 + 2500} {y0 - 5000},{x0 + 100} {y0 - 100}))"),
+                      (0, f"POLYGON(({x0 + 5000} {y0 - 100},{x0 + 8000} {y0 - 100},"
+                          f"{x0 + 8000} {y0 - 5000},{x0 + 5000} {y0 - 100}))")):
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetField("keep", keep)
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+        layer.CreateFeature(feature)
+    ds = None
+    target = str(tmp_path / "masked.tif")
+    mask_path = str(tmp_path / "kept_mask.tif")
+    pgp.align_and_resize_raster_stack(
+        [inputs["a"]], [target], ["near"], (30, -30), "intersection",
+        mask_options={"mask_vector_path": vector, "mask_vector_where_filter": "keep = 1",
+                      "mask_raster_path": mask_path}, executor="threading:2")
+    pixels, nodata, _, geotransform = read(target)
+    grid = gdal.GetDriverByName("MEM").Create("", pixels.shape[1], pixels.shape[0], 1,
+                                             gdal.GDT_Byte)
+    grid.SetGeoTransform(geotransform)
+    grid.SetProjection(srs.ExportToWkt())
+    vector_ds = ogr.Open(vector)
+    layer = vector_ds.GetLayer()
+    layer.SetAttributeFilter("keep = 1")
+    gdal.RasterizeLayer(grid, [1], layer, burn_values=[1])
+    inside = grid.ReadAsArray() == 1
+    assert 0 < inside.sum() < inside.size
+    numpy.testing.assert_array_equal(pixels, numpy.where(inside, inputs["A"], nodata))
+    numpy.testing.assert_array_equal(read(mask_path)[0], inside.astype(numpy.uint8))

@@ -1,0 +1,187 @@
+"""The executor contract: accepted forms, pickling checked up front, failures,
+cancellation, caller-owned executors left running, and plugin discovery."""
+import concurrent.futures
+import logging
+import os
+import subprocess
+import sys
+
+import numpy
+import pytest
+from osgeo import gdal
+
+import ops
+import pgp
+from conftest import PYTHON, REPO, executor_for, read
+
+
+def leftovers(folder):
+    """Files of the folder that are pgp's temporary targets."""
+    return [name for name in os.listdir(folder) if ".pgp-" in name]
+
+
+@pytest.mark.parametrize("value", [
+    "threading:0", "threading:x", "multiprocessing:-1", "fork", "serial:2", "threads",
+    "multiprocessing:", 3, True, object()])
+def test_bad_executor_values(inputs, tmp_path, value):
+    target = tmp_path / "t.tif"
+    with pytest.raises(ValueError) as error:
+        pgp.raster_calculator([(inputs["a"], 1)], ops.double, str(target),
+                              gdal.GDT_Float32, None, executor=value)
+    assert repr(value) in str(error.value)
+    assert "'threading:N'" in str(error.value) and "concurrent.futures.Executor" in str(
+        error.value)
+    assert not target.exists() and not leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["multiprocessing:2", "process_pool"])
+def test_lambda_refused_before_any_work(inputs, pools, tmp_path, name):
+    target = tmp_path / "t.tif"
+    with pytest.raises(ValueError, match=r"local_op '.*<lambda>'.*module level"):
+        pgp.raster_calculator([(inputs["a"], 1)], lambda x: x, str(target),
+                              gdal.GDT_Float32, None, executor=executor_for(name, pools))
+
+    def nested(x):
+        return x
+
+    with pytest.raises(ValueError, match=r"op '.*nested'.*module level"):
+        pgp.raster_map(nested, [inputs["a"]], str(target),
+                       executor=executor_for(name, pools))
+    assert not target.exists() and not leftovers(tmp_path)
+
+
+def test_dask_serializer_accepts_a_closure(inputs, pools, tmp_path):
+    """Dask pickles with cloudpickle, so a closure is fine there (its own serializer
+    decides, not plain pickle)."""
+    factor = 3.0
+    target = tmp_path / "t.tif"
+    pgp.raster_calculator([(inputs["a"], 1)], lambda x: x * factor, str(target),
+                          gdal.GDT_Float32, None, executor=executor_for("dask", pools))
+    numpy.testing.assert_array_equal(read(target)[0], inputs["A"] * numpy.float32(3))
+
+
+@pytest.mark.parametrize("name", ["none", "threading:2", "process_pool", "dask"])
+def test_failing_task_reraised_with_its_window(inputs, pools, tmp_path, name):
+    target = tmp_path / "t.tif"
+    rows = numpy.arange(200).reshape((200, 1))
+    with pytest.raises(ops.WindowRefused) as error:
+        pgp.raster_calculator([(inputs["a"], 1), rows], ops.refuse_last_rows, str(target),
+                              gdal.GDT_Float32, None, largest_block=0,
+                              raster_driver_creation_tuple=(
+                                  "GTIFF", ("TILED=YES", "BLOCKXSIZE=64", "BLOCKYSIZE=64")),
+                              executor=executor_for(name, pools))
+    message = str(error.value)
+    assert "rows up to 199 refused" in message
+    assert "window (xoff=0, yoff=192, xsize=64, ysize=8)" in message
+    assert not target.exists() and not leftovers(tmp_path)
+
+
+def test_graph_failure_reaches_the_caller(inputs, tmp_path):
+    graph = pgp.Graph(block_size=(64, 64))
+    graph.source("a", inputs["a"])
+    graph.calc("f", "a * 2", data_type="Float32", nodata=-9)
+    graph.band("f")
+    path = graph.write(str(tmp_path / "g.pgp.vrt"))
+    os.rename(inputs["a"], inputs["a"] + ".moved")
+    try:
+        for executor in (None, "threading:2"):
+            with pytest.raises(RuntimeError, match="a.tif"):
+                pgp.render(path, str(tmp_path / "t.tif"), executor=executor)
+    finally:
+        os.rename(inputs["a"] + ".moved", inputs["a"])
+    assert not (tmp_path / "t.tif").exists() and not leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["none", "threading:2", "thread_pool"])
+def test_progress_false_cancels(inputs, pools, tmp_path, name):
+    seen = []
+
+    def progress(fraction, message, data):
+        seen.append(fraction)
+        return len(seen) < 3
+
+    target = tmp_path / "t.tif"
+    with pytest.raises(pgp.Cancelled):
+        pgp.raster_calculator([(inputs["a"], 1)], ops.double, str(target), gdal.GDT_Float32,
+                              None, largest_block=0, executor=executor_for(name, pools),
+                              raster_driver_creation_tuple=(
+                                  "GTIFF", ("TILED=YES", "BLOCKXSIZE=64", "BLOCKYSIZE=64")),
+                              progress=progress)
+    assert len(seen) == 3 and seen == sorted(seen) and seen[-1] < 1
+    assert not target.exists() and not leftovers(tmp_path)
+
+
+def test_progress_forms(inputs, tmp_path, capfd, caplog):
+    seen = []
+    pgp.render(_graph(inputs), str(tmp_path / "r.tif"),
+               progress=lambda f, m, d: seen.append((f, m)) or True)
+    assert seen[-1] == (1.0, str(tmp_path / "r.tif")) and len(seen) >= 1
+    pgp.render(_graph(inputs), str(tmp_path / "r.tif"), progress=True)
+    assert "100 - done" in capfd.readouterr().out
+    with caplog.at_level(logging.INFO, logger="pgp"):
+        pgp.render(_graph(inputs), str(tmp_path / "r.tif"))
+    assert "100.0% complete" in caplog.text
+
+
+def _graph(inputs):
+    graph = pgp.Graph(block_size=(64, 64))
+    graph.source("a", inputs["a"])
+    graph.band("a")
+    return graph
+
+
+def test_caller_executors_are_reused_not_shut_down(inputs, pools, tmp_path):
+    thread_pool = concurrent.futures.ThreadPoolExecutor(2)
+    dask_executor = executor_for("dask", pools)
+    client = pools["dask"]["client"]
+    try:
+        for executor in (thread_pool, dask_executor, client):
+            for round_ in range(2):
+                target = tmp_path / f"t{round_}.tif"
+                pgp.raster_calculator([(inputs["a"], 1)], ops.double, str(target),
+                                      gdal.GDT_Float32, None, executor=executor)
+                numpy.testing.assert_array_equal(read(target)[0], inputs["A"] * 2)
+        assert thread_pool.submit(sum, [1, 2]).result() == 3
+        assert dask_executor.submit(sum, [1, 2]).result() == 3
+    finally:
+        thread_pool.shutdown()
+
+
+def test_target_replaced_whole(inputs, tmp_path):
+    target = tmp_path / "t.tif"
+    target.write_bytes(b"not a raster")
+    pgp.raster_calculator([(inputs["a"], 1)], ops.double, str(target), gdal.GDT_Float32, -9)
+    numpy.testing.assert_array_equal(read(target)[0], inputs["A"] * 2)
+    assert os.listdir(tmp_path) == ["t.tif"]
+
+
+def _import_check(code):
+    env = {k: v for k, v in os.environ.items() if k not in ("GDAL_DRIVER_PATH", "PYTHONPATH")}
+    env["PYTHONPATH"] = PYTHON
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_import_finds_the_plugin_without_gdal_driver_path():
+    for code in ("import pgp; from osgeo import gdal; print(gdal.GetDriverByName('PGP').ShortName)",
+                 "from osgeo import gdal; assert gdal.GetDriverByName('PGP') is None or True; "
+                 "import pgp; print(gdal.GetDriverByName('PGP').ShortName)"):
+        result = _import_check(code)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "PGP"
+
+
+def test_sample_runs(tmp_path):
+    """samples/python_example.py runs as documented, and its local_op and its
+    expression (the same formula) agree."""
+    env = dict(os.environ, PYTHONPATH=PYTHON)
+    env.pop("GDAL_DRIVER_PATH", None)
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "samples", "python_example.py"),
+         str(tmp_path / "data"), str(tmp_path / "out")],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    local_op = read(tmp_path / "out" / "runoff.tif")[0]
+    expression = read(tmp_path / "out" / "runoff_expression.tif")[0]
+    numpy.testing.assert_allclose(expression, local_op, rtol=1e-6)
+    assert (local_op == -1).sum() > 0
