@@ -32,3 +32,6 @@ from .symbolic import evaluate_raster_calculator_expression  # noqa: E402
 
 __all__ += ["align_and_resize_raster_stack", "convolve_2d",
             "evaluate_raster_calculator_expression"]
+from .zonal import reproject_vector, zonal_statistics  # noqa: E402
+
+__all__ += ["reproject_vector", "zonal_statistics"]

@@ -52,3 +52,15 @@ def ensure_registered():
     raise ImportError("pgp: the GDAL plugin gdal_PGP.so was not found; build it "
                       "(cmake --build build) or install the pgp .deb. Tried: " +
                       "; ".join(tried))
+
+
+def library():
+    """The loaded plugin as a ctypes library, for its exported C entry points
+    (pgp/zonal.h): the gdal_PGP.so this process mapped (GDAL's or ours)."""
+    ensure_registered()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split(None, 5)[-1].strip()
+            if os.path.basename(path) == PLUGIN_NAME:
+                return ctypes.CDLL(path)
+    raise ImportError("pgp: the PGP driver is registered but no gdal_PGP.so is mapped")
