@@ -35,3 +35,6 @@ __all__ += ["align_and_resize_raster_stack", "convolve_2d",
 from .zonal import reproject_vector, zonal_statistics  # noqa: E402
 
 __all__ += ["reproject_vector", "zonal_statistics"]
+from .distributed import ClusterExecutor  # noqa: E402
+
+__all__ += ["ClusterExecutor"]

@@ -8,6 +8,8 @@ when the driver is registered already).
 """
 import ctypes
 import os
+import socket
+import sys
 import sysconfig
 
 from osgeo import gdal
@@ -49,9 +51,21 @@ def ensure_registered():
         if driver is not None:
             return driver
         tried.append(f"{path} (loaded, but registered no PGP driver)")
-    raise ImportError("pgp: the GDAL plugin gdal_PGP.so was not found; build it "
-                      "(cmake --build build) or install the pgp .deb. Tried: " +
+    raise ImportError(f"pgp on {where()}: the GDAL plugin gdal_PGP.so was not found; "
+                      "build it (cmake --build build) or install the pgp .deb. Tried: " +
                       "; ".join(tried))
+
+
+def where():
+    """This process for error messages: the Dask worker's address when in one, and
+    the host."""
+    if "distributed" in sys.modules:  # never imported just to ask
+        try:
+            return f"dask worker {sys.modules['distributed'].get_worker().address} " \
+                f"(host {socket.gethostname()})"
+        except ValueError:  # not in a worker
+            pass
+    return f"host {socket.gethostname()} (process {os.getpid()})"
 
 
 def library():

@@ -144,7 +144,9 @@ def resolve(value):
         elif type(value).__module__.split(".")[0] == "distributed":
             kind = "distributed"
         else:
-            kind = "other"  # parsl and the like: assumed to pickle their tasks
+            # parsl and the like: assumed to pickle their tasks; a ClusterExecutor
+            # says how its inner executor's tasks travel.
+            kind = getattr(value, "plan_kind", "other")
         return Plan(value, kind, workers, executor=value)
     raise _bad(value)
 

@@ -13,6 +13,7 @@ from osgeo import gdal
 
 from . import _engine
 from . import _gdal
+from .distributed import ClusterExecutor
 from .executors import resolve
 
 _TASK_OPEN_OPTIONS = ("EXECUTOR=serial", "PREFETCH=0")
@@ -245,7 +246,8 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
 
 def render(graph, target_path, *, executor=None,
            raster_driver_creation_tuple=_gdal.DEFAULT_GTIFF_CREATION_TUPLE_OPTIONS,
-           calc_raster_stats=True, progress=None):
+           calc_raster_stats=True, progress=None, write="single", parts_dir=None,
+           worker_settings=None):
     """Renders every band of a graph into a new raster.
 
     Args:
@@ -259,7 +261,16 @@ def render(graph, target_path, *, executor=None,
         calc_raster_stats (bool): write GDAL statistics (NaN and nodata skipped),
             from per-window summaries combined in window order.
         progress: as raster_calculator's.
+        write, parts_dir, worker_settings: as pgp.ClusterExecutor's (write='parts'
+            returns each window through a GeoTIFF in parts_dir; worker_settings
+            {'GDAL_CACHEMAX': MB, 'PGP_CACHE_MB': MB} for the workers).
     """
+    if write != "single" or parts_dir is not None or worker_settings:
+        with ClusterExecutor(executor, write, parts_dir, worker_settings) as cluster:
+            render(graph, target_path, executor=cluster,
+                   raster_driver_creation_tuple=raster_driver_creation_tuple,
+                   calc_raster_stats=calc_raster_stats, progress=progress)
+        return
     with resolve(executor) as plan:
         _render(plan, graph, target_path, raster_driver_creation_tuple,
                 calc_raster_stats, progress)
