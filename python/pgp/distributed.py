@@ -25,7 +25,7 @@ from osgeo import gdal_array
 
 from . import _gdal
 from . import _plugin
-from .executors import resolve
+from . import executors
 
 WRITE_MODES = ("single", "parts")
 WORKER_SETTINGS = ("GDAL_CACHEMAX", "PGP_CACHE_MB")
@@ -67,8 +67,14 @@ class ClusterExecutor(concurrent.futures.Executor):
             os.makedirs(parts_dir, exist_ok=True)
         elif parts_dir is not None:
             raise ValueError("parts_dir is only used with write='parts'")
-        self._plan = resolve(executor)
-        self._job = (write, parts_dir, _check_settings(worker_settings))
+        if executors._is_dask_client(executor):
+            executor = executor.get_executor()
+        self._plan = (executors.dask_plan(executor) if executors._is_dask(executor)
+                      else executors.resolve(executor))
+        # Parts are named after this executor, so shutdown finds those of tasks Dask
+        # reran after a worker died (their first results were lost with it).
+        self._parts = (parts_dir, f"{PART_PREFIX}{uuid.uuid4().hex[:12]}-")
+        self._job = (write, self._parts, _check_settings(worker_settings))
         # Read by executors.resolve: this executor's tasks travel as the inner one's.
         self.plan_kind = self._plan.kind
         self._max_workers = self._plan.workers
@@ -78,7 +84,13 @@ class ClusterExecutor(concurrent.futures.Executor):
         return _PartsFuture(future) if self._job[0] == "parts" else future
 
     def shutdown(self, wait=True, *, cancel_futures=False):
+        """Shuts down a pool made from a string and deletes parts nobody read."""
         self._plan.close()
+        folder, prefix = self._parts
+        if folder and os.path.isdir(folder):
+            for name in os.listdir(folder):
+                if name.startswith(prefix):
+                    os.remove(os.path.join(folder, name))
 
 
 def _apply_settings(settings):
@@ -92,11 +104,11 @@ def _apply_settings(settings):
 
 def _on_worker(job, fn, args, kwargs):
     """The task as a worker runs it: settings, fn, then parts."""
-    write, parts_dir, settings = job
+    write, parts, settings = job
     _apply_settings(settings)
     try:
         result = fn(*args, **kwargs)
-        return _to_parts(result, parts_dir) if write == "parts" else result
+        return _to_parts(result, parts) if write == "parts" else result
     except Exception as error:
         where = f"[pgp: on {_plugin.where()}]"
         if error.args and isinstance(error.args[0], str) and where not in error.args[0]:
@@ -116,10 +128,11 @@ class Part:
         self.dtype = dtype
 
 
-def _to_parts(value, parts_dir):
-    """Replaces each 2-D array in a (nested) tuple or list by a Part."""
+def _to_parts(value, parts):
+    """Replaces each 2-D array in a (nested) tuple or list by a Part written in
+    parts = (folder, name prefix)."""
     if isinstance(value, (tuple, list)):
-        return type(value)(_to_parts(item, parts_dir) for item in value)
+        return type(value)(_to_parts(item, parts) for item in value)
     if not isinstance(value, numpy.ndarray) or value.ndim != 2:
         return value
     dtype = value.dtype
@@ -127,7 +140,7 @@ def _to_parts(value, parts_dir):
     gdal_type = gdal_array.NumericTypeCodeToGDALTypeCode(stored.dtype)
     if gdal_type is None:  # no GDAL type (float16, …): it travels as it is
         return value
-    path = os.path.join(parts_dir, f"{PART_PREFIX}{uuid.uuid4().hex}.tif")
+    path = os.path.join(parts[0], f"{parts[1]}{uuid.uuid4().hex}.tif")
     partial = path + ".tmp"
     dataset = gdal.GetDriverByName("GTiff").Create(
         partial, value.shape[1], value.shape[0], 1, gdal_type)

@@ -105,9 +105,18 @@ def _is_dask_client(value):
             and type(value).__name__ == "Client")
 
 
+def _is_dask(executor):
+    return type(executor).__module__.split(".")[0] == "distributed"
+
+
+def dask_plan(executor):
+    """The Plan of a Dask executor as it is (ClusterExecutor wraps its tasks)."""
+    return Plan(executor, "distributed", _executor_workers(executor), executor=executor)
+
+
 def _executor_workers(executor):
     workers = getattr(executor, "_max_workers", None)
-    if workers is None and type(executor).__module__.split(".")[0] == "distributed":
+    if workers is None and _is_dask(executor):
         client = getattr(executor, "_client", None)
         try:
             workers = sum(client.nthreads().values())
@@ -141,8 +150,9 @@ def resolve(value):
             kind = "threads"
         elif isinstance(value, concurrent.futures.ProcessPoolExecutor):
             kind = "processes"
-        elif type(value).__module__.split(".")[0] == "distributed":
-            kind = "distributed"
+        elif _is_dask(value):
+            from .distributed import ClusterExecutor  # its tasks name their worker
+            return Plan(value, "distributed", workers, executor=ClusterExecutor(value))
         else:
             # parsl and the like: assumed to pickle their tasks; a ClusterExecutor
             # says how its inner executor's tasks travel.
