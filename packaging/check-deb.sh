@@ -1,9 +1,10 @@
 #!/bin/sh
 # Builds the pgp .deb from a configured build folder (cpack -G DEB), installs it
 # with apt-get, checks that GDAL finds the plugin with no GDAL_DRIVER_PATH, that
-# the installed sample renders and that /usr/bin/python3 imports the installed pgp
-# package (and renders the sample with it), then removes the package again: on success, on
-# failure and on interruption alike, so the installed plugin never outlives the check.
+# the installed sample renders, that /usr/bin/python3 imports the installed pgp
+# package (and renders the sample with it) and that /usr/bin/pgp runs, then removes
+# the package again: on success, on failure and on interruption alike, so the
+# installed plugin never outlives the check.
 #   packaging/check-deb.sh [BUILD_DIR]      (default: build)
 # Needs root, or sudo without a password; otherwise it says so and skips (exit 0).
 # Skips too when a pgp package is installed already (it would be replaced).
@@ -107,9 +108,20 @@ print("check-deb: import pgp:", pgp.__file__)
   echo "check-deb: FAILED: import pgp with the installed package" >&2
   exit 1
 }
+# The pgp command in /usr/bin: info and render of the sample, a one-line error.
+(cd "$work" && clean_env env -u PYTHONPATH -u PGP_PLUGIN sh -c '
+[ "$(command -v pgp)" = /usr/bin/pgp ] &&
+pgp info demo.pgp.vrt | grep -q "Calc     runoff" &&
+pgp render -q demo.pgp.vrt demo_cli.tif --executor threading:2 &&
+gdalinfo demo_cli.tif | grep -q "Size is 96, 64" &&
+! pgp render demo.pgp.vrt x.tif --bogus 2>err.txt && [ "$(wc -l <err.txt)" = 1 ]
+') || {
+  echo "check-deb: FAILED: the pgp command (/usr/bin/pgp)" >&2
+  exit 1
+}
 [ -f /usr/share/doc/pgp/README.md ] || {
   echo "check-deb: FAILED: /usr/share/doc/pgp/README.md is missing" >&2
   exit 1
 }
 echo "check-deb: OK: $(basename "$deb") installs, GDAL loads PGP from $plugin, the sample" \
-  "renders, import pgp works"
+  "renders, import pgp and /usr/bin/pgp work"
