@@ -26,4 +26,15 @@ gdal_translate -q -ot Float32 -outsize 120 90 samples/demo.pgp.vrt out/demo_thum
 gdalinfo out/demo_thumbnail.tif | grep 'Size is'
 echo "== from Python: pygeoprocessing's calls with executor= (samples/python_example.py)"
 PYTHONPATH=python /usr/bin/python3 samples/python_example.py samples/data out
-echo "demo done: out/demo.tif, out/runoff*.tif, out/wet_highlands.tif"
+echo "== the pgp command (/usr/bin/pgp from the .deb): info, then a render in two shares + assemble"
+pgp() { PYTHONPATH=python /usr/bin/python3 -m pgp "$@"; }
+pgp info samples/demo.pgp.vrt
+pgp render -q samples/demo.pgp.vrt out/demo_share1.tif --tiles 1/2 --executor threading:2
+pgp render -q samples/demo.pgp.vrt out/demo_share2.tif --tiles 2/2 --executor threading:2
+pgp assemble -q out/demo_assembled.tif out/demo_share1.tif out/demo_share2.tif
+pgp calc -A samples/data/dem.tif --calc "A * 0.3048" --nodata -1 out/dem_feet.pgp.vrt
+echo "the assembled shares equal the one-shot render:" \
+  "$(/usr/bin/python3 -c 'import sys, numpy; from osgeo import gdal
+a, b = (gdal.Open(p).ReadAsArray() for p in sys.argv[1:]); print(numpy.array_equal(a, b))' \
+  out/demo.tif out/demo_assembled.tif)"
+echo "demo done: out/demo.tif, out/runoff*.tif, out/wet_highlands.tif, out/demo_assembled.tif"

@@ -15,6 +15,7 @@ every pgp call:
 The task functions stay the calls' own, so the pixels are a serial render's.
 """
 import concurrent.futures
+import functools
 import math
 import os
 import uuid
@@ -217,10 +218,13 @@ def render_share(graph_source, target_path, index, count, threads, driver, optio
     PGP_SHARE=I/N and PGP_SIZE=W,H let ``assemble`` check the set."""
     dataset = _gdal.open_raster(graph_source, (f"EXECUTOR=threading:{threads}",))
     size = (dataset.RasterXSize, dataset.RasterYSize)
+    if output_type is None:  # as pgp.render: a type that holds every band
+        output_type = functools.reduce(gdal.DataTypeUnion, [
+            dataset.GetRasterBand(b).DataType for b in range(1, dataset.RasterCount + 1)])
     window = share_window(size, dataset.GetRasterBand(1).GetBlockSize()[1], index, count)
     result = gdal.Translate(
         target_path, dataset, format=driver, creationOptions=list(options),
-        srcWin=list(window), outputType=output_type or gdal.GDT_Unknown,
+        srcWin=list(window), outputType=output_type,
         metadataOptions=[f"PGP_SHARE={index}/{count}", f"PGP_SIZE={size[0]},{size[1]}"],
         callback=progress)
     if result is None:

@@ -62,8 +62,9 @@ def graph(inputs, tmp_path_factory):
     g.align((30.0, -30.0), "union", resampling={"c": "bilinear"})
     g.calc("sum", "a + c * 3", "Float32", -9)
     g.convolve("smooth", "sum", inputs["kernel"], data_type="Float32", nodata=-9)
+    g.calc("level", "sum / 10", "Int16", -9)
+    g.band("level", "level")  # an Int16 band first: the output holds both types
     g.band("smooth", "smoothed")
-    g.band("sum", "sum")
     return g.write(str(tmp_path_factory.mktemp("cli") / "chain.pgp.vrt"))
 
 
@@ -181,10 +182,11 @@ def test_info_lists_nodes_grid_tiles_and_work(graph, capsys):
                  f"Tiles: 64 x 64 pixels, {math.ceil(width / 64)} x "
                  f"{math.ceil(height / 64)} = "
                  f"{math.ceil(width / 64) * math.ceil(height / 64)}",
-                 "Band 1: Float32, nodata -9.0, smoothed", "Band 2: Float32, nodata -9.0, sum"):
+                 "Calc     level: sum / 10",
+                 "Band 1: Int16, nodata -9.0, level", "Band 2: Float32, nodata -9.0, smoothed"):
         assert line in out, (line, out)
     tiles = math.ceil(width / 64) * math.ceil(height / 64)
-    assert f"Work (full render, direct convolution): {4 * tiles} node tiles" in out
+    assert f"Work (full render, direct convolution): {5 * tiles} node tiles" in out
 
 
 def test_tiles_shares_and_assemble_equal_one_render(graph, tmp_path, capsys):
