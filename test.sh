@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds pgp and passes every test (docs/hardening.md):
 #  1. release build: unit tests, GDAL-client tests, the Python package tests
-#     (tests/python: every executor form) and the headless QGIS test (ctest),
+#     (tests/python: every executor form, a dask-scheduler + two dask-worker cluster
+#     on 127.0.0.1, the pgp command) and the headless QGIS test (ctest),
 #     then the .deb: built, installed, checked and removed (packaging/check-deb.sh);
 #  2. ASan+UBSan build: unit tests, the fuzz replays (every seed and every kept
 #     crash input of tests/fuzz/) and the GDAL-client tests against the sanitized
