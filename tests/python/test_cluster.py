@@ -246,6 +246,19 @@ def test_worker_without_the_plugin(graph, tmp_path):
         processes.stop_all()
 
 
+def test_command_line_scheduler(cluster, graph, tmp_path):
+    """pgp render --scheduler ADDRESS --write parts: the serial render's pixels."""
+    from pgp import cli
+    target = str(tmp_path / "out.tif")
+    address = cluster["client"].scheduler.address
+    assert cli.main(["render", graph["path"], target, "-q", "--scheduler", address,
+                     "--write", "parts", "--parts-dir", str(tmp_path / "parts"),
+                     "--cache-mb", "64"]) == 0
+    assert pixels_and_stats(target)[1] == pixels_and_stats(graph["serial"])[1]
+    numpy.testing.assert_array_equal(pixels_and_stats(target)[0],
+                                     pixels_and_stats(graph["serial"])[0])
+
+
 def test_worker_killed_mid_render(cluster, graph, tmp_path):
     """Runs last in this module: one worker is killed at the first window written;
     Dask reruns its tasks on the other and the pixels are unchanged."""
