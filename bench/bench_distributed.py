@@ -7,7 +7,7 @@ An Align -> Calc -> Convolve (7x7) graph over two SIZE x SIZE Float32 rasters
 1. reference: ``PGP_EXECUTOR=threading:T gdal_translate`` of the graph;
 2. pgp.render through a local Dask cluster of T single-threaded worker processes
    (write='single', then write='parts'): the overhead against 1 (goal <= 1.3x), in
-   wall time and in CPU time (caller + scheduler + workers against gdal_translate's):
+   wall time and in CPU time (caller and scheduler + workers against gdal_translate's):
    on a machine shared with other work, the CPU ratio is the steadier figure;
 3. --scaling 1,2,4,8,16: the same render on clusters of 1, 2, 4, … workers, speed-up
    against one worker (goal: 16 workers >= 10x one, on a 16-core machine).
@@ -74,8 +74,8 @@ def timed_translate(command, env, repeat):
 
 def dask_render(graph, target, workers, repeat, reference, **write):
     """Best (wall, CPU) seconds of ``repeat`` renders on a fresh local cluster of
-    ``workers`` single-threaded processes (start-up not timed). CPU: the caller's,
-    the scheduler's and every worker's."""
+    ``workers`` single-threaded processes (start-up not timed). CPU: every worker's
+    and this process's (LocalCluster runs the scheduler here)."""
     from distributed import Client, LocalCluster
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as cluster, Client(cluster) as client:
@@ -83,7 +83,6 @@ def dask_render(graph, target, workers, repeat, reference, **write):
 
         def cluster_cpu():
             return (sum(cpu_seconds(t) for t in client.run(os.times).values()) +
-                    cpu_seconds(client.run_on_scheduler(os.times)) +
                     cpu_seconds(os.times()))
 
         best = (float("inf"), 0.0)
