@@ -28,8 +28,8 @@ typedef struct feature_geometry {
 typedef struct worker_context {
     GDALDatasetH raster; /* this context's own handle, opened on first use */
     double *values;      /* one tile, as doubles */
-    GByte *mask;         /* one tile: 1 where the feature being summarised burnt */
-    GUInt32 *owner;      /* one tile: slot + 1 of the feature owning the pixel, 0 none */
+    GUInt32 *owner;      /* one tile: slot + 1 of the feature burnt there, 0 none */
+    GUInt32 *level;      /* one tile: burn groups already under the pixel */
     double *samples;     /* one tile: a feature's values, for its histogram */
     struct worker_context *next;
 } worker_context;
@@ -255,15 +255,15 @@ static worker_context *borrow_context(zonal_run *run)
     if (ctx == NULL)
         return NULL;
     ctx->values = (double *)VSI_MALLOC2_VERBOSE(pixels, sizeof(double));
-    ctx->mask = (GByte *)VSI_MALLOC_VERBOSE(pixels);
+    ctx->level = (GUInt32 *)VSI_MALLOC2_VERBOSE(pixels, sizeof(GUInt32));
     ctx->owner = (GUInt32 *)VSI_MALLOC2_VERBOSE(pixels, sizeof(GUInt32));
     ctx->samples = run->options->value_counts
                        ? (double *)VSI_MALLOC2_VERBOSE(pixels, sizeof(double))
                        : NULL;
-    if (ctx->values == NULL || ctx->mask == NULL || ctx->owner == NULL ||
+    if (ctx->values == NULL || ctx->level == NULL || ctx->owner == NULL ||
         (run->options->value_counts && ctx->samples == NULL)) {
         VSIFree(ctx->values);
-        VSIFree(ctx->mask);
+        VSIFree(ctx->level);
         VSIFree(ctx->owner);
         VSIFree(ctx->samples);
         VSIFree(ctx);
@@ -304,73 +304,93 @@ static GDALDatasetH context_raster(const zonal_run *run, worker_context *ctx)
     return ctx->raster;
 }
 
-/* Summaries of the features in slots [0, n) over the tile's pixels burnt by each
- * feature on its own (polygons_might_overlap). */
-static int summarise_each(const zonal_run *run, worker_context *ctx, int tx0, int ty0, int tw,
-                          const size_t *features, size_t n, pgp_zonal_feature *out)
+/* The part of feature f's pixel envelope inside the tile at (tx0, ty0), in tile
+ * coordinates; 0 when empty. */
+static int tile_window(const feature_geometry *f, int tx0, int ty0, int tw, int th, int *w)
 {
-    static const double one = 1;
-    size_t k;
-    for (k = 0; k < n; k++) {
-        const feature_geometry *f = &run->geometries[features[k]];
-        const int x0 = MAX(f->px0, tx0), y0 = MAX(f->py0, ty0);
-        const int x1 = MIN(f->px1, tx0 + tw), y1 = MIN(f->py1, ty0 + run->tile_h);
-        int x, y;
-        if (x0 >= x1 || y0 >= y1)
-            continue;
-        for (y = y0; y < y1; y++)
-            memset(ctx->mask + (size_t)(y - ty0) * tw + (x0 - tx0), 0, (size_t)(x1 - x0));
-        if (burn(run, ctx->mask + (size_t)(y0 - ty0) * tw + (x0 - tx0), GDT_Byte, tw, x0, y0,
-                 x1 - x0, y1 - y0, 1, (OGRGeometryH *)&f->geometry, &one) != 0)
-            return -1;
-        for (y = y0; y < y1; y++) {
-            const size_t row = (size_t)(y - ty0) * tw;
-            for (x = x0; x < x1; x++)
-                if (ctx->mask[row + (x - tx0)])
-                    add_pixel(run, &out[k], ctx->values[row + (x - tx0)], ctx->samples);
-        }
-        if (ctx->samples != NULL && set_histogram(&out[k], ctx->samples, out[k].count) != 0)
-            return -1;
-    }
-    return 0;
+    w[0] = MAX(f->px0, tx0) - tx0;
+    w[1] = MAX(f->py0, ty0) - ty0;
+    w[2] = MIN(f->px1, tx0 + tw) - tx0;
+    w[3] = MIN(f->py1, ty0 + th) - ty0;
+    return w[0] < w[2] && w[1] < w[3];
 }
 
-/* The same with one rasterisation of all n features, later ones winning. */
-static int summarise_later_wins(const zonal_run *run, worker_context *ctx, int tx0, int ty0,
-                                int tw, int th, const size_t *features, size_t n,
-                                pgp_zonal_feature *out)
+/* Puts each feature in a burn group: all in group 0 when the later feature wins,
+ * else the lowest group above every group already burnt under its window, so the
+ * members of a group never share a window pixel and one rasterisation burns them
+ * all (overlapping polygons land in different groups). Returns the group count;
+ * group[k] = -1 for a feature with no pixel in the tile. */
+static int assign_groups(const zonal_run *run, worker_context *ctx, int tx0, int ty0, int tw,
+                         int th, const size_t *features, size_t n, int *group)
+{
+    int groups = 0, w[4], x, y;
+    size_t k;
+    if (run->options->polygons_might_overlap)
+        memset(ctx->level, 0, (size_t)tw * th * sizeof *ctx->level);
+    for (k = 0; k < n; k++) {
+        int g = 0;
+        if (!tile_window(&run->geometries[features[k]], tx0, ty0, tw, th, w)) {
+            group[k] = -1;
+            continue;
+        }
+        if (run->options->polygons_might_overlap) {
+            for (y = w[1]; y < w[3]; y++)
+                for (x = w[0]; x < w[2]; x++)
+                    g = MAX(g, (int)ctx->level[(size_t)y * tw + x]);
+            for (y = w[1]; y < w[3]; y++)
+                for (x = w[0]; x < w[2]; x++)
+                    ctx->level[(size_t)y * tw + x] = (GUInt32)g + 1;
+        }
+        group[k] = g;
+        groups = MAX(groups, g + 1);
+    }
+    return groups;
+}
+
+/* Summaries of the features in slots [0, n) over their pixels in the tile: each
+ * group burnt in one rasterisation (burn value = slot + 1, layer order, so the
+ * later feature wins a pixel only within one group), then each member's window
+ * scanned for its own pixels. */
+static int summarise_tile(const zonal_run *run, worker_context *ctx, int tx0, int ty0, int tw,
+                          int th, const size_t *features, size_t n, pgp_zonal_feature *out)
 {
     OGRGeometryH *geometries = (OGRGeometryH *)VSI_MALLOC2_VERBOSE(n, sizeof *geometries);
-    double *slots = (double *)VSI_MALLOC2_VERBOSE(n, sizeof *slots);
-    size_t k, i, pixels = (size_t)tw * th;
-    int rc = -1;
-    if (geometries == NULL || slots == NULL)
+    double *burn_values = (double *)VSI_MALLOC2_VERBOSE(n, sizeof *burn_values);
+    int *group = (int *)VSI_MALLOC2_VERBOSE(n, sizeof *group);
+    int groups, g, w[4], x, y, rc = -1;
+    size_t k;
+    if (geometries == NULL || burn_values == NULL || group == NULL)
         goto done;
-    for (k = 0; k < n; k++) {
-        geometries[k] = run->geometries[features[k]].geometry;
-        slots[k] = (double)(k + 1);
-    }
-    memset(ctx->owner, 0, pixels * sizeof *ctx->owner);
-    if (burn(run, ctx->owner, GDT_UInt32, tw, tx0, ty0, tw, th, (int)n, geometries, slots) != 0)
-        goto done;
-    if (ctx->samples == NULL) {
-        for (i = 0; i < pixels; i++)
-            if (ctx->owner[i] != 0)
-                add_pixel(run, &out[ctx->owner[i] - 1], ctx->values[i], NULL);
-    } else {
-        /* one feature at a time, so each histogram's samples are contiguous */
+    groups = assign_groups(run, ctx, tx0, ty0, tw, th, features, n, group);
+    for (g = 0; g < groups; g++) {
+        int members = 0;
         for (k = 0; k < n; k++) {
-            for (i = 0; i < pixels; i++)
-                if (ctx->owner[i] == k + 1)
-                    add_pixel(run, &out[k], ctx->values[i], ctx->samples);
-            if (set_histogram(&out[k], ctx->samples, out[k].count) != 0)
+            if (group[k] != g)
+                continue;
+            geometries[members] = run->geometries[features[k]].geometry;
+            burn_values[members++] = (double)(k + 1);
+        }
+        memset(ctx->owner, 0, (size_t)tw * th * sizeof *ctx->owner);
+        if (burn(run, ctx->owner, GDT_UInt32, tw, tx0, ty0, tw, th, members, geometries,
+                 burn_values) != 0)
+            goto done;
+        for (k = 0; k < n; k++) {
+            if (group[k] != g)
+                continue;
+            tile_window(&run->geometries[features[k]], tx0, ty0, tw, th, w);
+            for (y = w[1]; y < w[3]; y++)
+                for (x = w[0]; x < w[2]; x++)
+                    if (ctx->owner[(size_t)y * tw + x] == k + 1)
+                        add_pixel(run, &out[k], ctx->values[(size_t)y * tw + x], ctx->samples);
+            if (ctx->samples != NULL && set_histogram(&out[k], ctx->samples, out[k].count) != 0)
                 goto done;
         }
     }
     rc = 0;
 done:
     VSIFree(geometries);
-    VSIFree(slots);
+    VSIFree(burn_values);
+    VSIFree(group);
     return rc;
 }
 
@@ -395,9 +415,7 @@ static int tile_job(void *arg, size_t index)
         GDALRasterIO(GDALGetRasterBand(raster, run->band), GF_Read, x0, y0, tw, th, ctx->values,
                      tw, th, GDT_Float64, 0, 0) != CE_None)
         goto done;
-    rc = run->options->polygons_might_overlap
-             ? summarise_each(run, ctx, x0, y0, tw, features, n, out)
-             : summarise_later_wins(run, ctx, x0, y0, tw, th, features, n, out);
+    rc = summarise_tile(run, ctx, x0, y0, tw, th, features, n, out);
 done:
     if (rc != 0)
         CPLError(CE_Failure, CPLE_AppDefined, "zonal statistics of '%s' band %d, tile (%d, %d): %s",
@@ -595,7 +613,7 @@ static void free_contexts(zonal_run *run)
         if (ctx->raster != NULL)
             GDALClose(ctx->raster);
         VSIFree(ctx->values);
-        VSIFree(ctx->mask);
+        VSIFree(ctx->level);
         VSIFree(ctx->owner);
         VSIFree(ctx->samples);
         VSIFree(ctx);
