@@ -175,7 +175,9 @@ TEST_F(ZonalTest, SameBitsForEveryThreadCount)
             EXPECT_EQ(0, memcmp(&a.sum, &b.sum, sizeof a.sum)) << threads;
             EXPECT_EQ(0, memcmp(&a.m2, &b.m2, sizeof a.m2)) << threads;
             ASSERT_EQ(a.n_values, b.n_values);
-            EXPECT_EQ(0, memcmp(a.values, b.values, a.n_values * sizeof *a.values));
+            if (a.n_values > 0) {
+                EXPECT_EQ(0, memcmp(a.values, b.values, a.n_values * sizeof *a.values));
+            }
         }
         pgp_zonal_result_free(other);
     }
