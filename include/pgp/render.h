@@ -36,6 +36,8 @@ extern "C" {
 
 typedef struct pgp_renderer pgp_renderer;
 
+/* NULL after CPLError when memory runs out (or cache is NULL: its creation
+ * failed and was reported). */
 pgp_renderer *pgp_renderer_new(const pgp_graph *graph, pgp_executor *executor,
                                pgp_tile_cache *cache, int prefetch_tiles);
 /* An overview: the same graph evaluated on a coarser grid of x_size x y_size
