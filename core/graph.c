@@ -182,6 +182,14 @@ static int open_source(pgp_graph *graph, pgp_node *node)
         report(node->where, "cannot open '%s': %s", node->path, CPLGetLastErrorMsg());
         return -1;
     }
+    /* Passed on, not hidden: libtiff, for one, turns a failed read of a tag
+     * (GDAL_NODATA) into a warning and opens the file without it. */
+    if (CPLGetLastErrorType() == CE_Warning) {
+        char warning[1024]; /* copied: CPLError formats into the message's buffer */
+        CPLStrlcpy(warning, CPLGetLastErrorMsg(), sizeof warning);
+        CPLError(CE_Warning, CPLGetLastErrorNo(), "%s: opening '%s': %s", node->where,
+                 node->path, warning);
+    }
     band_count = GDALGetRasterCount(ds);
     if (node->band > band_count) {
         report(node->where, "band %d does not exist: '%s' has %d band%s", node->band,

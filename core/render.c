@@ -473,6 +473,30 @@ static int read_downsampled(const pgp_renderer *rr, GDALRasterBandH band, const 
                : -1;
 }
 
+/* The errors raised while a source is read. GDAL 3.6 may report a failure
+ * and still return success: GTiff returns a tile whose offset libtiff could
+ * not read as empty, and errors inside a warp can be reset before it returns.
+ * A handler sees them all; the first failure is the cause worth quoting. */
+typedef struct read_errors {
+    int failed, warned;
+    CPLErrorNum failure_no, warning_no;
+    char failure[1024], warning[512];
+} read_errors;
+
+static void CPL_STDCALL note_read_error(CPLErr cls, CPLErrorNum err_no, const char *msg)
+{
+    read_errors *e = (read_errors *)CPLGetErrorHandlerUserData();
+    if ((cls == CE_Failure || cls == CE_Fatal) && !e->failed) {
+        e->failed = 1;
+        e->failure_no = err_no;
+        CPLStrlcpy(e->failure, msg, sizeof e->failure);
+    } else if (cls == CE_Warning) {
+        e->warned = 1;
+        e->warning_no = err_no;
+        CPLStrlcpy(e->warning, msg, sizeof e->warning);
+    }
+}
+
 /* Reads a source's pixels of rect r as type (its own type or Float64) into
  * pixels, whose rows are stride pixels apart. */
 static int read_source(pgp_renderer *rr, worker_context *ctx, int node, const tile_rect *r,
@@ -481,10 +505,14 @@ static int read_source(pgp_renderer *rr, worker_context *ctx, int node, const ti
     const pgp_node *n = &rr->graph->nodes[node];
     GDALRasterBandH band = source_band(rr, ctx, node);
     const int type_size = GDALGetDataTypeSizeBytes(type);
+    read_errors errors;
     int status, row;
     if (band == NULL)
         return -1;
     atomic_fetch_add(&rr->source_pixels, (uint64_t)r->w * r->h);
+    memset(&errors, 0, sizeof errors);
+    CPLPushErrorHandlerEx(note_read_error, &errors);
+    CPLSetCurrentErrorHandlerCatchDebug(FALSE);
     if (rr->graph->aligned || (rr->scale_x == 1 && rr->scale_y == 1)) {
         status = read_whole_block(band, ctx, r, pixels, type, stride);
         if (status == 1)
@@ -496,9 +524,20 @@ static int read_source(pgp_renderer *rr, worker_context *ctx, int node, const ti
     } else {
         status = read_downsampled(rr, band, r, pixels, type, stride);
     }
+    CPLPopErrorHandler();
+    if (errors.warned)
+        CPLError(CE_Warning, errors.warning_no, "%s", errors.warning);
+    if (errors.failed) {
+        status = -1;
+        CPLError(CE_Failure, errors.failure_no, "%s", errors.failure);
+    }
     if (status != 0) {
         fail_because(CPLE_FileIO, CPLSPrintf("%s: reading window (%d,%d,%d,%d) of '%s' failed",
                                              n->where, r->x, r->y, r->w, r->h, n->path));
+        /* A handle that failed may go on failing (a warped view whose
+         * transformer could not be cloned): the next read opens a fresh one. */
+        GDALClose(ctx->sources[node]);
+        ctx->sources[node] = NULL;
         return -1;
     }
     if (n->signed_byte && type == GDT_Float64)
@@ -706,13 +745,13 @@ static int run_tile_job(pgp_renderer *r, int node, const tile_rect *t, tile_job_
     int status = ctx != NULL ? acquire_tile(r, ctx, node, t, 0, &tile) : -1;
     if (ctx != NULL)
         return_context(r, ctx);
-    if (status != 0) {
+    if (status == 0) {
+        status = use(arg, r, node, t, tile, index);
+        pgp_tile_cache_release(r->cache, tile);
+    }
+    if (status != 0)
         fail_because(CPLGetLastErrorNo(),
                      CPLSPrintf("%s tile (%d,%d)", r->graph->nodes[node].where, t->tx, t->ty));
-        return -1;
-    }
-    status = use(arg, r, node, t, tile, index);
-    pgp_tile_cache_release(r->cache, tile);
     return status;
 }
 

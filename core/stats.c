@@ -93,8 +93,13 @@ CPLErr pgp_stats_of_node(pgp_renderer *renderer, int node, const double *nodata,
     q.type = pgp_renderer_graph(renderer)->nodes[node].data_type;
     q.nodata = nodata;
     q.per_tile = (pgp_stats *)pgp_calloc(n_tiles, sizeof(pgp_stats));
-    if (q.per_tile == NULL)
+    if (q.per_tile == NULL) {
+        char cause[256]; /* copied: CPLError formats into the message's buffer */
+        CPLStrlcpy(cause, CPLGetLastErrorMsg(), sizeof cause);
+        CPLError(CE_Failure, CPLE_OutOfMemory, "%s: statistics of %zu tiles: %s",
+                 pgp_renderer_graph(renderer)->nodes[node].where, n_tiles, cause);
         return CE_Failure;
+    }
     err = pgp_renderer_visit_tiles(renderer, node, summarise_tile, &q, progress, progress_arg);
     memset(stats, 0, sizeof *stats);
     for (i = 0; i < n_tiles && err == CE_None; i++)

@@ -172,7 +172,9 @@ static grid_mask *open_mask(const pgp_grid *grid, int band_rows, char *err, size
     return m;
 }
 
-/* The mask of grid row `row` (rasterising its band if needed), or NULL. */
+/* The mask of grid row `row` (rasterising its band if needed), or NULL
+ * after CPLError: the warper takes a failed transform for pixels outside the
+ * source, so the failure must be said (render.c's read_source hears it). */
 static const GByte *mask_row(grid_mask *m, const pgp_grid *grid, int row)
 {
     const int y0 = row - row % m->band_rows;
@@ -182,6 +184,11 @@ static const GByte *mask_row(grid_mask *m, const pgp_grid *grid, int row)
         m->band_y0 = y0;
         if (GDALRasterizeLayersBuf(m->band, grid->x_size, rows, GDT_Byte, 0, 0, 1, &m->layer,
                                    NULL, NULL, to_band, m, 1.0, NULL, NULL, NULL) != CE_None) {
+            char cause[1024]; /* copied: CPLError formats into the message's buffer */
+            CPLStrlcpy(cause, pgp_grid_gdal_reason(), sizeof cause);
+            CPLError(CE_Failure, CPLE_AppDefined,
+                     "<Mask> vector '%s': rasterising grid rows %d to %d failed: %s",
+                     grid->mask.path, y0, y0 + rows - 1, cause);
             m->band_y0 = -1;
             return NULL;
         }
@@ -643,13 +650,15 @@ static int add_strip(GDALDatasetH mosaic, GDALDatasetH source, int band, const p
     ok = wo != NULL && GDALInitializeWarpedVRT(strip, wo) == CE_None;
     if (wo != NULL)
         GDALDestroyWarpOptions(wo);
-    if (!ok && t != NULL)
-        free_row_transformer(t);
-    else /* the mosaic takes its own reference on the strip */
+    if (!ok) {
+        if (t != NULL)
+            free_row_transformer(t);
+    } else { /* the mosaic takes its own reference on the strip */
         ok = VRTAddSimpleSource((VRTSourcedRasterBandH)GDALGetRasterBand(mosaic, 1),
                                 GDALGetRasterBand(strip, 1), 0, 0, width, grid->y_size,
                                 x_off, 0, width, grid->y_size, NULL,
                                 VRT_NODATA_UNSET) == CE_None;
+    }
     GDALReleaseDataset(strip);
     return ok ? 0 : -1;
 }

@@ -202,11 +202,15 @@ static CPLErr pgp_expr_pixel_function(void **sources, int n_sources, void *out, 
         goto done;
     }
     nodata = (pgp_nodata *)pgp_calloc(n_sources, sizeof(pgp_nodata));
-    if (nodata == NULL || parse_source_nodata(args, n_sources, source_type, nodata) != 0 ||
-        parse_policy(args, &q.rules.policy) != 0)
-        goto done;
     vars = (pgp_expr_var *)pgp_calloc(n_sources, sizeof(pgp_expr_var));
-    if (vars == NULL)
+    if (nodata == NULL || vars == NULL) {
+        char cause[256]; /* copied: CPLError formats into the message's buffer */
+        CPLStrlcpy(cause, CPLGetLastErrorMsg(), sizeof cause);
+        CPLError(CE_Failure, CPLE_OutOfMemory, "pgp_expr: %s", cause);
+        goto done;
+    }
+    if (parse_source_nodata(args, n_sources, source_type, nodata) != 0 ||
+        parse_policy(args, &q.rules.policy) != 0)
         goto done;
     for (i = 0; i < n_sources; i++) {
         vars[i].name = name_list[i];
