@@ -7,6 +7,7 @@
 
 #include "cpl_conv.h"
 #include "cpl_error.h"
+#include "cpl_string.h"
 #include "cpl_vsi.h"
 
 int pgp_stats_of_pixels(const void *pixels, GDALDataType type, size_t n, const double *nodata,

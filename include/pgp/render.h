@@ -9,7 +9,9 @@
  * Threads: a renderer may be called from several client threads at once. Each
  * running job borrows a worker context (its own GDAL handle per source, opened
  * on first use, closed by pgp_renderer_free), so no GDAL handle is ever used by
- * two threads at once.
+ * two threads at once. A handle whose read failed is closed, and the next
+ * read opens a fresh one; a read fails when GDAL raised an error during it,
+ * even if GDAL returned success (pgp/executor.h, resources).
  *
  * Prefetch: after each read, up to prefetch_tiles tiles that follow the window
  * in row-major order are computed in the background (DESIGN §5), so a client
