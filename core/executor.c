@@ -419,9 +419,14 @@ pgp_executor *pgp_executor_get(int n_threads)
     if (ex != NULL)
         return ex;
 
+    CPLErrorReset();
     created = executor_new(n_threads);
     if (created == NULL) {
-        CPLError(CE_Failure, CPLE_AppDefined, "could not start %d executor threads", n_threads);
+        char cause[512]; /* out of memory, or empty: a thread did not start */
+        CPLStrlcpy(cause, CPLGetLastErrorMsg(), sizeof cause);
+        CPLError(CE_Failure, cause[0] ? CPLE_OutOfMemory : CPLE_AppDefined,
+                 "could not start %d executor threads%s%s", n_threads, cause[0] ? ": " : "",
+                 cause);
         return NULL;
     }
     CPLCreateOrAcquireMutex(&registry_mutex, 1000.0);

@@ -9,12 +9,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <iterator>
 #include <cstring>
 #include <regex>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -460,5 +462,75 @@ INSTANTIATE_TEST_SUITE_P(PixelFunction, PixelFunctionWalk,
                          [](const ::testing::TestParamInfo<Fault> &info) {
                              return std::string(info.param == Fault::kAlloc ? "Alloc" : "Read");
                          });
+
+// The allocator itself: NULL with a CPLError, never an abort; the countdown
+// fails exactly the n-th allocation, once, whichever thread makes it.
+TEST(Allocator, FailsWithAnErrorInsteadOfAborting)
+{
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    CPLErrorReset();
+    EXPECT_EQ(pgp_malloc_array(SIZE_MAX / 2, 4), nullptr); // overflow
+    EXPECT_EQ(CPLGetLastErrorNo(), CPLE_OutOfMemory);
+    EXPECT_NE(std::string(CPLGetLastErrorMsg()).find("out of memory"), std::string::npos);
+    CPLErrorReset();
+    EXPECT_EQ(pgp_calloc_optional(SIZE_MAX / 2, 4), nullptr);
+    EXPECT_EQ(CPLGetLastErrorType(), CE_None); // optional: no error
+    CPLPopErrorHandler();
+    char *copy = pgp_strdup(nullptr);
+    ASSERT_NE(copy, nullptr);
+    EXPECT_STREQ(copy, "");
+    pgp_free(copy);
+}
+
+TEST(Allocator, CountdownFailsTheNthAllocationOnceAcrossThreads)
+{
+    constexpr int kThreads = 8, kEach = 1000;
+    const long before = pgp_alloc_injected_failures();
+    std::atomic<int> failed{0};
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    pgp_alloc_fail_after(kThreads * kEach / 2);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; t++)
+        threads.emplace_back([&] {
+            for (int i = 0; i < kEach; i++) {
+                void *p = pgp_malloc_aligned(64);
+                if (p == nullptr)
+                    failed++;
+                pgp_free_aligned(p);
+            }
+        });
+    for (auto &t : threads)
+        t.join();
+    pgp_alloc_fail_after(0);
+    CPLPopErrorHandler();
+    EXPECT_EQ(failed.load(), 1);
+    EXPECT_EQ(pgp_alloc_injected_failures(), before + 1);
+}
+
+// Pools and cache entries: the two allocations outside a tile job's buffers.
+TEST(Allocator, ExecutorAndCacheEntryFailuresAreErrors)
+{
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    pgp_alloc_fail_after(1);
+    EXPECT_EQ(pgp_executor_get(7), nullptr); // a pool not made yet
+    EXPECT_NE(std::string(CPLGetLastErrorMsg()).find("could not start 7 executor threads: out "
+                                                     "of memory"),
+              std::string::npos)
+        << CPLGetLastErrorMsg();
+    EXPECT_NE(pgp_executor_get(7), nullptr);
+
+    pgp_tile_cache *cache = pgp_tile_cache_new(1 << 20);
+    ASSERT_NE(cache, nullptr);
+    pgp_tile_key key{pgp_tile_cache_new_owner(), 0, 0, 0};
+    pgp_tile *tile = nullptr;
+    pgp_alloc_fail_after(1);
+    EXPECT_EQ(pgp_tile_cache_acquire(cache, &key, &tile), PGP_TILE_NO_MEMORY);
+    EXPECT_EQ(tile, nullptr);
+    ASSERT_EQ(pgp_tile_cache_acquire(cache, &key, &tile), PGP_TILE_MUST_COMPUTE);
+    pgp_tile_cache_fail(cache, tile);
+    pgp_tile_cache_release(cache, tile);
+    pgp_tile_cache_free(cache);
+    CPLPopErrorHandler();
+}
 
 } // namespace
