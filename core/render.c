@@ -108,7 +108,8 @@ static pgp_renderer *renderer_new(const pgp_graph *graph, pgp_executor *executor
     r->tiles_x = (x_size + graph->block_x - 1) / graph->block_x;
     r->tiles_y = (y_size + graph->block_y - 1) / graph->block_y;
     r->contexts_mutex = CPLCreateMutex();
-    CPLReleaseMutex(r->contexts_mutex);
+    if (r->contexts_mutex != NULL)
+        CPLReleaseMutex(r->contexts_mutex);
     r->prefetch_tiles = prefetch_tiles;
     r->prefetch = pgp_background_new(executor);
     if (r->kernels == NULL || r->contexts_mutex == NULL || r->prefetch == NULL) {
