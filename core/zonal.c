@@ -13,6 +13,7 @@
 #include "gdal_alg.h"
 #include "ogr_api.h"
 #include "ogr_srs_api.h"
+#include "pgp/alloc.h"
 #include "pgp/executor.h"
 #include "pgp/nodata.h"
 
@@ -94,7 +95,7 @@ static int set_histogram(pgp_zonal_feature *s, double *samples, size_t n)
     qsort(samples, n, sizeof *samples, compare_doubles);
     for (i = 0; i < n; i++)
         runs += i == 0 || !same_value(samples[i], samples[i - 1]);
-    s->values = (pgp_zonal_value_count *)VSI_CALLOC_VERBOSE(runs, sizeof *s->values);
+    s->values = (pgp_zonal_value_count *)pgp_calloc(runs, sizeof *s->values);
     if (s->values == NULL)
         return -1;
     for (i = 0; i < n; i++) {
@@ -111,7 +112,7 @@ static int merge_histograms(pgp_zonal_feature *a, const pgp_zonal_feature *b)
     size_t i = 0, j = 0, n = 0;
     if (b->n_values == 0)
         return 0;
-    merged = (pgp_zonal_value_count *)VSI_CALLOC_VERBOSE(a->n_values + b->n_values,
+    merged = (pgp_zonal_value_count *)pgp_calloc(a->n_values + b->n_values,
                                                          sizeof *merged);
     if (merged == NULL)
         return -1;
@@ -131,7 +132,7 @@ static int merge_histograms(pgp_zonal_feature *a, const pgp_zonal_feature *b)
             merged[n] = b->values[j++];
         n++;
     }
-    VSIFree(a->values);
+    pgp_free(a->values);
     a->values = merged;
     a->n_values = n;
     return 0;
@@ -251,22 +252,22 @@ static worker_context *borrow_context(zonal_run *run)
     CPLReleaseMutex(run->contexts_mutex);
     if (ctx != NULL)
         return ctx;
-    ctx = (worker_context *)VSI_CALLOC_VERBOSE(1, sizeof *ctx);
+    ctx = (worker_context *)pgp_calloc(1, sizeof *ctx);
     if (ctx == NULL)
         return NULL;
-    ctx->values = (double *)VSI_MALLOC2_VERBOSE(pixels, sizeof(double));
-    ctx->level = (GUInt32 *)VSI_MALLOC2_VERBOSE(pixels, sizeof(GUInt32));
-    ctx->owner = (GUInt32 *)VSI_MALLOC2_VERBOSE(pixels, sizeof(GUInt32));
+    ctx->values = (double *)pgp_malloc_array(pixels, sizeof(double));
+    ctx->level = (GUInt32 *)pgp_malloc_array(pixels, sizeof(GUInt32));
+    ctx->owner = (GUInt32 *)pgp_malloc_array(pixels, sizeof(GUInt32));
     ctx->samples = run->options->value_counts
-                       ? (double *)VSI_MALLOC2_VERBOSE(pixels, sizeof(double))
+                       ? (double *)pgp_malloc_array(pixels, sizeof(double))
                        : NULL;
     if (ctx->values == NULL || ctx->level == NULL || ctx->owner == NULL ||
         (run->options->value_counts && ctx->samples == NULL)) {
-        VSIFree(ctx->values);
-        VSIFree(ctx->level);
-        VSIFree(ctx->owner);
-        VSIFree(ctx->samples);
-        VSIFree(ctx);
+        pgp_free(ctx->values);
+        pgp_free(ctx->level);
+        pgp_free(ctx->owner);
+        pgp_free(ctx->samples);
+        pgp_free(ctx);
         return NULL;
     }
     return ctx;
@@ -284,23 +285,17 @@ static void return_context(zonal_run *run, worker_context *ctx)
  * (serial, no prefetch): the job is already one of the executor's. */
 static GDALDatasetH context_raster(const zonal_run *run, worker_context *ctx)
 {
-    static const char *const inner[] = {"PGP_EXECUTOR", "serial", "PGP_PREFETCH", "0"};
-    char *saved[2];
-    int i;
+    char **saved;
     if (ctx->raster != NULL)
         return ctx->raster;
-    for (i = 0; i < 2; i++) {
-        const char *value = CPLGetThreadLocalConfigOption(inner[2 * i], NULL);
-        saved[i] = value ? CPLStrdup(value) : NULL;
-        CPLSetThreadLocalConfigOption(inner[2 * i], inner[2 * i + 1]);
-    }
+    saved = CPLGetThreadLocalConfigOptions();
+    CPLSetThreadLocalConfigOption("PGP_EXECUTOR", "serial");
+    CPLSetThreadLocalConfigOption("PGP_PREFETCH", "0");
     ctx->raster = GDALOpenEx(run->raster_path,
                              GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR, NULL,
                              NULL, NULL);
-    for (i = 0; i < 2; i++) {
-        CPLSetThreadLocalConfigOption(inner[2 * i], saved[i]);
-        CPLFree(saved[i]);
-    }
+    CPLSetThreadLocalConfigOptions((const char *const *)saved);
+    CSLDestroy(saved);
     return ctx->raster;
 }
 
@@ -354,9 +349,9 @@ static int assign_groups(const zonal_run *run, worker_context *ctx, int tx0, int
 static int summarise_tile(const zonal_run *run, worker_context *ctx, int tx0, int ty0, int tw,
                           int th, const size_t *features, size_t n, pgp_zonal_feature *out)
 {
-    OGRGeometryH *geometries = (OGRGeometryH *)VSI_MALLOC2_VERBOSE(n, sizeof *geometries);
-    double *burn_values = (double *)VSI_MALLOC2_VERBOSE(n, sizeof *burn_values);
-    int *group = (int *)VSI_MALLOC2_VERBOSE(n, sizeof *group);
+    OGRGeometryH *geometries = (OGRGeometryH *)pgp_malloc_array(n, sizeof *geometries);
+    double *burn_values = (double *)pgp_malloc_array(n, sizeof *burn_values);
+    int *group = (int *)pgp_malloc_array(n, sizeof *group);
     int groups, g, w[4], x, y, rc = -1;
     size_t k;
     if (geometries == NULL || burn_values == NULL || group == NULL)
@@ -388,9 +383,9 @@ static int summarise_tile(const zonal_run *run, worker_context *ctx, int tx0, in
     }
     rc = 0;
 done:
-    VSIFree(geometries);
-    VSIFree(burn_values);
-    VSIFree(group);
+    pgp_free(geometries);
+    pgp_free(burn_values);
+    pgp_free(group);
     return rc;
 }
 
@@ -404,7 +399,7 @@ static int tile_job(void *arg, size_t index)
     const int x0 = tx * run->tile_w, y0 = ty * run->tile_h;
     const int tw = MIN(run->tile_w, run->x_size - x0), th = MIN(run->tile_h, run->y_size - y0);
     worker_context *ctx = borrow_context(run);
-    pgp_zonal_feature *out = (pgp_zonal_feature *)VSI_CALLOC_VERBOSE(n, sizeof *out);
+    pgp_zonal_feature *out = (pgp_zonal_feature *)pgp_calloc(n, sizeof *out);
     GDALDatasetH raster;
     int rc = -1;
     run->batch_partials[index] = out;
@@ -417,9 +412,13 @@ static int tile_job(void *arg, size_t index)
         goto done;
     rc = summarise_tile(run, ctx, x0, y0, tw, th, features, n, out);
 done:
-    if (rc != 0)
-        CPLError(CE_Failure, CPLE_AppDefined, "zonal statistics of '%s' band %d, tile (%d, %d): %s",
-                 run->raster_path, run->band, tx, ty, CPLGetLastErrorMsg());
+    if (rc != 0) {
+        char cause[2048]; /* a copy: CPLError formats into the buffer it lives in */
+        CPLStrlcpy(cause, CPLGetLastErrorMsg(), sizeof cause);
+        CPLError(CE_Failure, CPLE_AppDefined,
+                 "zonal statistics of '%s' band %d, tile (%d, %d): %s", run->raster_path,
+                 run->band, tx, ty, cause);
+    }
     if (ctx != NULL)
         return_context(run, ctx);
     return rc;
@@ -474,8 +473,8 @@ static int read_features(zonal_run *run, OGRLayerH layer, OGRSpatialReferenceH r
         const size_t i = result->n_features;
         if (i == capacity) {
             const size_t grown = capacity ? 2 * capacity : 64;
-            void *features = VSI_REALLOC_VERBOSE(result->features, grown * sizeof *result->features);
-            void *geometries = features ? VSI_REALLOC_VERBOSE(run->geometries,
+            void *features = pgp_realloc(result->features, grown * sizeof *result->features);
+            void *geometries = features ? pgp_realloc(run->geometries,
                                                               grown * sizeof *run->geometries)
                                         : NULL;
             if (features != NULL)
@@ -519,7 +518,7 @@ static int read_features(zonal_run *run, OGRLayerH layer, OGRSpatialReferenceH r
 static int index_tiles(zonal_run *run, size_t n_features, size_t n_tiles)
 {
     size_t i, total = 0;
-    run->tile_start = (size_t *)VSI_CALLOC_VERBOSE(n_tiles + 1, sizeof(size_t));
+    run->tile_start = (size_t *)pgp_calloc(n_tiles + 1, sizeof(size_t));
     if (run->tile_start == NULL)
         return -1;
     for (i = 0; i < n_features; i++) {
@@ -534,11 +533,11 @@ static int index_tiles(zonal_run *run, size_t n_features, size_t n_tiles)
     for (i = 0; i < n_tiles; i++)
         run->tile_start[i + 1] += run->tile_start[i];
     total = run->tile_start[n_tiles];
-    run->tile_features = (size_t *)VSI_MALLOC2_VERBOSE(total ? total : 1, sizeof(size_t));
+    run->tile_features = (size_t *)pgp_malloc_array(total ? total : 1, sizeof(size_t));
     if (run->tile_features == NULL)
         return -1;
     {
-        size_t *fill = (size_t *)VSI_MALLOC2_VERBOSE(n_tiles, sizeof(size_t));
+        size_t *fill = (size_t *)pgp_malloc_array(n_tiles, sizeof(size_t));
         if (fill == NULL)
             return -1;
         memcpy(fill, run->tile_start, n_tiles * sizeof(size_t));
@@ -551,7 +550,7 @@ static int index_tiles(zonal_run *run, size_t n_features, size_t n_tiles)
                 for (tx = f->px0 / run->tile_w; tx <= (f->px1 - 1) / run->tile_w; tx++)
                     run->tile_features[fill[(size_t)ty * run->tiles_x + tx]++] = i;
         }
-        VSIFree(fill);
+        pgp_free(fill);
     }
     return 0;
 }
@@ -588,9 +587,9 @@ static int envelope_fallback(const zonal_run *run, GDALRasterBandH band, const d
     if (w <= 0 || h <= 0)
         return 0;
     n = (size_t)w * h;
-    values = (double *)VSI_MALLOC2_VERBOSE(n, sizeof(double));
+    values = (double *)pgp_malloc_array(n, sizeof(double));
     if (run->options->value_counts)
-        samples = (double *)VSI_MALLOC2_VERBOSE(n, sizeof(double));
+        samples = (double *)pgp_malloc_array(n, sizeof(double));
     if (values == NULL || (run->options->value_counts && samples == NULL) ||
         GDALRasterIO(band, GF_Read, xoff, yoff, w, h, values, w, h, GDT_Float64, 0, 0) !=
             CE_None)
@@ -600,8 +599,8 @@ static int envelope_fallback(const zonal_run *run, GDALRasterBandH band, const d
         add_pixel(run, s, values[i], samples);
     rc = samples != NULL ? set_histogram(s, samples, s->count) : 0;
 done:
-    VSIFree(values);
-    VSIFree(samples);
+    pgp_free(values);
+    pgp_free(samples);
     return rc;
 }
 
@@ -612,11 +611,11 @@ static void free_contexts(zonal_run *run)
         run->idle_contexts = ctx->next;
         if (ctx->raster != NULL)
             GDALClose(ctx->raster);
-        VSIFree(ctx->values);
-        VSIFree(ctx->level);
-        VSIFree(ctx->owner);
-        VSIFree(ctx->samples);
-        VSIFree(ctx);
+        pgp_free(ctx->values);
+        pgp_free(ctx->level);
+        pgp_free(ctx->owner);
+        pgp_free(ctx->samples);
+        pgp_free(ctx);
     }
 }
 
@@ -628,10 +627,10 @@ static int compute_tiles(zonal_run *run, pgp_executor *executor, size_t n_tiles,
     size_t *jobs, n_jobs = 0, done, t;
     const size_t batch = 64 + 16 * (size_t)pgp_executor_threads(executor);
     int rc = 0;
-    jobs = (size_t *)VSI_MALLOC2_VERBOSE(n_tiles ? n_tiles : 1, sizeof(size_t));
-    run->batch_partials = (pgp_zonal_feature **)VSI_CALLOC_VERBOSE(batch, sizeof(void *));
+    jobs = (size_t *)pgp_malloc_array(n_tiles ? n_tiles : 1, sizeof(size_t));
+    run->batch_partials = (pgp_zonal_feature **)pgp_calloc(batch, sizeof(void *));
     if (jobs == NULL || run->batch_partials == NULL) {
-        VSIFree(jobs);
+        pgp_free(jobs);
         return -1;
     }
     for (t = 0; t < n_tiles; t++)
@@ -661,13 +660,13 @@ static int compute_tiles(zonal_run *run, pgp_executor *executor, size_t n_tiles,
                 const size_t f = run->tile_features[run->tile_start[tile] + k];
                 if (rc == 0 && pgp_zonal_merge(&result->features[f], &partials[k]) != 0)
                     rc = -1;
-                VSIFree(partials[k].values);
+                pgp_free(partials[k].values);
             }
-            VSIFree(partials);
+            pgp_free(partials);
             run->batch_partials[j] = NULL;
         }
     }
-    VSIFree(jobs);
+    pgp_free(jobs);
     return rc;
 }
 
@@ -737,7 +736,7 @@ pgp_zonal_result *pgp_zonal_compute(const char *raster_path, int band_index,
     run.tiles_x = (run.x_size + run.tile_w - 1) / run.tile_w;
     n_tiles = (size_t)run.tiles_x * ((run.y_size + run.tile_h - 1) / run.tile_h);
 
-    result = (pgp_zonal_result *)VSI_CALLOC_VERBOSE(1, sizeof *result);
+    result = (pgp_zonal_result *)pgp_calloc(1, sizeof *result);
     if (result == NULL)
         goto done;
     result->tiles_total = n_tiles;
@@ -768,10 +767,10 @@ done:
         CPLDestroyMutex(run.contexts_mutex);
     for (i = 0; run.geometries != NULL && result != NULL && i < result->n_features; i++)
         OGR_G_DestroyGeometry(run.geometries[i].geometry);
-    VSIFree(run.geometries);
-    VSIFree(run.tile_start);
-    VSIFree(run.tile_features);
-    VSIFree(run.batch_partials);
+    pgp_free(run.geometries);
+    pgp_free(run.tile_start);
+    pgp_free(run.tile_features);
+    pgp_free(run.batch_partials);
     if (raster_srs != NULL)
         OSRDestroySpatialReference(raster_srs);
     if (vector != NULL)
@@ -791,7 +790,7 @@ void pgp_zonal_result_free(pgp_zonal_result *result)
     if (result == NULL)
         return;
     for (i = 0; i < result->n_features; i++)
-        VSIFree(result->features[i].values);
-    VSIFree(result->features);
-    VSIFree(result);
+        pgp_free(result->features[i].values);
+    pgp_free(result->features);
+    pgp_free(result);
 }

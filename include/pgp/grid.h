@@ -75,7 +75,7 @@ typedef struct pgp_grid_mask {
 typedef struct pgp_grid {
     int x_size, y_size;
     double gt[6];   /* north-up: (minx, |px|, 0, maxy, 0, -|py|)             */
-    char *srs_wkt;  /* the grid's SRS (CPLMalloc'd WKT); NULL when none       */
+    char *srs_wkt;  /* the grid's SRS (pgp_malloc'd WKT); NULL when none      */
     int reproject;  /* 1: an explicit target SRS was given and every source is
                        reprojected into srs_wkt. 0: none was given; srs_wkt is
                        the first input's, and each source is read in its own

@@ -9,7 +9,9 @@
  * Threads: a renderer may be called from several client threads at once. Each
  * running job borrows a worker context (its own GDAL handle per source, opened
  * on first use, closed by pgp_renderer_free), so no GDAL handle is ever used by
- * two threads at once.
+ * two threads at once. A handle whose read failed is closed, and the next
+ * read opens a fresh one; a read fails when GDAL raised an error during it,
+ * even if GDAL returned success (pgp/executor.h, resources).
  *
  * Prefetch: after each read, up to prefetch_tiles tiles that follow the window
  * in row-major order are computed in the background (DESIGN §5), so a client
@@ -36,6 +38,8 @@ extern "C" {
 
 typedef struct pgp_renderer pgp_renderer;
 
+/* NULL after CPLError when memory runs out (or cache is NULL: its creation
+ * failed and was reported). */
 pgp_renderer *pgp_renderer_new(const pgp_graph *graph, pgp_executor *executor,
                                pgp_tile_cache *cache, int prefetch_tiles);
 /* An overview: the same graph evaluated on a coarser grid of x_size x y_size

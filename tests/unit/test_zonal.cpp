@@ -12,6 +12,7 @@
 #include "cpl_error.h"
 #include "gdal_alg.h"
 #include "ogr_api.h"
+#include "pgp/alloc.h"
 #include "pgp/zonal.h"
 #include "raster_fixture.h"
 
@@ -237,6 +238,43 @@ TEST_F(ZonalTest, ErrorsNameTheProblem)
     pgp_zonal_result *ok = Compute(2, 0); // the next call works
     ASSERT_NE(ok, nullptr);
     pgp_zonal_result_free(ok);
+}
+
+// The resource contract (docs/hardening.md): the n-th allocation fails, for n = 1,
+// 2, ... until none is left to fail; every step is NULL with a message (or, where
+// the failed allocation was optional, the full result), and the next call is whole.
+TEST_F(ZonalTest, AllocationFaultWalk)
+{
+    pgp_zonal_result *reference = Compute(2);
+    ASSERT_NE(reference, nullptr);
+    long n = 1;
+    for (; n < 5000 && !HasFailure(); n++) {
+        SCOPED_TRACE("failing allocation " + std::to_string(n));
+        const long before = pgp_alloc_injected_failures();
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        CPLErrorReset();
+        pgp_alloc_fail_after(n);
+        pgp_zonal_result *faulted = Compute(2);
+        pgp_alloc_fail_after(0);
+        const std::string message = CPLGetLastErrorMsg();
+        CPLPopErrorHandler();
+        const bool injected = pgp_alloc_injected_failures() != before;
+        if (faulted == nullptr) {
+            EXPECT_TRUE(injected);
+            EXPECT_NE(message.find("out of memory"), std::string::npos) << message;
+        }
+        pgp_zonal_result_free(faulted);
+        pgp_zonal_result *again = Compute(2);
+        ASSERT_NE(again, nullptr) << CPLGetLastErrorMsg();
+        for (size_t i = 0; i < reference->n_features; i++)
+            EXPECT_EQ(0, memcmp(&again->features[i].sum, &reference->features[i].sum,
+                                sizeof(double)));
+        pgp_zonal_result_free(again);
+        if (!injected)
+            break;
+    }
+    EXPECT_GT(n, 5) << "the walk tested nothing";
+    pgp_zonal_result_free(reference);
 }
 
 } // namespace
