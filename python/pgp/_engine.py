@@ -65,7 +65,14 @@ def array_equals_nodata(array, nodata):
         return numpy.zeros(array.shape, dtype=bool)
     if numpy.issubdtype(array.dtype, numpy.integer):
         return array == nodata
-    return numpy.isclose(array, nodata, equal_nan=True)
+    if not math.isfinite(nodata):
+        return numpy.isnan(array) if math.isnan(nodata) else array == nodata
+    # numpy.isclose's own test for a finite nodata (its within_tol, the same 0-d
+    # float64 operand), without its checks for non-finite values: those fail the
+    # comparison anyway (NaN <= tol and inf <= tol are False).
+    reference = numpy.asarray(nodata, dtype=numpy.float64)
+    with numpy.errstate(invalid="ignore"):
+        return numpy.less_equal(abs(array - reference), 1e-8 + 1e-5 * abs(reference))
 
 
 def stats_partial(block, nodata, rule):
@@ -84,8 +91,8 @@ def stats_partial(block, nodata, rule):
     else:
         if nodata is not None:
             keep = ~array_equals_nodata(block, nodata)
-            values = block[keep]
             valid = int(keep.sum())
+            values = block.ravel() if valid == block.size else block[keep]
         else:
             values = block.ravel()
             valid = 0  # pygeoprocessing counts nothing valid without a nodata

@@ -159,7 +159,7 @@ def expression_graph(expression, symbol_to_path_band_map, target_nodata,
 def nan_inf_rules(default_nan, default_inf, block):
     """pygeoprocessing's rules on a result block, in its order: NaN replaced by
     default_nan (or ValueError), then ±inf by default_inf (or ValueError)."""
-    if block.dtype.kind != "f":
+    if block.dtype.kind != "f" or numpy.isfinite(block).all():
         return block
     for test, default, message in ((numpy.isnan, default_nan, _NAN_MESSAGE),
                                    (numpy.isinf, default_inf, _INF_MESSAGE)):

@@ -101,3 +101,25 @@ def test_nested_target_folder_and_creation_tuple(tmp_path):
     pixels, _, _, _ = read(target)
     numpy.testing.assert_array_equal(pixels, numpy.arange(20).reshape(4, 5))
     assert gdal.Open(str(target)).GetRasterBand(1).GetBlockSize() == [5, 4]
+
+
+def test_array_equals_nodata_is_numpy_isclose():
+    """pgp's nodata test (a faster isclose for a scalar nodata) against numpy.isclose
+    with equal_nan, over values near, at and away from each nodata."""
+    rng = numpy.random.default_rng(3)
+    for dtype in (numpy.float32, numpy.float64):
+        for nodata in (-1.0, 0.0, -9999.0, 3.4e38, float(numpy.finfo(numpy.float32).min),
+                       5e-9, 1.00001, numpy.nan, numpy.inf, -numpy.inf):
+            values = rng.uniform(-2, 2, 10000).astype(dtype)
+            with numpy.errstate(over="ignore"):
+                for step, value in ((7, nodata), (11, numpy.nan), (13, numpy.inf),
+                                    (17, nodata * (1 + 1e-6)), (19, nodata + 1e-8),
+                                    (23, -numpy.inf), (29, nodata * (1 + 2e-5))):
+                    values[::step] = value
+            numpy.testing.assert_array_equal(
+                pgp.array_equals_nodata(values, nodata),
+                numpy.isclose(values, nodata, equal_nan=True), err_msg=f"{dtype} {nodata}")
+    integers = numpy.array([2147483647, 2147483646, 0], numpy.int32)
+    numpy.testing.assert_array_equal(pgp.array_equals_nodata(integers, 2147483647),
+                                     [True, False, False])
+    assert not pgp.array_equals_nodata(integers, None).any()
