@@ -237,7 +237,7 @@ class TemporaryTarget:
         if self.driver is None:
             raise ValueError(f"unknown GDAL driver {driver_name!r}")
         folder, name = os.path.split(target_path)
-        if folder:
+        if folder and not folder.startswith("/vsi"):
             os.makedirs(folder, exist_ok=True)
         stem, ext = os.path.splitext(name)
         self.path = os.path.join(folder, f".{stem}.pgp-{uuid.uuid4().hex[:12]}{ext}")

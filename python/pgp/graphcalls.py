@@ -185,11 +185,10 @@ def align_and_resize_raster_stack(
                 raise ValueError(f"no projection for raster {path}")
     plan = resolve(executor)
     driver, options = raster_driver_creation_tuple
-    target_folder = os.path.dirname(os.path.abspath(target_raster_path_list[0]))
-    os.makedirs(target_folder, exist_ok=True)
     # Sources with a given projection are read through a VRT that declares it (the
-    # plugin's <Source> has no SRS override); the VRTs live until the end.
-    scratch = tempfile.mkdtemp(prefix='pgp-align-', dir=working_dir or target_folder)
+    # plugin's <Source> has no SRS override); the VRTs live until the end, in
+    # working_dir or the system's temporary folder (workers must see them).
+    scratch = tempfile.mkdtemp(prefix='pgp-align-', dir=working_dir)
     try:
         paths = []
         for index, path in enumerate(base_raster_path_list):

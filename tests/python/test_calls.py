@@ -1,5 +1,7 @@
 """Each call against an independent numpy/scipy computation, then the same output
 (pixels, nodata, statistics, geotransform) for every executor form."""
+import os
+
 import numpy
 import pytest
 import scipy.ndimage
@@ -379,3 +381,48 @@ def test_align_mask_options(inputs, tmp_path):
     assert 0 < inside.sum() < inside.size
     numpy.testing.assert_array_equal(pixels, numpy.where(inside, inputs["A"], nodata))
     numpy.testing.assert_array_equal(read(mask_path)[0], inside.astype(numpy.uint8))
+
+
+def test_align_base_projection_list(inputs, tmp_path):
+    """A raster without projection is aligned in the projection given for it (pgp
+    reads it through a VRT declaring it); with a target projection and none given,
+    pygeoprocessing's ValueError."""
+    from osgeo import osr
+    from conftest import write_raster
+    source = write_raster(tmp_path / "nop.tif", inputs["C"], nodata=-1, projection=False)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32618)
+    target = str(tmp_path / "nop_aligned.tif")
+    pgp.align_and_resize_raster_stack([source], [target], ["near"], (30, -30),
+                                      "intersection", base_projection_wkt_list=[srs.ExportToWkt()])
+    pixels, nodata, _, geotransform = read(target)
+    numpy.testing.assert_array_equal(pixels, inputs["C"])
+    assert osr.SpatialReference(gdal.Open(target).GetProjection()).IsSame(srs)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("pgp-align-")]
+    with pytest.raises(ValueError, match="no projection for raster"):
+        pgp.align_and_resize_raster_stack([source], [str(tmp_path / "x.tif")], ["near"],
+                                          (30, -30), "intersection",
+                                          target_projection_wkt=srs.ExportToWkt())
+
+
+def test_convolve_2d_kernel_band_2(inputs, tmp_path):
+    """A kernel in band 2 (written inline into the graph, its nodata weighing 0),
+    plain mode, Float32 target: scipy.ndimage.convolve with zero edges."""
+    kernel = numpy.arange(15, dtype=numpy.float32).reshape(3, 5) - 4
+    path = str(tmp_path / "kernels.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(path, 5, 3, 2, gdal.GDT_Float32)
+    ds.GetRasterBand(1).WriteArray(numpy.zeros((3, 5)))
+    ds.GetRasterBand(2).WriteArray(kernel)
+    ds.GetRasterBand(2).SetNoDataValue(7)  # the value at [2, 1]: weighs 0
+    ds = None
+    target = str(tmp_path / "conv.tif")
+    pgp.convolve_2d((inputs["a"], 1), (path, 2), target, target_datatype=gdal.GDT_Float32,
+                    target_nodata=-5.0, set_tol_to_zero=None, executor="threading:2")
+    pixels, nodata, _, _ = read(target)
+    a = inputs["A"].astype(numpy.float64)
+    valid = a != -9
+    weights = numpy.where(kernel == 7, 0, kernel).astype(numpy.float64)
+    expected = scipy.ndimage.convolve(numpy.where(valid, a, 0), weights, mode="constant")
+    assert nodata == -5.0
+    numpy.testing.assert_allclose(pixels, numpy.where(valid, expected, -5).astype(
+        numpy.float32), rtol=1e-6, atol=1e-3)
