@@ -10,6 +10,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import pickle
+import sys
 
 ACCEPTED_FORMS = ("None, 'serial', 'threading', 'threading:N', 'multiprocessing', "
                   "'multiprocessing:N' (N a positive integer), a "
@@ -156,7 +157,16 @@ def check_serializable(plan, named_values):
     dumps = plan.serializer()
     if dumps is None:
         return
+    interactive = not hasattr(sys.modules.get("__main__"), "__file__")
     for description, value in named_values:
+        # pickle names a function of __main__ by reference; spawned workers cannot
+        # import the __main__ of an interactive session or of python -c.
+        if (plan.kind == "processes" and interactive and
+                getattr(value, "__module__", None) == "__main__"):
+            raise ValueError(
+                f"{description} {getattr(value, '__qualname__', value)!r} is defined in an "
+                f"interactive __main__, which the processes of executor={plan.spec!r} "
+                "cannot import; define it in a module (or a script file)")
         try:
             dumps(value)
         except Exception as error:

@@ -185,3 +185,19 @@ def test_sample_runs(tmp_path):
     expression = read(tmp_path / "out" / "runoff_expression.tif")[0]
     numpy.testing.assert_allclose(expression, local_op, rtol=1e-6)
     assert (local_op == -1).sum() > 0
+
+
+def test_interactive_main_function_refused():
+    """A function typed at the interpreter (here python -c) pickles by reference to a
+    __main__ the spawned processes cannot import: refused up front, no hang."""
+    code = ("import pgp, numpy\n"
+            "from osgeo import gdal\n"
+            "def op(a): return a\n"
+            "try:\n"
+            "    pgp.raster_calculator([numpy.ones((4, 4))], op, '/vsimem/t.tif',\n"
+            "                          gdal.GDT_Float32, None, executor='multiprocessing:2')\n"
+            "except ValueError as error:\n"
+            "    print(error)\n")
+    result = _import_check(code)
+    assert result.returncode == 0, result.stderr
+    assert "interactive __main__" in result.stdout and "'op'" in result.stdout
