@@ -9,7 +9,7 @@ from osgeo import gdal
 
 import ops
 import pgp
-from conftest import EXECUTORS, SMALL_BLOCKS, assert_same_output, executor_for, read
+from pgp_testing import EXECUTORS, SMALL_BLOCKS, assert_same_output, executor_for, read
 
 REFERENCES = {}
 
@@ -388,7 +388,7 @@ def test_align_base_projection_list(inputs, tmp_path):
     reads it through a VRT declaring it); with a target projection and none given,
     pygeoprocessing's ValueError."""
     from osgeo import osr
-    from conftest import write_raster
+    from pgp_testing import write_raster
     source = write_raster(tmp_path / "nop.tif", inputs["C"], nodata=-1, projection=False)
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(32618)

@@ -12,7 +12,7 @@ from osgeo import gdal
 
 import ops
 import pgp
-from conftest import PYTHON, REPO, executor_for, read
+from pgp_testing import PYTHON, REPO, executor_for, read
 
 
 def leftovers(folder):

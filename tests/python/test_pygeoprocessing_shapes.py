@@ -7,7 +7,7 @@ from osgeo import gdal
 
 import ops
 import pgp
-from conftest import read, write_raster
+from pgp_testing import read, write_raster
 
 
 def test_constant_arguments(tmp_path):
