@@ -201,3 +201,46 @@ def test_interactive_main_function_refused():
     result = _import_check(code)
     assert result.returncode == 0, result.stderr
     assert "interactive __main__" in result.stdout and "'op'" in result.stdout
+
+
+class CountingExecutor(concurrent.futures.Executor):
+    """A caller's executor of unknown kind (2 threads) that records how many windows
+    were submitted and not yet taken by the writer."""
+
+    _max_workers = 2
+
+    def __init__(self):
+        self.pool = concurrent.futures.ThreadPoolExecutor(2)
+        self.outstanding = 0
+        self.most = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.outstanding += 1
+        self.most = max(self.most, self.outstanding)
+        future = self.pool.submit(fn, *args, **kwargs)
+        taken = future.result
+
+        def result(timeout=None):
+            self.outstanding -= 1
+            return taken(timeout)
+
+        future.result = result
+        return future
+
+    def shutdown(self, wait=True, **kwargs):
+        self.pool.shutdown(wait, **kwargs)
+
+
+def test_windows_in_flight_are_bounded(inputs, tmp_path):
+    """One writer, at most 2 x workers windows submitted and not yet written, however
+    many windows the raster has (here 20)."""
+    executor = CountingExecutor()
+    try:
+        pgp.raster_calculator([(inputs["a"], 1)], ops.double, str(tmp_path / "t.tif"),
+                              gdal.GDT_Float32, None, largest_block=0, executor=executor,
+                              raster_driver_creation_tuple=(
+                                  "GTIFF", ("TILED=YES", "BLOCKXSIZE=64", "BLOCKYSIZE=64")))
+    finally:
+        executor.shutdown()
+    assert executor.most == 4 and executor.outstanding == 0
+    numpy.testing.assert_array_equal(read(tmp_path / "t.tif")[0], inputs["A"] * 2)
