@@ -154,17 +154,25 @@ def test_expression_matches_numpy(inputs, pools):
         assert output[1:] == outputs[0][1:]
 
 
-def test_expression_nan_inf_rules(inputs):
+@pytest.mark.parametrize("name", ["none", "threading:2", "process_pool"])
+def test_expression_nan_inf_rules(inputs, pools, name):
     folder = inputs["folder"]
     symbols = {"a": (inputs["a"], 1), "b": (inputs["b"], 1)}
+    executor = executor_for(name, pools)
+    tag = name.replace(":", "_")
     with pytest.raises(ValueError, match="Encountered inf in calculation"):
         pgp.evaluate_raster_calculator_expression("a / (b - b)", symbols, -1.0,
-                                                  str(folder / "inf.tif"))
-    assert not (folder / "inf.tif").exists()
+                                                  str(folder / f"inf{tag}.tif"),
+                                                  executor=executor)
+    with pytest.raises(ValueError, match="Encountered NaN in calculation"):
+        pgp.evaluate_raster_calculator_expression("(a - a) / (b - b)", symbols, -1.0,
+                                                  str(folder / f"inf{tag}.tif"),
+                                                  default_inf=1.0, executor=executor)
+    assert not (folder / f"inf{tag}.tif").exists()
     pgp.evaluate_raster_calculator_expression(
-        "(a - a) / (b - b) + a / (b - b)", symbols, -1.0, str(folder / "nan.tif"),
-        default_nan=5.0, default_inf=7.0)
-    pixels = read(folder / "nan.tif")[0]
+        "(a - a) / (b - b) + a / (b - b)", symbols, -1.0, str(folder / f"nan{tag}.tif"),
+        default_nan=5.0, default_inf=7.0, executor=executor)
+    pixels = read(folder / f"nan{tag}.tif")[0]
     a, b = inputs["A"], inputs["B"]
     valid = (a != -9) & (b != 0)
     with numpy.errstate(all="ignore"):
@@ -174,7 +182,9 @@ def test_expression_nan_inf_rules(inputs):
         numpy.float32))
     with pytest.raises(ValueError, match="`target_nodata` is undefined"):
         pgp.evaluate_raster_calculator_expression("a + b", symbols, None,
-                                                  str(folder / "nd.tif"))
+                                                  str(folder / f"nd{tag}.tif"),
+                                                  executor=executor)
+    assert not (folder / f"nd{tag}.tif").exists()
 
 
 def test_expression_integer_target_truncates(inputs):
