@@ -436,3 +436,24 @@ def test_convolve_2d_kernel_band_2(inputs, tmp_path):
     assert nodata == -5.0
     numpy.testing.assert_allclose(pixels, numpy.where(valid, expected, -5).astype(
         numpy.float32), rtol=1e-6, atol=1e-3)
+
+
+def test_expression_signed_byte(inputs, tmp_path):
+    """int8 rasters (GDAL 3.6: Byte with PIXELTYPE=SIGNEDBYTE) give an int8 result:
+    truncated, saturated, written as signed bytes."""
+    values = numpy.arange(-100, 100, dtype=numpy.int8).reshape(10, 20)
+    path = str(tmp_path / "s8.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(path, 20, 10, 1, gdal.GDT_Byte,
+                                              ["PIXELTYPE=SIGNEDBYTE"])
+    ds.SetGeoTransform((0, 1, 0, 0, 0, -1))
+    ds.GetRasterBand(1).WriteArray(values)
+    ds.GetRasterBand(1).SetNoDataValue(-100)
+    ds = None
+    target = str(tmp_path / "out.tif")
+    pgp.evaluate_raster_calculator_expression("s * 1.5 - 3", {"s": (path, 1)}, -100, target,
+                                              executor="threading:2")
+    pixels, nodata, _, _ = read(target)
+    expected = numpy.clip(numpy.trunc(values * 1.5 - 3), -128, 127).astype(numpy.int8)
+    expected[values == -100] = -100
+    assert pixels.dtype == numpy.int8 and nodata == -100
+    numpy.testing.assert_array_equal(pixels, expected)
