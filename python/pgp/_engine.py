@@ -187,31 +187,35 @@ def annotate(error, window):
 
 def run_windows(plan, task, windows, consume, progress, task_args=None):
     """Submits task(*task_args(window)) (default task(window)) for every window and
-    calls consume(window, result) in window order in the calling thread. A failure
-    cancels the windows not started and is re-raised with its window; Cancelled comes
-    from progress."""
+    calls consume(window, result) in window order in the calling thread, with at most
+    plan.max_in_flight windows submitted and not yet consumed. A failure cancels the
+    windows not started and is re-raised with its window; Cancelled comes from
+    progress."""
     pending = collections.deque()
     total = sum(w[2] * w[3] for w in windows)
     done = 0
-    executor = plan.executor
-    next_index = 0
+
+    def consume_next():
+        nonlocal done
+        window, future = pending.popleft()
+        try:
+            result = future.result()
+        except Exception as error:
+            raise annotate(error, window)
+        consume(window, result)
+        done += window[2] * window[3]
+        progress(done / total)
+
     try:
-        while next_index < len(windows) or pending:
-            while next_index < len(windows) and len(pending) < plan.max_in_flight:
-                window = windows[next_index]
-                args = task_args(window) if task_args else (window,)
-                pending.append((next_index, window, executor.submit(task, *args)))
-                next_index += 1
-            _, window, future = pending.popleft()
-            try:
-                result = future.result()
-            except Exception as error:
-                raise annotate(error, window)
-            consume(window, result)
-            done += window[2] * window[3]
-            progress(done / total)
+        for window in windows:
+            if len(pending) == plan.max_in_flight:
+                consume_next()
+            pending.append((window, plan.executor.submit(
+                task, *(task_args(window) if task_args else (window,)))))
+        while pending:
+            consume_next()
     finally:
-        for _, _, future in pending:
+        for _, future in pending:
             future.cancel()
 
 
