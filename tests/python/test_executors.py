@@ -244,3 +244,23 @@ def test_windows_in_flight_are_bounded(inputs, tmp_path):
         executor.shutdown()
     assert executor.most == 4 and executor.outstanding == 0
     numpy.testing.assert_array_equal(read(tmp_path / "t.tif")[0], inputs["A"] * 2)
+
+
+def test_accepted_executor_strings():
+    """The proposal's spellings: case-insensitive names, no N = all CPUs."""
+    from pgp.executors import resolve
+    cpus = os.cpu_count()
+    cases = {None: ("serial", 1), "serial": ("serial", 1), "Threading:3": ("threads", 3),
+             "threading": ("threads", cpus), "multiprocessing": ("processes", cpus),
+             "Multiprocessing:2": ("processes", 2)}
+    for value, (kind, workers) in cases.items():
+        plan = resolve(value)
+        assert (plan.kind, plan.workers) == (kind, workers), value
+        assert plan.owned == (kind != "serial")
+        plan.close()
+    pool = concurrent.futures.ThreadPoolExecutor(3)
+    plan = resolve(pool)
+    assert (plan.kind, plan.workers, plan.owned) == ("threads", 3, False)
+    plan.close()
+    assert pool.submit(abs, -1).result() == 1
+    pool.shutdown()
