@@ -416,7 +416,7 @@ def test_align_base_projection_list(inputs, tmp_path):
 
 
 def test_convolve_2d_kernel_band_2(inputs, tmp_path):
-    """A kernel in band 2 (written inline into the graph, its nodata weighing 0),
+    """A kernel in band 2 (copied to working_dir with its nodata, which weighs 0),
     plain mode, Float32 target: scipy.ndimage.convolve with zero edges."""
     kernel = numpy.arange(15, dtype=numpy.float32).reshape(3, 5) - 4
     path = str(tmp_path / "kernels.tif")
@@ -426,8 +426,12 @@ def test_convolve_2d_kernel_band_2(inputs, tmp_path):
     ds.GetRasterBand(2).SetNoDataValue(7)  # the value at [2, 1]: weighs 0
     ds = None
     target = str(tmp_path / "conv.tif")
+    scratch = tmp_path / "work"
+    scratch.mkdir()
     pgp.convolve_2d((inputs["a"], 1), (path, 2), target, target_datatype=gdal.GDT_Float32,
-                    target_nodata=-5.0, set_tol_to_zero=None, executor="threading:2")
+                    target_nodata=-5.0, set_tol_to_zero=None, working_dir=str(scratch),
+                    executor="multiprocessing:2")
+    assert not os.listdir(scratch)
     pixels, nodata, _, _ = read(target)
     a = inputs["A"].astype(numpy.float64)
     valid = a != -9
