@@ -10,7 +10,7 @@ from osgeo import gdal
 
 from . import _engine
 from . import _gdal
-from .executors import check_serializable, resolve
+from .executors import check_serializable, check_visible_paths, resolve
 
 LOGGER = logging.getLogger("pgp")
 _LARGEST_ITERBLOCK = 2**16
@@ -177,6 +177,7 @@ def _raster_calculator(plan, base_raster_path_band_const_list, local_op,
         _gdal.band_of(_gdal.open_raster(path), band_index, path)
     check_serializable(plan, [('local_op', local_op)] + [
         ('raw argument', value) for kind, value in canonical if kind == 'raw'])
+    check_visible_paths(plan, [path for path, _ in path_bands])
 
     driver, options = raster_driver_creation_tuple
     progress = _engine.Progress(progress, target_raster_path)
@@ -332,6 +333,7 @@ def raster_reduce(function, raster_path_band, initializer, mask_nodata=True,
                                          largest_block)
     band = None
     check_serializable(plan, [('function', function), ('initializer', initializer)])
+    check_visible_paths(plan, [path])
     progress = _engine.Progress(progress, f"{path} reduce")
     state = {'value': initializer, 'first': True}
 

@@ -176,3 +176,16 @@ def check_serializable(plan, named_values):
                 f"({type(error).__name__}: {error}); a process or distributed executor "
                 "needs functions defined at module level (not a lambda, closure or "
                 "nested function) and picklable arguments") from error
+
+
+def check_visible_paths(plan, paths):
+    """Process and distributed workers open the inputs themselves: an in-memory
+    /vsimem/ raster of the caller does not exist there."""
+    if plan.kind in ("serial", "threads"):
+        return
+    for path in paths:
+        if isinstance(path, str) and path.startswith("/vsimem/"):
+            raise ValueError(
+                f"{path!r} is an in-memory file of this process; the workers of "
+                f"executor={plan.spec!r} cannot read it (write it to a file, or use "
+                "None or a thread executor)")

@@ -13,7 +13,7 @@ from osgeo import gdal
 
 from . import _engine
 from . import _gdal
-from .executors import resolve
+from .executors import check_visible_paths, resolve
 
 _TASK_OPEN_OPTIONS = ("EXECUTOR=serial", "PREFETCH=0")
 
@@ -154,6 +154,27 @@ def _graph_source(graph):
     return graph if graph.lstrip().startswith("<") else os.path.abspath(graph)
 
 
+def shared_files(source):
+    """The file attributes of a graph (sources, kernels, masks): what every worker
+    must be able to open."""
+    text = source
+    if not source.lstrip().startswith("<"):
+        handle = gdal.VSIFOpenL(source, "rb")
+        if handle is None:
+            return []  # the plugin reports the missing graph when it opens it
+        try:
+            size = gdal.VSIStatL(source).size
+            text = gdal.VSIFReadL(1, size, handle).decode("utf-8", "replace")
+        finally:
+            gdal.VSIFCloseL(handle)
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return []  # the plugin reports the XML error when it opens the graph
+    return [element.get(key) for element in root.iter()
+            for key in ("file", "kernel", "vector") if element.get(key)]
+
+
 def _read_window(dataset, bands, label, window):
     """The window of each requested band: a list of 2-D arrays."""
     return [_gdal.read(dataset.GetRasterBand(b), window, label) for b in bands]
@@ -192,6 +213,9 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
     target's type and nodata from the graph unless overridden; checks and post as
     in _finish_window."""
     source = _graph_source(graph)
+    if plan.kind not in ("serial", "threads"):
+        check_visible_paths(plan, [source])
+        check_visible_paths(plan, shared_files(source))
     shared = _gdal.open_raster(source, (f"EXECUTOR=threading:{plan.plugin_threads}",)
                                if plan.plugin_threads else _TASK_OPEN_OPTIONS)
     bands = list(bands or range(1, shared.RasterCount + 1))

@@ -264,3 +264,32 @@ def test_accepted_executor_strings():
     plan.close()
     assert pool.submit(abs, -1).result() == 1
     pool.shutdown()
+
+
+def test_in_memory_inputs_refused_for_processes(inputs, pools, tmp_path):
+    gdal.Translate("/vsimem/pgp_test_a.tif", inputs["a"])
+    try:
+        for call in (
+                lambda ex: pgp.raster_calculator([("/vsimem/pgp_test_a.tif", 1)], ops.double,
+                                                 str(tmp_path / "t.tif"), gdal.GDT_Float32,
+                                                 None, executor=ex),
+                lambda ex: pgp.convolve_2d(("/vsimem/pgp_test_a.tif", 1),
+                                           (inputs["kernel"], 1), str(tmp_path / "t.tif"),
+                                           executor=ex)):
+            with pytest.raises(ValueError, match="in-memory file"):
+                call(executor_for("process_pool", pools))
+            call("threading:2")  # threads share the process's /vsimem
+        graph = pgp.Graph()
+        graph.source("a", "/vsimem/pgp_test_a.tif")
+        graph.band("a")
+        gdal.FileFromMemBuffer("/vsimem/pgp_test.pgp.vrt", graph.to_xml())
+        pgp.render("/vsimem/pgp_test.pgp.vrt", str(tmp_path / "r.tif"))
+        numpy.testing.assert_array_equal(read(tmp_path / "r.tif")[0], inputs["A"])
+        for graph_source in ("/vsimem/pgp_test.pgp.vrt", graph.to_xml()):
+            with pytest.raises(ValueError, match="in-memory file"):
+                pgp.render(graph_source, str(tmp_path / "r2.tif"),
+                           executor=executor_for("process_pool", pools))
+        assert not leftovers(tmp_path)
+    finally:
+        gdal.Unlink("/vsimem/pgp_test_a.tif")
+        gdal.Unlink("/vsimem/pgp_test.pgp.vrt")
