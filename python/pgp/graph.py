@@ -5,6 +5,7 @@ path or its XML text, in its own thread or process with EXECUTOR=serial, and ret
 the window's pixels. No GDAL object crosses a thread or process.
 """
 import functools
+import logging
 import os
 import xml.etree.ElementTree as ET
 
@@ -15,6 +16,7 @@ from . import _engine
 from . import _gdal
 from .executors import check_visible_paths, resolve
 
+_LOGGER = logging.getLogger("pgp")
 _TASK_OPEN_OPTIONS = ("EXECUTOR=serial", "PREFETCH=0")
 
 
@@ -229,6 +231,12 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
             "PIXELTYPE=SIGNEDBYTE" not in options):
         options.append("PIXELTYPE=SIGNEDBYTE")
     nodatas = nodata or [shared.GetRasterBand(b).GetNoDataValue() for b in bands]
+    if len({repr(n) for n in nodatas}) > 1 and driver.upper() == "GTIFF":
+        # A GeoTIFF holds one nodata value for all bands (the last one set wins).
+        _LOGGER.warning("%s: GeoTIFF keeps one nodata value per file: band 1's %r "
+                        "is kept, the bands' own are %r", target_path, nodatas[0],
+                        nodatas)
+        nodatas = [nodatas[0]] * len(nodatas)
     windows = _engine.tile_windows(size, first.GetBlockSize())
     stats = (stats_rule, nodatas) if calc_raster_stats else None
     if plan.plugin_threads:  # the plugin's own pool computes each window's tiles

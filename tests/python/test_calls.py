@@ -461,3 +461,24 @@ def test_expression_signed_byte(inputs, tmp_path):
     expected[values == -100] = -100
     assert pixels.dtype == numpy.int8 and nodata == -100
     numpy.testing.assert_array_equal(pixels, expected)
+
+
+def test_render_bands_with_different_nodata_into_geotiff(inputs, tmp_path, caplog):
+    """GeoTIFF stores one nodata for all bands: band 1's is kept (said in a warning),
+    not whichever band happened to be set last."""
+    graph = pgp.Graph(block_size=(64, 64))
+    graph.source("a", inputs["a"])
+    graph.calc("low", "a - 100", data_type="Float32", nodata=-9)
+    graph.calc("flag", "a > 0", data_type="Byte", nodata=255)
+    graph.band("low")
+    graph.band("flag")
+    target = tmp_path / "two.tif"
+    pgp.render(graph, str(target))
+    assert "one nodata value per file" in caplog.text
+    ds = gdal.Open(str(target))
+    assert [ds.GetRasterBand(i).GetNoDataValue() for i in (1, 2)] == [-9.0, -9.0]
+    valid = inputs["A"] != -9
+    numpy.testing.assert_array_equal(ds.GetRasterBand(1).ReadAsArray(),
+                                     numpy.where(valid, inputs["A"] - 100, -9))
+    numpy.testing.assert_array_equal(ds.GetRasterBand(2).ReadAsArray(),
+                                     numpy.where(valid, inputs["A"] > 0, 255))
