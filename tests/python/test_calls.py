@@ -482,3 +482,14 @@ def test_render_bands_with_different_nodata_into_geotiff(inputs, tmp_path, caplo
                                      numpy.where(valid, inputs["A"] - 100, -9))
     numpy.testing.assert_array_equal(ds.GetRasterBand(2).ReadAsArray(),
                                      numpy.where(valid, inputs["A"] > 0, 255))
+
+
+@pytest.mark.parametrize("name", ["process_pool", "dask"])
+def test_raw_arguments_travel_to_workers(inputs, pools, tmp_path, name):
+    target = tmp_path / "t.tif"
+    pgp.raster_calculator([(inputs["a"], 1), (inputs["b"], 1), (2.5, 'raw')],
+                          ops.scaled_sum, str(target), gdal.GDT_Float64, None,
+                          executor=executor_for(name, pools))
+    # local_op sees the native types: float32 + int16 -> float32 arithmetic.
+    numpy.testing.assert_array_equal(
+        read(target)[0], ((inputs["A"] + inputs["B"]) * 2.5).astype(numpy.float64))
