@@ -15,6 +15,8 @@ import uuid
 import numpy
 from osgeo import gdal
 
+from . import _gdal
+
 LOGGER = logging.getLogger("pgp")
 LOGGING_PERIOD = 5.0
 RENDER_WINDOW_PIXELS = 1 << 20
@@ -217,6 +219,7 @@ def run_windows(plan, task, windows, consume, progress, task_args=None):
     finally:
         for _, future in pending:
             future.cancel()
+        _gdal.release_handles()  # those the caller's thread kept (serial tasks)
 
 
 def flush_finished_rows(dataset, window, block_size):

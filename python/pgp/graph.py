@@ -7,6 +7,7 @@ the window's pixels. No GDAL object crosses a thread or process.
 import functools
 import logging
 import os
+import uuid
 import xml.etree.ElementTree as ET
 
 import numpy
@@ -182,9 +183,10 @@ def _read_window(dataset, bands, label, window):
     return [_gdal.read(dataset.GetRasterBand(b), window, label) for b in bands]
 
 
-def _render_window(source, bands, stats, checks, post, window):
-    """One task: opens the graph serially and computes the window (_finish_window)."""
-    dataset = _gdal.open_raster(source, _TASK_OPEN_OPTIONS)
+def _render_window(source, bands, stats, checks, post, call, window):
+    """One task: opens the graph serially (once per thread and call) and computes the
+    window (_finish_window)."""
+    dataset = _gdal.open_for_call(call, source, _TASK_OPEN_OPTIONS)
     return _finish_window(dataset, source, bands, stats, checks, post, window)
 
 
@@ -243,7 +245,8 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
         plan = resolve(None)
         task = functools.partial(_finish_window, shared, source, bands, stats, checks, post)
     else:
-        task = functools.partial(_render_window, source, bands, stats, checks, post)
+        task = functools.partial(_render_window, source, bands, stats, checks, post,
+                                 uuid.uuid4().hex)
     progress = _engine.Progress(progress, target_path)
     with _engine.TemporaryTarget(target_path, driver, size, len(bands), data_type,
                                  options) as target:
