@@ -4,6 +4,7 @@ A render task is (graph, window of whole tiles): it opens the graph itself, from
 path or its XML text, in its own thread or process with EXECUTOR=serial, and returns
 the window's pixels. No GDAL object crosses a thread or process.
 """
+import contextlib
 import functools
 import logging
 import os
@@ -15,7 +16,7 @@ from osgeo import gdal
 
 from . import _engine
 from . import _gdal
-from .executors import check_visible_paths, resolve
+from .executors import Plan, check_visible_paths, resolve
 
 _LOGGER = logging.getLogger("pgp")
 _TASK_OPEN_OPTIONS = ("EXECUTOR=serial", "PREFETCH=0")
@@ -241,10 +242,14 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
         nodatas = [nodatas[0]] * len(nodatas)
     windows = _engine.tile_windows(size, first.GetBlockSize())
     stats = (stats_rule, nodatas) if calc_raster_stats else None
-    if plan.plugin_threads:  # the plugin's own pool computes each window's tiles
-        plan = resolve(None)
+    if plan.plugin_threads:
+        # The plugin's own pool computes each window's tiles; one thread reads the
+        # shared handle (only it, one window at a time) while the caller writes the
+        # window before.
+        plan = reader = Plan(plan.spec, "threads", 1, owned=True)
         task = functools.partial(_finish_window, shared, source, bands, stats, checks, post)
     else:
+        reader = None
         task = functools.partial(_render_window, source, bands, stats, checks, post,
                                  uuid.uuid4().hex)
     progress = _engine.Progress(progress, target_path)
@@ -270,7 +275,8 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
             for statistic, partial in zip(statistics, partials or ()):
                 statistic.add(partial)
 
-        _engine.run_windows(plan, task, windows, consume, progress)
+        with reader or contextlib.nullcontext():
+            _engine.run_windows(plan, task, windows, consume, progress)
         if calc_raster_stats:
             for out, statistic in zip(out_bands, statistics):
                 statistic.write(out, size[0] * size[1])
