@@ -493,3 +493,28 @@ def test_raw_arguments_travel_to_workers(inputs, pools, tmp_path, name):
     # local_op sees the native types: float32 + int16 -> float32 arithmetic.
     numpy.testing.assert_array_equal(
         read(target)[0], ((inputs["A"] + inputs["B"]) * 2.5).astype(numpy.float64))
+
+
+def test_align_with_a_vector_extent(inputs, tmp_path):
+    """pygeoprocessing's int_with_vectors: a vector whose extent is one pixel, in
+    intersection mode with raster_align_index, gives 1x1 outputs on that pixel."""
+    from osgeo import ogr, osr
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32618)
+    vector = str(tmp_path / "pixel.gpkg")
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(vector)
+    layer = ds.CreateLayer("pixel", srs, ogr.wkbPolygon)
+    x0, y0 = 444720.0 + 30 * 10, 3751320.0 - 30 * 20  # pixel (row 19, column 10)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(
+        f"POLYGON(({x0} {y0},{x0 + 30} {y0},{x0 + 30} {y0 + 30},{x0} {y0 + 30},{x0} {y0}))"))
+    layer.CreateFeature(feature)
+    ds = None
+    targets = [str(tmp_path / "a1.tif"), str(tmp_path / "c1.tif")]
+    pgp.align_and_resize_raster_stack([inputs["a"], inputs["a"]], targets, ["near"] * 2,
+                                      (30, -30), "intersection", base_vector_path_list=[vector],
+                                      raster_align_index=0)
+    for target in targets:
+        pixels, _, _, geotransform = read(target)
+        assert pixels.shape == (1, 1) and pixels[0, 0] == inputs["A"][19, 10]
+        assert geotransform == (x0, 30.0, 0.0, y0 + 30, 0.0, -30.0)
