@@ -123,3 +123,20 @@ def test_array_equals_nodata_is_numpy_isclose():
     numpy.testing.assert_array_equal(pgp.array_equals_nodata(integers, 2147483647),
                                      [True, False, False])
     assert not pgp.array_equals_nodata(integers, None).any()
+
+
+def test_iterblocks_windows():
+    """pygeoprocessing's iterblocks: 256 blocks on 300x200 grow to the raster's height
+    (its verified example); largest_block=0 keeps the blocks; windows are row-major."""
+    from pgp._engine import iterblocks_windows, tile_windows
+    assert iterblocks_windows((300, 200), (256, 256), 2**16) == [
+        (0, 0, 256, 200), (256, 0, 44, 200)]
+    assert iterblocks_windows((300, 200), (64, 64), 0)[:6] == [
+        (0, 0, 64, 64), (64, 0, 64, 64), (128, 0, 64, 64), (192, 0, 64, 64),
+        (256, 0, 44, 64), (0, 64, 64, 64)]
+    assert iterblocks_windows((1000, 1000), (100, 10), 2000) == [
+        (x, y, 200, 10) for y in range(0, 1000, 10) for x in range(0, 1000, 200)]
+    # Graph windows: whole tiles, from the size alone.
+    assert tile_windows((8192, 8192), (256, 256)) == [
+        (x, y, 4096, 256) for y in range(0, 8192, 256) for x in (0, 4096)]
+    assert tile_windows((300, 200), (64, 64)) == [(0, 0, 300, 200)]
