@@ -2,8 +2,9 @@
 """Checks that the docs stand on their own (run by test.sh before the builds).
 
 - Every relative link in README.md and docs/*.md resolves to a file of the
-  repository, and its #anchor (if any) to a heading of that file, slugged as
-  GitHub does; no link leaves the repository.
+  repository that the .deb installs with them (README.md, docs/*.md, *.png),
+  and its #anchor (if any) to a heading of that file, slugged as GitHub does;
+  no link leaves the repository.
 - Every PGP_* name in them occurs in the code, the build or the tests.
 - In every file of the repository (code comments included), each
   docs/NAME.md[#anchor] it names exists, and nothing refers to the design
@@ -33,6 +34,8 @@ CODE_SPAN = re.compile(r"`[^`\n]*`")
 LINK = re.compile(r"!?\[(?:[^\]\n]|\][^(\n])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.*?)\s*#*\s*$", re.M)
 DOC_PATH = re.compile(r"(?<![\w/.-])(docs/[\w.-]+\.md)(?:#([\w-]+))?")
+# What the .deb installs into /usr/share/doc/pgp (CMakeLists.txt): links must stay inside.
+INSTALLED = re.compile(r"^(README\.md|docs/.*\.(md|png))$")
 PGP_NAME = re.compile(r"\bPGP_[A-Z0-9_]*[A-Z0-9]\b")
 
 
@@ -83,6 +86,11 @@ def check_links(rel, text, problems):
             continue
         if not os.path.exists(os.path.join(ROOT, dest)):
             problems.append("%s: link '%s': no file %s" % (rel, target, dest))
+            continue
+        if not INSTALLED.match(dest):
+            problems.append("%s: link '%s': %s is not installed with the docs "
+                            "(/usr/share/doc/pgp holds README.md and docs/*.md, *.png)"
+                            % (rel, target, dest))
             continue
         if anchor and dest.endswith(".md") and anchor not in anchors(dest):
             problems.append("%s: link '%s': %s has no heading with anchor #%s"
