@@ -1,5 +1,7 @@
 #!/bin/sh
 # Builds pgp and passes every test (docs/hardening.md):
+#  0. the docs check (tests/docs/check_docs.py): every doc link, anchor and
+#     PGP_* name resolves inside the repository;
 #  1. release build: unit tests, GDAL-client tests, the Python package tests
 #     (tests/python: every executor form) and the headless QGIS test (ctest),
 #     then the .deb: built, installed, checked and removed (packaging/check-deb.sh);
@@ -18,6 +20,9 @@ sh packaging/debian-deps.sh
 jobs=$(nproc)
 started=$(date +%s)
 step() { echo "== $* ($(($(date +%s) - started)) s)"; }
+
+step "docs: links, anchors and PGP_* names resolve inside the repository"
+/usr/bin/python3 tests/docs/check_docs.py
 
 step "release build, unit and GDAL-client tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null

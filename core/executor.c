@@ -4,8 +4,11 @@
  * unclaimed jobs. A batch lives on its caller's stack for the duration of
  * pgp_executor_run; workers claim the next job index of the oldest queued
  * batch, the caller claims jobs of its own batch only, then waits on the
- * batch's condition until every claimed job has finished. One pool mutex
- * guards the queue and all its batches: claims are cheap next to a tile.
+ * batch's condition until every claimed job has finished. Background
+ * (prefetch) jobs wait in a second FIFO that a worker serves only when no
+ * batch has an unclaimed job, with at most half the workers on it at once.
+ * One pool mutex guards both queues and all batches: claims are cheap next to
+ * a tile.
  *
  * The serial executor is a pool without threads: its batches are never
  * queued, so the caller claims every job itself, in index order.

@@ -1,4 +1,4 @@
-/* core/expr.c — expression compiler and vector VM (DESIGN §3).
+/* core/expr.c — expression compiler and vector VM (docs/driver.md#expression-language).
  *
  * Compilation is a lexer and a recursive-descent parser that emits register
  * bytecode directly (no AST): each operator either folds, when all its

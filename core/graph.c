@@ -466,7 +466,7 @@ static int parse_mask(const CPLXMLNode *align, const char *base_dir, pgp_grid_ma
 }
 
 /* <Align>: every source is read through its warp onto one computed grid
- * (align_and_resize_raster_stack, SEMANTICS §3). */
+ * (align_and_resize_raster_stack, docs/semantics.md#align). */
 static int parse_align(pgp_graph *graph, const CPLXMLNode *align, const char *base_dir)
 {
     static const char *const attributes[] = {"boundingBox", "pixelSize", "alignTo", "srs",

@@ -1,4 +1,4 @@
-/* grid.c — <Align> geometry (SEMANTICS §3): boxes, grids, vector extents. */
+/* grid.c — <Align> geometry (docs/semantics.md#align): boxes, grids, vector extents. */
 #include "pgp/grid.h"
 #include "grid_internal.h"
 #include "pgp/alloc.h"

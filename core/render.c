@@ -1,4 +1,6 @@
-/* render.c — tile evaluation of Source and Calc nodes, window reads. */
+/* render.c — renderers (one per level), worker contexts, source reads, tile
+ * evaluation of Source, Calc and Convolve nodes, window reads, prefetch and
+ * the tile visits behind statistics. */
 #include "pgp/render.h"
 #include "pgp/alloc.h"
 #include "pgp/warp.h"

@@ -1,6 +1,6 @@
 /* warp.c — views of a source warped onto an <Align> grid by GDAL's warper:
  * the whole-grid warp scale, the row-consistent transformer, per-tile strips
- * and the <Mask> rasterised inside the warp (SEMANTICS §3). */
+ * and the <Mask> rasterised inside the warp (docs/semantics.md#align). */
 #include "pgp/warp.h"
 #include "pgp/alloc.h"
 #include "grid_internal.h"

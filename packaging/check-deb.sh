@@ -111,5 +111,12 @@ print("check-deb: import pgp:", pgp.__file__)
   echo "check-deb: FAILED: /usr/share/doc/pgp/README.md is missing" >&2
   exit 1
 }
+# README's links lead into docs/: the package must hold every page of it.
+for page in docs/*.md; do
+  [ -f "/usr/share/doc/pgp/$page" ] || {
+    echo "check-deb: FAILED: /usr/share/doc/pgp/$page is missing" >&2
+    exit 1
+  }
+done
 echo "check-deb: OK: $(basename "$deb") installs, GDAL loads PGP from $plugin, the sample" \
   "renders, import pgp works"

@@ -1,4 +1,5 @@
-/* pgp_expr.c — the pgp_expr pixel function for plain GDAL VRTs (DESIGN §6).
+/* pgp_expr.c — the pgp_expr pixel function for plain GDAL VRTs
+ * (docs/driver.md#the-pgp_expr-pixel-function-plain-vrt).
  *
  * <PixelFunctionType>pgp_expr</PixelFunctionType>
  * <PixelFunctionArguments expression="A * 2 + B" names="A,B"/>
@@ -98,7 +99,8 @@ static const char *argument(CSLConstList args, const char *name)
 /* The per-source nodata list. GDAL 3.6 merges arguments case-insensitively,
  * so a 'nodata' argument replaces the builtin 'NoData' (the band's, which is
  * the output's): 'source_nodata' is the name that keeps both; 'nodata' is
- * accepted as DESIGN §6 spells it, at the price of the output nodata. */
+ * accepted too (the format's first name for it), at the price of the output
+ * nodata. */
 static const char *source_nodata_list(CSLConstList args)
 {
     const char *list = argument(args, "source_nodata");

@@ -1,9 +1,9 @@
-/* pgp/cache.h — process-wide LRU tile cache with a byte budget (DESIGN §5).
+/* pgp/cache.h — process-wide LRU tile cache with a byte budget (docs/architecture.md#execution).
  *
- * An entry goes EMPTY -> COMPUTING -> READY, or -> FAILED. The thread that
- * acquires a missing key gets PGP_TILE_MUST_COMPUTE and owns computing it; any
- * other thread acquiring the same key meanwhile waits for it rather than
- * computing it again.
+ * An entry is created COMPUTING by the thread that acquires a missing key,
+ * which gets PGP_TILE_MUST_COMPUTE and owns computing it; it then becomes
+ * READY, or FAILED and leaves the table. Any other thread acquiring the same
+ * key meanwhile waits for it rather than computing it again.
  *
  * Ownership: an acquired entry is pinned until pgp_tile_cache_release; pinned
  * entries are never evicted, so the data pointer stays valid while pinned.

@@ -1,4 +1,4 @@
-/* pgp/executor.h — the PGP_EXECUTOR worker pools (DESIGN §5).
+/* pgp/executor.h — the PGP_EXECUTOR worker pools (docs/architecture.md#execution).
  *
  * A pool is a set of CPL worker threads shared by every dataset that asks for
  * the same thread count (libuv's model: created lazily, process-wide, joined at

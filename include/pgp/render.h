@@ -1,10 +1,12 @@
-/* pgp/render.h — evaluates graph nodes tile by tile and serves windows (DESIGN §5).
+/* pgp/render.h — evaluates graph nodes tile by tile and serves windows
+ * (docs/architecture.md#execution).
  *
  * Work is partitioned by the graph's block grid, never by the request: a job
  * computes one whole tile, so every executor and every request shape yields the
  * same bits. Tiles go through the process-wide tile cache; a job computing a
- * Calc tile acquires its inputs' tiles in the same job (sources are read
- * straight from GDAL).
+ * Calc or Convolve tile acquires, in the same job, the tiles of its input
+ * nodes that it needs (a Convolve's: those under its tile grown by the
+ * kernel's reach); sources are read straight from GDAL, not cached.
  *
  * Threads: a renderer may be called from several client threads at once. Each
  * running job borrows a worker context (its own GDAL handle per source, opened
@@ -14,7 +16,7 @@
  * even if GDAL returned success (pgp/executor.h, resources).
  *
  * Prefetch: after each read, up to prefetch_tiles tiles that follow the window
- * in row-major order are computed in the background (DESIGN §5), so a client
+ * in row-major order are computed in the background, so a client
  * scanning the raster finds them ready. They never delay a foreground read.
  *
  * Ownership: the graph, executor and cache are borrowed and must outlive the
