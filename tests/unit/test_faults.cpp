@@ -487,22 +487,22 @@ TEST(Allocator, CountdownFailsTheNthAllocationOnceAcrossThreads)
     constexpr int kThreads = 8, kEach = 1000;
     const long before = pgp_alloc_injected_failures();
     std::atomic<int> failed{0};
-    CPLPushErrorHandler(CPLQuietErrorHandler);
     pgp_alloc_fail_after(kThreads * kEach / 2);
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; t++)
         threads.emplace_back([&] {
+            CPLPushErrorHandler(CPLQuietErrorHandler); // handlers are per thread
             for (int i = 0; i < kEach; i++) {
                 void *p = pgp_malloc_aligned(64);
                 if (p == nullptr)
                     failed++;
                 pgp_free_aligned(p);
             }
+            CPLPopErrorHandler();
         });
     for (auto &t : threads)
         t.join();
     pgp_alloc_fail_after(0);
-    CPLPopErrorHandler();
     EXPECT_EQ(failed.load(), 1);
     EXPECT_EQ(pgp_alloc_injected_failures(), before + 1);
 }
