@@ -52,9 +52,11 @@ step "ThreadSanitizer"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPGP_SANITIZE=thread >/dev/null
 cmake --build build-tsan -j"$jobs" --target pgp_unit_tests
 # Kernels/ConvolveShapes is left out: single-threaded arithmetic, 100 s under TSan;
-# so are the fault walks (serial but for two cases; they run under ASan above).
+# of the fault walks (ASan above), the two on threads run here.
 TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" build-tsan/pgp_unit_tests \
-  --gtest_filter='*Executor*:TileCache*:Render*:ExprEval*:*Convolve*:*Grid*:-Kernels/ConvolveShapes.*:Graphs/FaultWalk.*'
+  --gtest_filter='*Executor*:TileCache*:Render*:ExprEval*:*Convolve*:*Grid*:Allocator.*:'\
+'Graphs/FaultWalk.*/CalcThreadsPrefetch_*:-Kernels/ConvolveShapes.*:'\
+'Graphs/FaultWalk.*/Convolve*:Graphs/FaultWalk.*/Overview*'
 
 step "libFuzzer, ${PGP_FUZZ_SECONDS:-60} s a target"
 tests/fuzz/run.sh "${PGP_FUZZ_SECONDS:-60}"

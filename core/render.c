@@ -706,12 +706,21 @@ static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const ti
     const pgp_node *n = &r->graph->nodes[node];
     pgp_tile_key key;
     void *pixels;
+    pgp_tile_status status;
     memset(&key, 0, sizeof key);
     key.owner = r->owner;
     key.node = node;
     key.tx = t->tx;
     key.ty = t->ty;
-    switch (pgp_tile_cache_acquire(r->cache, &key, tile)) {
+    status = pgp_tile_cache_acquire(r->cache, &key, tile);
+    /* Computed by another job, maybe a prefetch whose errors nobody sees (or
+     * one that ran out of memory): the failed entry left the cache, so it is
+     * computed here once more, with an error of our own if it fails again. */
+    if (status == PGP_TILE_FAILED) {
+        pgp_tile_cache_release(r->cache, *tile);
+        status = pgp_tile_cache_acquire(r->cache, &key, tile);
+    }
+    switch (status) {
     case PGP_TILE_READY:
         return 0;
     case PGP_TILE_NO_MEMORY:

@@ -4,16 +4,18 @@
 // opening and reading each kind of graph, until the operation runs with no
 // fault left to inject. Every step must fail cleanly — an open error that says
 // why, or a read error naming the node and tile — and the same renderer's next
-// read must return the bytes of an unfaulted run. Under ASan+LSan (test.sh)
-// every step is also free of crashes, bad accesses and leaks.
+// read must return the bytes of an unfaulted run — or succeed with them, or
+// with exactly what one of GDAL's documented degradations gives (a failed read
+// GDAL goes on without; docs/hardening.md). Under ASan+LSan (test.sh) every
+// step is also free of crashes, bad accesses and leaks.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
-#include <iterator>
 #include <cstring>
+#include <iterator>
 #include <regex>
 #include <string>
 #include <thread>
@@ -487,22 +489,22 @@ TEST(Allocator, CountdownFailsTheNthAllocationOnceAcrossThreads)
     constexpr int kThreads = 8, kEach = 1000;
     const long before = pgp_alloc_injected_failures();
     std::atomic<int> failed{0};
-    CPLPushErrorHandler(CPLQuietErrorHandler);
     pgp_alloc_fail_after(kThreads * kEach / 2);
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; t++)
         threads.emplace_back([&] {
+            CPLPushErrorHandler(CPLQuietErrorHandler); // handlers are per thread
             for (int i = 0; i < kEach; i++) {
                 void *p = pgp_malloc_aligned(64);
                 if (p == nullptr)
                     failed++;
                 pgp_free_aligned(p);
             }
+            CPLPopErrorHandler();
         });
     for (auto &t : threads)
         t.join();
     pgp_alloc_fail_after(0);
-    CPLPopErrorHandler();
     EXPECT_EQ(failed.load(), 1);
     EXPECT_EQ(pgp_alloc_injected_failures(), before + 1);
 }
