@@ -106,7 +106,9 @@ def rss_child(path, out, executor):
     pgp.raster_calculator([(path, 1)], double, out, gdal.GDT_Float32, None,
                           raster_driver_creation_tuple=CREATION, executor=executor)
     seconds = time.perf_counter() - start
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries the parent's peak into ru_maxrss across exec.
+    with open("/proc/self/status") as status:
+        own = next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"{seconds:.2f} {own:.0f} {children:.0f}")
 

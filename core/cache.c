@@ -8,6 +8,7 @@
  * COMPUTING entry whenever any entry leaves that state.
  */
 #include "pgp/cache.h"
+#include "pgp/alloc.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -87,7 +88,7 @@ static pgp_tile *table_find(pgp_tile_cache *cache, const pgp_tile_key *key, uint
 static void table_grow(pgp_tile_cache *cache)
 {
     size_t n = cache->n_buckets * 2;
-    pgp_tile **buckets = (pgp_tile **)VSICalloc(n, sizeof(*buckets));
+    pgp_tile **buckets = (pgp_tile **)pgp_calloc_optional(n, sizeof(*buckets));
     if (buckets == NULL)
         return;
     for (size_t i = 0; i < cache->n_buckets; i++) {
@@ -100,7 +101,7 @@ static void table_grow(pgp_tile_cache *cache)
             t = next;
         }
     }
-    VSIFree(cache->buckets);
+    pgp_free(cache->buckets);
     cache->buckets = buckets;
     cache->n_buckets = n;
 }
@@ -155,8 +156,8 @@ static void lru_append(pgp_tile_cache *cache, pgp_tile *t)
 
 static void tile_free(pgp_tile *t)
 {
-    VSIFree(t->data);
-    CPLFree(t);
+    pgp_free(t->data);
+    pgp_free(t);
 }
 
 /* Drops an unpinned entry of the table (so READY, on the LRU list). */
@@ -179,13 +180,20 @@ static void evict_to_budget(pgp_tile_cache *cache)
 
 pgp_tile_cache *pgp_tile_cache_new(size_t budget_bytes)
 {
-    pgp_tile_cache *cache = (pgp_tile_cache *)CPLCalloc(1, sizeof(*cache));
+    pgp_tile_cache *cache = (pgp_tile_cache *)pgp_calloc(1, sizeof(*cache));
+    if (cache == NULL)
+        return NULL;
     cache->mutex = CPLCreateMutex();
-    CPLReleaseMutex(cache->mutex);
+    if (cache->mutex != NULL)
+        CPLReleaseMutex(cache->mutex);
     cache->state_changed = CPLCreateCond();
     cache->n_buckets = INITIAL_BUCKETS;
-    cache->buckets = (pgp_tile **)CPLCalloc(cache->n_buckets, sizeof(*cache->buckets));
+    cache->buckets = (pgp_tile **)pgp_calloc(cache->n_buckets, sizeof(*cache->buckets));
     cache->stats.budget_bytes = budget_bytes;
+    if (cache->mutex == NULL || cache->state_changed == NULL || cache->buckets == NULL) {
+        pgp_tile_cache_free(cache);
+        return NULL;
+    }
     return cache;
 }
 
@@ -193,7 +201,7 @@ void pgp_tile_cache_free(pgp_tile_cache *cache)
 {
     if (cache == NULL)
         return;
-    for (size_t i = 0; i < cache->n_buckets; i++) {
+    for (size_t i = 0; cache->buckets != NULL && i < cache->n_buckets; i++) {
         pgp_tile *t = cache->buckets[i];
         while (t != NULL) {
             pgp_tile *next = t->next_in_bucket;
@@ -202,10 +210,12 @@ void pgp_tile_cache_free(pgp_tile_cache *cache)
             t = next;
         }
     }
-    CPLFree(cache->buckets);
-    CPLDestroyCond(cache->state_changed);
-    CPLDestroyMutex(cache->mutex);
-    CPLFree(cache);
+    pgp_free(cache->buckets);
+    if (cache->state_changed != NULL)
+        CPLDestroyCond(cache->state_changed);
+    if (cache->mutex != NULL)
+        CPLDestroyMutex(cache->mutex);
+    pgp_free(cache);
 }
 
 static CPLMutex *global_mutex;
@@ -242,6 +252,8 @@ pgp_tile_cache *pgp_tile_cache_global(void)
         return cache;
 
     created = pgp_tile_cache_new(budget_from_config());
+    if (created == NULL)
+        return NULL;
     CPLCreateOrAcquireMutex(&global_mutex, 1000.0);
     if (global_cache == NULL) {
         global_cache = created;
@@ -265,6 +277,8 @@ void pgp_tile_cache_shutdown_global(void)
 
 void pgp_tile_cache_set_budget(pgp_tile_cache *cache, size_t budget_bytes)
 {
+    if (cache == NULL) /* pgp_tile_cache_global failed, and said so */
+        return;
     CPLAcquireMutex(cache->mutex, 1000.0);
     cache->stats.budget_bytes = budget_bytes;
     evict_to_budget(cache);
@@ -287,7 +301,12 @@ pgp_tile_status pgp_tile_cache_acquire(pgp_tile_cache *cache, const pgp_tile_key
     CPLAcquireMutex(cache->mutex, 1000.0);
     t = table_find(cache, key, hash);
     if (t == NULL) {
-        t = (pgp_tile *)CPLCalloc(1, sizeof(*t));
+        t = (pgp_tile *)pgp_calloc(1, sizeof(*t));
+        if (t == NULL) {
+            CPLReleaseMutex(cache->mutex);
+            *tile = NULL;
+            return PGP_TILE_NO_MEMORY;
+        }
         t->key = *key;
         t->hash = hash;
         t->state = TILE_COMPUTING;

@@ -24,6 +24,7 @@
  * with per-call buffers (new-array execute), which FFTW allows concurrently.
  */
 #include "pgp/convolve.h"
+#include "pgp/alloc.h"
 
 #include <fftw3.h>
 #include <math.h>
@@ -219,15 +220,15 @@ pgp_kernel *pgp_kernel_new(const double *weights, const unsigned char *valid, in
     }
 
     const size_t n_taps = (size_t)rows * cols, n_run_taps = n_taps + rows + cols;
-    pgp_kernel *k = (pgp_kernel *)VSICalloc(1, sizeof(*k));
-    double *factors = (double *)VSIMalloc2((size_t)rows + cols, sizeof(double));
+    pgp_kernel *k = (pgp_kernel *)pgp_calloc(1, sizeof(*k));
+    double *factors = (double *)pgp_malloc_array((size_t)rows + cols, sizeof(double));
     if (k != NULL) {
         k->rows = rows;
         k->cols = cols;
-        k->taps = (double *)VSIMalloc2(n_taps, sizeof(double));
-        k->row_runs = (tap_run *)VSIMalloc2((size_t)rows, sizeof(tap_run));
-        k->run_offsets = (int *)VSIMalloc2(n_run_taps, sizeof(int));
-        k->run_weights = (double *)VSIMalloc2(n_run_taps, sizeof(double));
+        k->taps = (double *)pgp_malloc_array(n_taps, sizeof(double));
+        k->row_runs = (tap_run *)pgp_malloc_array((size_t)rows, sizeof(tap_run));
+        k->run_offsets = (int *)pgp_malloc_array(n_run_taps, sizeof(int));
+        k->run_weights = (double *)pgp_malloc_array(n_run_taps, sizeof(double));
         k->spectra_mutex = CPLCreateMutex(); /* returned acquired */
         if (k->spectra_mutex != NULL)
             CPLReleaseMutex(k->spectra_mutex);
@@ -235,7 +236,7 @@ pgp_kernel *pgp_kernel_new(const double *weights, const unsigned char *valid, in
     if (k == NULL || factors == NULL || k->taps == NULL || k->row_runs == NULL ||
         k->run_offsets == NULL || k->run_weights == NULL || k->spectra_mutex == NULL) {
         pgp_kernel_free(k);
-        VSIFree(factors);
+        pgp_free(factors);
         set_error(err, errlen, "out of memory for a kernel of %dx%d", rows, cols);
         return NULL;
     }
@@ -249,7 +250,7 @@ pgp_kernel *pgp_kernel_new(const double *weights, const unsigned char *valid, in
         }
     }
     build_runs(k, factors);
-    VSIFree(factors);
+    pgp_free(factors);
     return k;
 }
 
@@ -266,8 +267,8 @@ static void spectrum_free(kernel_spectrum *s)
         destroy_plan(s->forward);
     if (s->inverse != NULL)
         destroy_plan(s->inverse);
-    fftw_free(s->values);
-    VSIFree(s);
+    pgp_free_aligned(s->values);
+    pgp_free(s);
 }
 
 void pgp_kernel_free(pgp_kernel *kernel)
@@ -281,11 +282,11 @@ void pgp_kernel_free(pgp_kernel *kernel)
     }
     if (kernel->spectra_mutex != NULL)
         CPLDestroyMutex(kernel->spectra_mutex);
-    VSIFree(kernel->run_weights);
-    VSIFree(kernel->run_offsets);
-    VSIFree(kernel->row_runs);
-    VSIFree(kernel->taps);
-    VSIFree(kernel);
+    pgp_free(kernel->run_weights);
+    pgp_free(kernel->run_offsets);
+    pgp_free(kernel->row_runs);
+    pgp_free(kernel->taps);
+    pgp_free(kernel);
 }
 
 /* A fine tap at offset d from the centre lands on coarse offset round(d / scale). */
@@ -305,7 +306,7 @@ pgp_kernel *pgp_kernel_downsample(const pgp_kernel *kernel, double scale_y, doub
     const int mx = MAX(-coarse_offset(-cx, scale_x),
                        coarse_offset(kernel->cols - 1 - cx, scale_x));
     const int rows = 2 * my + 1, cols = 2 * mx + 1;
-    double *weights = (double *)VSICalloc((size_t)rows * cols, sizeof(double));
+    double *weights = (double *)pgp_calloc((size_t)rows * cols, sizeof(double));
     pgp_kernel *coarse;
     if (weights == NULL) {
         set_error(err, errlen, "out of memory for a kernel of %dx%d", rows, cols);
@@ -319,7 +320,7 @@ pgp_kernel *pgp_kernel_downsample(const pgp_kernel *kernel, double scale_y, doub
                 kernel->taps[(size_t)(kernel->rows - 1 - r) * kernel->cols + (kernel->cols - 1 - c)];
         }
     coarse = pgp_kernel_new(weights, NULL, rows, cols, err, errlen);
-    VSIFree(weights);
+    pgp_free(weights);
     return coarse;
 }
 
@@ -508,20 +509,20 @@ static double footprint_sum(const pgp_kernel *k, const double *src, size_t src_s
 
 void pgp_convolve_scratch_free(pgp_convolve_scratch *scratch)
 {
-    fftw_free(scratch->data);
+    pgp_free_aligned(scratch->data);
     scratch->data = NULL;
     scratch->count = 0;
 }
 
-/* count doubles, fftw_malloc-aligned: the caller's scratch grown as needed, or
+/* count doubles, SIMD-aligned (fftw_malloc): the caller's scratch grown as needed, or
  * (scratch NULL) a fresh block to hand to release_doubles. */
 static double *reserve_doubles(pgp_convolve_scratch *scratch, size_t count)
 {
     if (scratch == NULL)
-        return (double *)fftw_malloc(count * sizeof(double));
+        return (double *)pgp_malloc_aligned(count * sizeof(double));
     if (scratch->count < count) {
         pgp_convolve_scratch_free(scratch);
-        scratch->data = (double *)fftw_malloc(count * sizeof(double));
+        scratch->data = (double *)pgp_malloc_aligned(count * sizeof(double));
         scratch->count = scratch->data != NULL ? count : 0;
     }
     return scratch->data;
@@ -530,7 +531,7 @@ static double *reserve_doubles(pgp_convolve_scratch *scratch, size_t count)
 static void release_doubles(pgp_convolve_scratch *scratch, double *block)
 {
     if (scratch == NULL)
-        fftw_free(block);
+        pgp_free_aligned(block);
 }
 
 static int convolve_direct(const pgp_kernel *k, const pgp_convolve_options *o,
@@ -566,10 +567,10 @@ static int convolve_direct(const pgp_kernel *k, const pgp_convolve_options *o,
 static kernel_spectrum *spectrum_new(const pgp_kernel *k, int fft_w, int fft_h)
 {
     const size_t n_real = (size_t)fft_w * fft_h, n_complex = (size_t)fft_h * (fft_w / 2 + 1);
-    kernel_spectrum *s = (kernel_spectrum *)VSICalloc(1, sizeof(*s));
-    double *real = (double *)fftw_malloc(n_real * sizeof(double));
+    kernel_spectrum *s = (kernel_spectrum *)pgp_calloc(1, sizeof(*s));
+    double *real = (double *)pgp_malloc_aligned(n_real * sizeof(double));
     if (s != NULL)
-        s->values = (fftw_complex *)fftw_malloc(n_complex * sizeof(fftw_complex));
+        s->values = (fftw_complex *)pgp_malloc_aligned(n_complex * sizeof(fftw_complex));
     if (s != NULL && real != NULL && s->values != NULL) {
         s->fft_w = fft_w;
         s->fft_h = fft_h;
@@ -583,7 +584,7 @@ static kernel_spectrum *spectrum_new(const pgp_kernel *k, int fft_w, int fft_h)
         s->inverse == NULL) {
         CPLError(CE_Failure, CPLE_OutOfMemory,
                  "Convolve: out of memory for a %dx%d FFT of the kernel", fft_w, fft_h);
-        fftw_free(real);
+        pgp_free_aligned(real);
         if (s != NULL)
             spectrum_free(s);
         return NULL;
@@ -596,7 +597,7 @@ static kernel_spectrum *spectrum_new(const pgp_kernel *k, int fft_w, int fft_h)
             real[(size_t)m * fft_w + n] = k->taps[(size_t)(kh - 1 - m) * kw + (kw - 1 - n)] /
                                           (double)n_real;
     fftw_execute(s->forward);
-    fftw_free(real);
+    pgp_free_aligned(real);
     return s;
 }
 
@@ -682,7 +683,7 @@ static int convolve_fft(const pgp_kernel *k, const pgp_convolve_options *o,
     const int ignore = o->ignore_nodata_and_edges;
     const size_t n_real = (size_t)s->fft_w * s->fft_h;
     const size_t n_complex = (size_t)s->fft_h * (s->fft_w / 2 + 1);
-    /* One fftw_malloc block (see convolve_direct), cut at 64-byte boundaries
+    /* One aligned block (see convolve_direct), cut at 64-byte boundaries
      * so new-array execution sees the alignment the plans were made with. */
     const size_t real_part = aligned_doubles(n_real), complex_part = aligned_doubles(2 * n_complex);
     const size_t n_parts = real_part * (ignore ? 3 : 2) + complex_part + (ignore ? (size_t)w * h : 0);

@@ -4,13 +4,17 @@
  * unclaimed jobs. A batch lives on its caller's stack for the duration of
  * pgp_executor_run; workers claim the next job index of the oldest queued
  * batch, the caller claims jobs of its own batch only, then waits on the
- * batch's condition until every claimed job has finished. One pool mutex
- * guards the queue and all its batches: claims are cheap next to a tile.
+ * batch's condition until every claimed job has finished. Background
+ * (prefetch) jobs wait in a second FIFO that a worker serves only when no
+ * batch has an unclaimed job, with at most half the workers on it at once.
+ * One pool mutex guards both queues and all batches: claims are cheap next to
+ * a tile.
  *
  * The serial executor is a pool without threads: its batches are never
  * queued, so the caller claims every job itself, in index order.
  */
 #include "pgp/executor.h"
+#include "pgp/alloc.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -22,10 +26,14 @@
 
 /* Warnings re-emitted per batch; more are counted, not kept. */
 #define PGP_MAX_BATCH_WARNINGS 16
+/* Messages are kept in fixed buffers (longer ones cut): reporting a failure
+ * must not need memory, since running out of it is one of the failures. */
+#define MESSAGE_BYTES 2048
+#define WARNING_BYTES 512
 
 typedef struct pgp_warning {
     CPLErrorNum err_no;
-    char *msg;
+    char msg[WARNING_BYTES];
 } pgp_warning;
 
 typedef struct pgp_batch {
@@ -41,7 +49,7 @@ typedef struct pgp_batch {
     int failed;
     size_t failed_index; /* lowest failed index, when failed */
     CPLErrorNum failure_err_no;
-    char *failure_msg; /* NULL: the job failed without CPLError */
+    char failure_msg[MESSAGE_BYTES]; /* "": the job failed without CPLError */
     pgp_warning warnings[PGP_MAX_BATCH_WARNINGS];
     size_t n_warnings;
     size_t n_warnings_dropped;
@@ -217,25 +225,22 @@ static int claim_job(pgp_executor *ex, pgp_batch *b, size_t *index)
 typedef struct job_capture {
     pgp_executor *ex;
     pgp_batch *batch;
-    char *failure_msg;
+    char failure_msg[MESSAGE_BYTES];
     CPLErrorNum failure_err_no;
 } job_capture;
 
-/* Takes ownership of cap->failure_msg. */
-static void finish_job(pgp_executor *ex, pgp_batch *b, size_t index, int rc, job_capture *cap)
+static void finish_job(pgp_executor *ex, pgp_batch *b, size_t index, int rc,
+                       const job_capture *cap)
 {
     b->n_running--;
     b->n_done++;
     if (rc != 0 && (!b->failed || index < b->failed_index)) {
-        CPLFree(b->failure_msg);
         b->failed = 1;
         b->failed_index = index;
-        b->failure_msg = cap->failure_msg;
+        memcpy(b->failure_msg, cap->failure_msg, MESSAGE_BYTES);
         b->failure_err_no = cap->failure_err_no;
-        cap->failure_msg = NULL;
         stop_claims(ex, b);
     }
-    CPLFree(cap->failure_msg);
     if (b->n_running == 0 || b->reports_progress)
         CPLCondSignal(b->done_cond);
 }
@@ -249,15 +254,14 @@ static void CPL_STDCALL capture_error(CPLErr cls, CPLErrorNum err_no, const char
 {
     job_capture *cap = (job_capture *)CPLGetErrorHandlerUserData();
     if (cls == CE_Failure || cls == CE_Fatal) {
-        CPLFree(cap->failure_msg);
-        cap->failure_msg = CPLStrdup(msg);
+        CPLStrlcpy(cap->failure_msg, msg, MESSAGE_BYTES);
         cap->failure_err_no = err_no;
     } else if (cls == CE_Warning) {
         pgp_batch *b = cap->batch;
         CPLAcquireMutex(cap->ex->mutex, 1000.0);
         if (b->n_warnings < PGP_MAX_BATCH_WARNINGS) {
             b->warnings[b->n_warnings].err_no = err_no;
-            b->warnings[b->n_warnings].msg = CPLStrdup(msg);
+            CPLStrlcpy(b->warnings[b->n_warnings].msg, msg, WARNING_BYTES);
             b->n_warnings++;
         } else {
             b->n_warnings_dropped++;
@@ -270,7 +274,7 @@ static void CPL_STDCALL capture_error(CPLErr cls, CPLErrorNum err_no, const char
  * error capture: called and returns with ex->mutex held. */
 static void work_on(pgp_executor *ex, pgp_batch *b, size_t index)
 {
-    job_capture cap = {ex, b, NULL, CPLE_AppDefined};
+    job_capture cap = {ex, b, "", CPLE_AppDefined};
     char **own_options;
     int rc;
 
@@ -309,7 +313,7 @@ static void work_on_background(pgp_executor *ex)
     CPLErrorReset();
     CPLSetThreadLocalConfigOptions((const char *const *)own_options);
     CSLDestroy(own_options);
-    CPLFree(job);
+    pgp_free(job);
     CPLAcquireMutex(ex->mutex, 1000.0);
     ex->background_running--;
     if (--group->n_running == 0)
@@ -357,30 +361,42 @@ static void stop_workers(pgp_executor *ex)
 
 static void executor_free(pgp_executor *ex)
 {
-    stop_workers(ex);
+    if (ex->threads != NULL)
+        stop_workers(ex);
     /* Every group was freed before unload, which dropped its jobs. */
     CPLAssert(ex->background_head == NULL);
-    CPLFree(ex->threads);
-    CPLDestroyCond(ex->work_cond);
-    CPLDestroyMutex(ex->mutex);
-    CPLFree(ex);
+    pgp_free(ex->threads);
+    if (ex->work_cond != NULL)
+        CPLDestroyCond(ex->work_cond);
+    if (ex->mutex != NULL)
+        CPLDestroyMutex(ex->mutex);
+    pgp_free(ex);
 }
 
-/* Returns NULL if a thread could not be started (the caller reports it). */
+/* Returns NULL if memory or a thread could not be had (the caller reports it). */
 static pgp_executor *executor_new(int n_threads)
 {
-    pgp_executor *ex = (pgp_executor *)CPLCalloc(1, sizeof(*ex));
+    pgp_executor *ex = (pgp_executor *)pgp_calloc(1, sizeof(*ex));
+    if (ex == NULL)
+        return NULL;
     ex->n_threads = n_threads;
     ex->mutex = CPLCreateMutex();
-    CPLReleaseMutex(ex->mutex);
+    if (ex->mutex != NULL)
+        CPLReleaseMutex(ex->mutex);
     ex->work_cond = CPLCreateCond();
-    ex->threads = (CPLJoinableThread **)CPLCalloc((size_t)n_threads + 1, sizeof(*ex->threads));
-    for (; ex->n_started < n_threads; ex->n_started++) {
+    if (ex->mutex == NULL || ex->work_cond == NULL) {
+        executor_free(ex);
+        return NULL;
+    }
+    ex->threads = (CPLJoinableThread **)pgp_calloc((size_t)n_threads + 1, sizeof(*ex->threads));
+    for (; ex->threads != NULL && ex->n_started < n_threads; ex->n_started++) {
         ex->threads[ex->n_started] = CPLCreateJoinableThread(worker_main, ex);
-        if (ex->threads[ex->n_started] == NULL) {
-            executor_free(ex);
-            return NULL;
-        }
+        if (ex->threads[ex->n_started] == NULL)
+            break;
+    }
+    if (ex->threads == NULL || ex->n_started < n_threads) {
+        executor_free(ex);
+        return NULL;
     }
     return ex;
 }
@@ -416,9 +432,14 @@ pgp_executor *pgp_executor_get(int n_threads)
     if (ex != NULL)
         return ex;
 
+    CPLErrorReset();
     created = executor_new(n_threads);
     if (created == NULL) {
-        CPLError(CE_Failure, CPLE_AppDefined, "could not start %d executor threads", n_threads);
+        char cause[512]; /* out of memory, or empty: a thread did not start */
+        CPLStrlcpy(cause, CPLGetLastErrorMsg(), sizeof cause);
+        CPLError(CE_Failure, cause[0] ? CPLE_OutOfMemory : CPLE_AppDefined,
+                 "could not start %d executor threads%s%s", n_threads, cause[0] ? ": " : "",
+                 cause);
         return NULL;
     }
     CPLCreateOrAcquireMutex(&registry_mutex, 1000.0);
@@ -468,20 +489,17 @@ static CPLErr conclude_batch(pgp_batch *b, CPLErr saved_class, CPLErrorNum saved
 {
     CPLErr result = CE_None;
     CPLErrorSetState(saved_class, saved_no, saved_msg);
-    for (size_t i = 0; i < b->n_warnings; i++) {
+    for (size_t i = 0; i < b->n_warnings; i++)
         CPLError(CE_Warning, b->warnings[i].err_no, "%s", b->warnings[i].msg);
-        CPLFree(b->warnings[i].msg);
-    }
     if (b->n_warnings_dropped > 0)
         CPLError(CE_Warning, CPLE_AppDefined, "%zu more warnings of the same batch not shown",
                  b->n_warnings_dropped);
     if (b->failed) {
-        if (b->failure_msg != NULL)
+        if (b->failure_msg[0] != '\0')
             CPLError(CE_Failure, b->failure_err_no, "%s", b->failure_msg);
         else
             CPLError(CE_Failure, CPLE_AppDefined, "job %zu failed without an error message",
                      b->failed_index);
-        CPLFree(b->failure_msg);
         result = CE_Failure;
     } else if (b->interrupted) {
         result = report_interrupt();
@@ -497,7 +515,7 @@ CPLErr pgp_executor_run(pgp_executor *ex, size_t n_jobs, pgp_job_fn fn, void *ar
     size_t index;
     CPLErr saved_class = CPLGetLastErrorType();
     CPLErrorNum saved_no = CPLGetLastErrorNo();
-    char *saved_msg;
+    char saved_msg[MESSAGE_BYTES];
     CPLErr result;
 
     if (n_jobs == 0)
@@ -516,7 +534,7 @@ CPLErr pgp_executor_run(pgp_executor *ex, size_t n_jobs, pgp_job_fn fn, void *ar
     b.job_options = CPLGetThreadLocalConfigOptions();
     b.job_options = CSLSetNameValue(b.job_options, "GDAL_NUM_THREADS", "1");
     b.job_options = CSLSetNameValue(b.job_options, "VRT_NUM_THREADS", "1");
-    saved_msg = CPLStrdup(CPLGetLastErrorMsg());
+    CPLStrlcpy(saved_msg, CPLGetLastErrorMsg(), sizeof saved_msg);
 
     CPLAcquireMutex(ex->mutex, 1000.0);
     if (ex->n_threads > 0 && n_jobs > 1) { /* a single job is the caller's */
@@ -548,7 +566,6 @@ CPLErr pgp_executor_run(pgp_executor *ex, size_t n_jobs, pgp_job_fn fn, void *ar
     CPLDestroyCond(b.done_cond);
     CSLDestroy(b.job_options);
     result = conclude_batch(&b, saved_class, saved_no, saved_msg);
-    CPLFree(saved_msg);
     return result;
 }
 
@@ -556,12 +573,20 @@ CPLErr pgp_executor_run(pgp_executor *ex, size_t n_jobs, pgp_job_fn fn, void *ar
 
 pgp_background *pgp_background_new(pgp_executor *ex)
 {
-    pgp_background *group = (pgp_background *)CPLCalloc(1, sizeof(*group));
+    pgp_background *group = (pgp_background *)pgp_calloc(1, sizeof(*group));
+    if (group == NULL)
+        return NULL;
     group->ex = ex;
     group->job_options = CPLGetThreadLocalConfigOptions();
     group->job_options = CSLSetNameValue(group->job_options, "GDAL_NUM_THREADS", "1");
     group->job_options = CSLSetNameValue(group->job_options, "VRT_NUM_THREADS", "1");
     group->idle_cond = CPLCreateCond();
+    if (group->idle_cond == NULL) {
+        CPLError(CE_Failure, CPLE_OutOfMemory, "could not create a condition variable");
+        CSLDestroy(group->job_options);
+        pgp_free(group);
+        return NULL;
+    }
     return group;
 }
 
@@ -571,7 +596,9 @@ void pgp_background_submit(pgp_background *group, pgp_job_fn fn, void *arg, size
     background_job *job;
     if (ex->n_threads == 0)
         return;
-    job = (background_job *)CPLCalloc(1, sizeof(*job));
+    job = (background_job *)pgp_calloc_optional(1, sizeof(*job));
+    if (job == NULL) /* prefetch is an optimisation: the tile is computed when read */
+        return;
     job->fn = fn;
     job->arg = arg;
     job->index = index;
@@ -609,7 +636,7 @@ void pgp_background_free(pgp_background *group)
         background_job *job = *link;
         if (job->group == group) {
             *link = job->next;
-            CPLFree(job);
+            pgp_free(job);
         } else {
             ex->background_tail = job;
             link = &job->next;
@@ -621,5 +648,5 @@ void pgp_background_free(pgp_background *group)
     CPLReleaseMutex(ex->mutex);
     CPLDestroyCond(group->idle_cond);
     CSLDestroy(group->job_options);
-    CPLFree(group);
+    pgp_free(group);
 }

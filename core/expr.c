@@ -1,4 +1,4 @@
-/* core/expr.c — expression compiler and vector VM (DESIGN §3).
+/* core/expr.c — expression compiler and vector VM (docs/driver.md#expression-language).
  *
  * Compilation is a lexer and a recursive-descent parser that emits register
  * bytecode directly (no AST): each operator either folds, when all its
@@ -8,6 +8,7 @@
  * compiler can vectorise.
  */
 #include "pgp/expr.h"
+#include "pgp/alloc.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -379,7 +380,7 @@ static void *reserve(parser *p, void *array, int *capacity, int count, size_t si
     if (count < *capacity)
         return array;
     int grown = *capacity ? 2 * *capacity : 16;
-    void *bigger = VSIRealloc(array, (size_t)grown * size);
+    void *bigger = pgp_realloc(array, (size_t)grown * size);
     if (!bigger) {
         fail(p, 0, "out of memory");
         return NULL;
@@ -708,11 +709,11 @@ void pgp_expr_free(pgp_expr *expr)
 {
     if (!expr)
         return;
-    VSIFree(expr->code);
-    VSIFree(expr->consts);
-    VSIFree(expr->reads);
-    VSIFree(expr->nodata);
-    VSIFree(expr);
+    pgp_free(expr->code);
+    pgp_free(expr->consts);
+    pgp_free(expr->reads);
+    pgp_free(expr->nodata);
+    pgp_free(expr);
 }
 
 pgp_expr *pgp_expr_compile(const char *text, const pgp_expr_var *vars, int n_vars, char *err,
@@ -739,11 +740,11 @@ pgp_expr *pgp_expr_compile(const char *text, const pgp_expr_var *vars, int n_var
     p.text = text;
     p.vars = vars;
     p.n_vars = n_vars;
-    p.prog = VSICalloc(1, sizeof *p.prog);
+    p.prog = pgp_calloc(1, sizeof *p.prog);
     if (p.prog) {
         p.prog->n_vars = n_vars;
-        p.prog->reads = VSICalloc((size_t)n_vars + 1, 1);
-        p.prog->nodata = VSICalloc((size_t)n_vars + 1, sizeof *p.prog->nodata);
+        p.prog->reads = pgp_calloc((size_t)n_vars + 1, 1);
+        p.prog->nodata = pgp_calloc((size_t)n_vars + 1, sizeof *p.prog->nodata);
     }
     if (!p.prog || !p.prog->reads || !p.prog->nodata)
         fail(&p, 0, "out of memory");
@@ -787,12 +788,9 @@ int pgp_expr_eval(const pgp_expr *expr, const double *const *inputs, size_t n, d
     /* one block: the scratch vectors, then the register table */
     const size_t scratch_bytes = (size_t)n_scratch * chunk * sizeof(double);
     const size_t bytes = scratch_bytes + ((size_t)out_reg + 1) * sizeof(double *);
-    double *scratch = VSIMalloc(bytes);
-    if (!scratch) {
-        CPLError(CE_Failure, CPLE_OutOfMemory,
-                 "pgp expression: cannot allocate %zu bytes of scratch memory", bytes);
+    double *scratch = pgp_malloc(bytes);
+    if (!scratch)
         return -1;
-    }
     double **reg = (double **)((char *)scratch + scratch_bytes);
     for (int k = 0; k < n_scratch; k++)
         reg[expr->n_vars + k] = scratch + (size_t)k * chunk;
@@ -809,6 +807,6 @@ int pgp_expr_eval(const pgp_expr *expr, const double *const *inputs, size_t n, d
         for (int k = 0; k < expr->n_code; k++)
             run_instruction(&expr->code[k], reg, expr->nodata, len);
     }
-    VSIFree(scratch);
+    pgp_free(scratch);
     return 0;
 }

@@ -1,5 +1,6 @@
 /* graph.c — parse and validate a .pgp.vrt document into an immutable graph. */
 #include "pgp/graph.h"
+#include "pgp/alloc.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -95,10 +96,11 @@ static int is_identifier(const char *name)
     return 1;
 }
 
+/* NULL after CPLError when memory runs out. */
 static char *describe(const char *element, const char *name)
 {
-    return name ? CPLStrdup(CPLSPrintf("<%s name='%s'>", element, name))
-                : CPLStrdup(CPLSPrintf("<%s>", element));
+    return name ? pgp_strdup(CPLSPrintf("<%s name='%s'>", element, name))
+                : pgp_strdup(CPLSPrintf("<%s>", element));
 }
 
 static int parse_data_type(const char *text, const char *where, GDALDataType *type)
@@ -181,6 +183,14 @@ static int open_source(pgp_graph *graph, pgp_node *node)
         report(node->where, "cannot open '%s': %s", node->path, CPLGetLastErrorMsg());
         return -1;
     }
+    /* Passed on, not hidden: libtiff, for one, turns a failed read of a tag
+     * (GDAL_NODATA) into a warning and opens the file without it. */
+    if (CPLGetLastErrorType() == CE_Warning) {
+        char warning[1024]; /* copied: CPLError formats into the message's buffer */
+        CPLStrlcpy(warning, CPLGetLastErrorMsg(), sizeof warning);
+        CPLError(CE_Warning, CPLGetLastErrorNo(), "%s: opening '%s': %s", node->where,
+                 node->path, warning);
+    }
     band_count = GDALGetRasterCount(ds);
     if (node->band > band_count) {
         report(node->where, "band %d does not exist: '%s' has %d band%s", node->band,
@@ -216,8 +226,12 @@ static int open_source(pgp_graph *graph, pgp_node *node)
         if (srs != NULL) {
             char *wkt = NULL;
             const char *options[] = {"FORMAT=WKT2_2018", NULL};
-            if (OSRExportToWktEx(srs, &wkt, options) == OGRERR_NONE)
-                node->srs_wkt = CPLStrdup(wkt);
+            if (OSRExportToWktEx(srs, &wkt, options) == OGRERR_NONE &&
+                (node->srs_wkt = pgp_strdup(wkt)) == NULL) {
+                CPLFree(wkt);
+                GDALClose(ds);
+                return -1;
+            }
             CPLFree(wkt);
         }
     }
@@ -242,7 +256,8 @@ static int check_shared_grid(pgp_graph *graph)
             graph->y_size = n->y_size;
             graph->has_geotransform = n->has_geotransform;
             memcpy(graph->geotransform, n->geotransform, sizeof graph->geotransform);
-            graph->srs_wkt = n->srs_wkt ? CPLStrdup(n->srs_wkt) : NULL;
+            if (n->srs_wkt != NULL && (graph->srs_wkt = pgp_strdup(n->srs_wkt)) == NULL)
+                return -1;
             continue;
         }
         g = graph->geotransform;
@@ -292,18 +307,20 @@ static int parse_source(const CPLXMLNode *element, const char *base_dir, pgp_nod
         }
         node->nodata.present = 1;
     }
-    node->path = CPLStrdup(resolve_path(base_dir, file));
-    return 0;
+    node->path = pgp_strdup(resolve_path(base_dir, file));
+    return node->path != NULL ? 0 : -1;
 }
 
 /* ---- align ------------------------------------------------------------------- */
 
-/* The source nodes in document order, as pgp_grid inputs. */
+/* The source nodes in document order, as pgp_grid inputs; NULL after CPLError. */
 static pgp_grid_input *grid_inputs(const pgp_graph *graph, int *n)
 {
-    pgp_grid_input *inputs = (pgp_grid_input *)CPLCalloc(graph->n_nodes, sizeof(*inputs));
+    pgp_grid_input *inputs = (pgp_grid_input *)pgp_calloc(graph->n_nodes, sizeof(*inputs));
     int i;
     *n = 0;
+    if (inputs == NULL)
+        return NULL;
     for (i = 0; i < graph->n_nodes; i++) {
         const pgp_node *node = &graph->nodes[i];
         if (node->kind != PGP_NODE_SOURCE)
@@ -368,12 +385,12 @@ static int parse_align_input(pgp_graph *graph, const CPLXMLNode *input, char *se
 static int parse_align_inputs(pgp_graph *graph, const CPLXMLNode *align)
 {
     const CPLXMLNode *child;
-    char *seen = (char *)CPLCalloc(graph->n_nodes, 1);
-    int status = 0;
+    char *seen = (char *)pgp_calloc(graph->n_nodes, 1);
+    int status = seen != NULL ? 0 : -1;
     for (child = align->psChild; child != NULL && status == 0; child = child->psNext)
         if (child->eType == CXT_Element && strcmp(child->pszValue, "Mask") != 0)
             status = parse_align_input(graph, child, seen);
-    CPLFree(seen);
+    pgp_free(seen);
     return status;
 }
 
@@ -384,13 +401,18 @@ static int parse_vectors(pgp_graph *graph, const char *list, const char *base_di
                                                                   CSLT_STRIPENDSPACES);
     char err[512];
     int i, status = 0;
-    *n = CSLCount(paths);
-    *vectors = (pgp_grid_vector *)CPLCalloc(*n + 1, sizeof(pgp_grid_vector));
+    *vectors = (pgp_grid_vector *)pgp_calloc(CSLCount(paths) + 1, sizeof(pgp_grid_vector));
+    *n = *vectors != NULL ? CSLCount(paths) : 0;
+    status = *vectors != NULL ? 0 : -1;
     for (i = 0; i < *n && status == 0; i++) {
-        char *srs = NULL, *path = CPLStrdup(resolve_path(base_dir, paths[i]));
+        char *srs = NULL, *path = pgp_strdup(resolve_path(base_dir, paths[i]));
+        if (path == NULL) {
+            status = -1;
+            break;
+        }
         status = pgp_grid_vector_bbox(path, NULL, &(*vectors)[i].bbox, &srs, err, sizeof err);
         add_source_file(graph, path);
-        CPLFree(path);
+        pgp_free(path);
         (*vectors)[i].srs_wkt = srs;
         if (status != 0)
             report("<Align>", "vectors: '%s': %s", paths[i], err);
@@ -426,11 +448,15 @@ static int parse_mask(const CPLXMLNode *align, const char *base_dir, pgp_grid_ma
         report("<Align> <Mask>", "missing vector (the polygons to keep)");
         return -1;
     }
-    mask->path = CPLStrdup(resolve_path(base_dir, vector));
-    if (attribute(element, "layer") != NULL)
-        mask->layer = CPLStrdup(attribute(element, "layer"));
-    if (attribute(element, "where") != NULL)
-        mask->where = CPLStrdup(attribute(element, "where"));
+    mask->path = pgp_strdup(resolve_path(base_dir, vector));
+    if (mask->path == NULL)
+        return -1;
+    if (attribute(element, "layer") != NULL &&
+        (mask->layer = pgp_strdup(attribute(element, "layer"))) == NULL)
+        return -1;
+    if (attribute(element, "where") != NULL &&
+        (mask->where = pgp_strdup(attribute(element, "where"))) == NULL)
+        return -1;
     if (pgp_grid_mask_bbox(mask, &box->bbox, &srs, err, sizeof err) != 0) {
         report("<Align> <Mask>", "%s", err);
         return -1;
@@ -440,7 +466,7 @@ static int parse_mask(const CPLXMLNode *align, const char *base_dir, pgp_grid_ma
 }
 
 /* <Align>: every source is read through its warp onto one computed grid
- * (align_and_resize_raster_stack, SEMANTICS §3). */
+ * (align_and_resize_raster_stack, docs/semantics.md#align). */
 static int parse_align(pgp_graph *graph, const CPLXMLNode *align, const char *base_dir)
 {
     static const char *const attributes[] = {"boundingBox", "pixelSize", "alignTo", "srs",
@@ -497,11 +523,12 @@ static int parse_align(pgp_graph *graph, const CPLXMLNode *align, const char *ba
                       &n_vectors) == 0 &&
         parse_mask(align, base_dir, &mask, &mask_box) == 0) {
         inputs = grid_inputs(graph, &n_inputs);
-        if (pgp_grid_compute(inputs, n_inputs, &bbox, pixel_size, align_index, target_srs,
+        if (inputs != NULL &&
+            pgp_grid_compute(inputs, n_inputs, &bbox, pixel_size, align_index, target_srs,
                              vectors, n_vectors, mask.path ? &mask_box : NULL, &graph->align,
                              err, sizeof err) != 0)
             report("<Align>", "%s", err);
-        else
+        else if (inputs != NULL)
             status = 0;
     }
     if (status == 0) {
@@ -514,16 +541,18 @@ static int parse_align(pgp_graph *graph, const CPLXMLNode *align, const char *ba
         graph->y_size = graph->align.y_size;
         graph->has_geotransform = 1;
         memcpy(graph->geotransform, graph->align.gt, sizeof graph->geotransform);
-        graph->srs_wkt = graph->align.srs_wkt ? CPLStrdup(graph->align.srs_wkt) : NULL;
+        if (graph->align.srs_wkt != NULL &&
+            (graph->srs_wkt = pgp_strdup(graph->align.srs_wkt)) == NULL)
+            status = -1;
     }
     for (i = 0; i < n_vectors; i++)
         CPLFree((char *)vectors[i].srs_wkt);
     CPLFree((char *)mask_box.srs_wkt);
-    CPLFree(mask.path);
-    CPLFree(mask.layer);
-    CPLFree(mask.where);
-    CPLFree(vectors);
-    CPLFree(inputs);
+    pgp_free(mask.path);
+    pgp_free(mask.layer);
+    pgp_free(mask.where);
+    pgp_free(vectors);
+    pgp_free(inputs);
     CPLFree(target_srs);
     return status;
 }
@@ -561,7 +590,9 @@ static int parse_calc(const CPLXMLNode *element, pgp_node *node)
         }
         expression = child;
     }
-    node->expression = CPLStrdup(expression ? CPLGetXMLValue(expression, NULL, "") : "");
+    node->expression = pgp_strdup(expression ? CPLGetXMLValue(expression, NULL, "") : "");
+    if (node->expression == NULL)
+        return -1;
     if (expression == NULL || node->expression[strspn(node->expression, " \t\r\n")] == '\0') {
         report(node->where, "missing or empty <Expression>");
         return -1;
@@ -582,7 +613,9 @@ static int compile_calc(pgp_graph *graph, pgp_node *node, const pgp_expr_var *va
     node->rules.n_vars = graph->n_nodes;
     node->rules.var_nodata = graph->var_nodata;
     node->rules.out_nodata = node->nodata;
-    node->input_nodes = (int *)CPLCalloc(graph->n_nodes, sizeof(int));
+    node->input_nodes = (int *)pgp_calloc(graph->n_nodes, sizeof(int));
+    if (node->input_nodes == NULL)
+        return -1;
     for (i = 0; i < graph->n_nodes; i++)
         if (pgp_expr_reads_var(node->program, i))
             node->input_nodes[node->n_inputs++] = i;
@@ -650,8 +683,8 @@ static pgp_kernel *read_kernel_raster(const char *path, const char *where)
     }
     nodata.value = GDALGetRasterNoDataValue(band, &nodata.present);
     nodata.exact = GDALDataTypeIsInteger(GDALGetRasterDataType(band));
-    weights = (double *)VSI_MALLOC3_VERBOSE(rows, cols, sizeof(double));
-    valid = (unsigned char *)VSI_MALLOC2_VERBOSE(rows, cols);
+    weights = (double *)pgp_malloc_array((size_t)rows * cols, sizeof(double));
+    valid = (unsigned char *)pgp_malloc_array(rows, cols);
     if (weights != NULL && valid != NULL &&
         GDALRasterIO(band, GF_Read, 0, 0, cols, rows, weights, cols, rows, GDT_Float64, 0, 0) ==
             CE_None) {
@@ -660,11 +693,11 @@ static pgp_kernel *read_kernel_raster(const char *path, const char *where)
         kernel = pgp_kernel_new(weights, valid, rows, cols, err, sizeof err);
         if (kernel == NULL)
             report(where, "kernel '%s': %s", path, err);
-    } else if (weights != NULL && valid != NULL) {
+    } else {
         report(where, "reading kernel '%s' failed: %s", path, CPLGetLastErrorMsg());
     }
-    VSIFree(weights);
-    VSIFree(valid);
+    pgp_free(weights);
+    pgp_free(valid);
     GDALClose(ds);
     return kernel;
 }
@@ -695,7 +728,9 @@ static pgp_kernel *parse_inline_kernel(const CPLXMLNode *element, const char *wh
                count);
         goto done;
     }
-    weights = (double *)CPLMalloc((size_t)count * sizeof(double));
+    weights = (double *)pgp_malloc_array(count, sizeof(double));
+    if (weights == NULL)
+        goto done;
     for (i = 0; i < count; i++)
         if (parse_double(values[i], &weights[i]) != 0) {
             report(where, "<Kernel> value %d '%s' is not a number", i + 1, values[i]);
@@ -705,7 +740,7 @@ static pgp_kernel *parse_inline_kernel(const CPLXMLNode *element, const char *wh
     if (kernel == NULL)
         report(where, "<Kernel>: %s", err);
 done:
-    CPLFree(weights);
+    pgp_free(weights);
     CSLDestroy(values);
     return kernel;
 }
@@ -738,7 +773,9 @@ static int parse_convolve(const CPLXMLNode *element, const char *base_dir, pgp_n
         report(node->where, "missing attribute 'input'");
         return -1;
     }
-    node->input = CPLStrdup(input);
+    node->input = pgp_strdup(input);
+    if (node->input == NULL)
+        return -1;
     if (nodata == NULL && node->data_type != GDT_Float64) {
         report(node->where, "dataType %s needs a noData (only Float64 has a default)", type);
         return -1;
@@ -779,7 +816,9 @@ static int parse_convolve(const CPLXMLNode *element, const char *base_dir, pgp_n
         node->kernel = parse_inline_kernel(inline_kernel, node->where);
     } else {
         /* A copy: CPLProjectRelativeFilename's buffer is reused by GDALOpenEx. */
-        node->path = CPLStrdup(resolve_path(base_dir, kernel_file));
+        node->path = pgp_strdup(resolve_path(base_dir, kernel_file));
+        if (node->path == NULL)
+            return -1;
         node->kernel = read_kernel_raster(node->path, node->where);
     }
     return node->kernel != NULL ? 0 : -1;
@@ -792,7 +831,9 @@ static int link_convolve(pgp_graph *graph, pgp_node *node)
         report(node->where, "input '%s' names no <Source>, <Calc> or <Convolve>", node->input);
         return -1;
     }
-    node->input_nodes = (int *)CPLCalloc(1, sizeof(int));
+    node->input_nodes = (int *)pgp_calloc(1, sizeof(int));
+    if (node->input_nodes == NULL)
+        return -1;
     node->input_nodes[0] = input;
     node->n_inputs = 1;
     return 0;
@@ -808,17 +849,18 @@ static int find_cycle(const pgp_graph *graph, int node, char *colour, int *path,
         return 0;
     if (colour[node] == 1) {
         int start = 0;
-        char *message = CPLStrdup("");
+        char *message = pgp_strdup("");
         while (path[start] != node)
             start++;
-        for (i = start; i <= depth; i++) {
-            char *longer = CPLStrdup(CPLSPrintf("%s%s%s", message, i > start ? " -> " : "",
-                                                graph->nodes[path[i]].name));
-            CPLFree(message);
+        for (i = start; i <= depth && message != NULL; i++) {
+            char *longer = pgp_strdup(CPLSPrintf("%s%s%s", message, i > start ? " -> " : "",
+                                                 graph->nodes[path[i]].name));
+            pgp_free(message);
             message = longer;
         }
-        report(n->where, "the graph has a cycle: %s", message);
-        CPLFree(message);
+        if (message != NULL)
+            report(n->where, "the graph has a cycle: %s", message);
+        pgp_free(message);
         return -1;
     }
     colour[node] = 1;
@@ -831,13 +873,13 @@ static int find_cycle(const pgp_graph *graph, int node, char *colour, int *path,
 
 static int check_acyclic(const pgp_graph *graph)
 {
-    char *colour = (char *)CPLCalloc(graph->n_nodes, 1);
-    int *path = (int *)CPLCalloc(graph->n_nodes + 1, sizeof(int));
-    int i, status = 0;
+    char *colour = (char *)pgp_calloc(graph->n_nodes, 1);
+    int *path = (int *)pgp_calloc(graph->n_nodes + 1, sizeof(int));
+    int i, status = colour != NULL && path != NULL ? 0 : -1;
     for (i = 0; i < graph->n_nodes && status == 0; i++)
         status = find_cycle(graph, i, colour, path, 0);
-    CPLFree(colour);
-    CPLFree(path);
+    pgp_free(colour);
+    pgp_free(path);
     return status;
 }
 
@@ -868,8 +910,10 @@ static double job_bytes(const pgp_graph *graph, int node, double *need)
  * in every worker: refused here, not discovered as an allocation failure. */
 static int check_job_memory(const pgp_graph *graph)
 {
-    double *need = (double *)CPLMalloc(graph->n_nodes * sizeof(double));
+    double *need = (double *)pgp_malloc_array(graph->n_nodes, sizeof(double));
     int i, worst = 0, status = 0;
+    if (need == NULL)
+        return -1;
     for (i = 0; i < graph->n_nodes; i++)
         need[i] = -1;
     for (i = 0; i < graph->n_nodes; i++)
@@ -884,7 +928,7 @@ static int check_job_memory(const pgp_graph *graph)
                (int)(PGP_MAX_JOB_BYTES >> 20));
         status = -1;
     }
-    CPLFree(need);
+    pgp_free(need);
     return status;
 }
 
@@ -908,8 +952,8 @@ static int parse_band(const pgp_graph *graph, const CPLXMLNode *element, int ind
         report(where, "ref '%s' names no <Source>, <Calc> or <Convolve>", ref);
         return -1;
     }
-    band->description = CPLStrdup(CPLGetXMLValue(element, "description", ""));
-    return 0;
+    band->description = pgp_strdup(CPLGetXMLValue(element, "description", ""));
+    return band->description != NULL ? 0 : -1;
 }
 
 static int parse_block_size(const CPLXMLNode *root, const char *attribute, int *size)
@@ -948,15 +992,18 @@ static int collect_nodes(pgp_graph *graph, const CPLXMLNode *root, const char *b
         if (strcmp(kind, "Source") != 0 && strcmp(kind, "Calc") != 0 &&
             strcmp(kind, "Convolve") != 0) {
             char *where = describe(kind, CPLGetXMLValue(child, "name", NULL));
-            report(where, "unknown element (a <PGPDataset> holds <Source>, <Align>, <Calc>, "
-                          "<Convolve> and <Band>)");
-            CPLFree(where);
+            if (where != NULL)
+                report(where, "unknown element (a <PGPDataset> holds <Source>, <Align>, "
+                              "<Calc>, <Convolve> and <Band>)");
+            pgp_free(where);
             return -1;
         }
         name = CPLGetXMLValue(child, "name", NULL);
         node = &graph->nodes[graph->n_nodes];
         node->where = describe(kind, name);
         graph->n_nodes++;
+        if (node->where == NULL)
+            return -1;
         if (name == NULL || !is_identifier(name)) {
             report(node->where, name ? "name is not an identifier ([A-Za-z_][A-Za-z0-9_]*)"
                                      : "missing attribute 'name'");
@@ -966,7 +1013,9 @@ static int collect_nodes(pgp_graph *graph, const CPLXMLNode *root, const char *b
             report(node->where, "duplicate name: another element is already named '%s'", name);
             return -1;
         }
-        node->name = CPLStrdup(name);
+        node->name = pgp_strdup(name);
+        if (node->name == NULL)
+            return -1;
         if (strcmp(kind, "Source") == 0)
             status = parse_source(child, base_dir, node);
         else if (strcmp(kind, "Calc") == 0)
@@ -1012,8 +1061,8 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
         return -1;
     }
     /* Unknown elements are refused before they would overflow the array. */
-    graph->nodes = (pgp_node *)CPLCalloc(n_elements + 1, sizeof(pgp_node));
-    if (collect_nodes(graph, root, base_dir) != 0)
+    graph->nodes = (pgp_node *)pgp_calloc(n_elements + 1, sizeof(pgp_node));
+    if (graph->nodes == NULL || collect_nodes(graph, root, base_dir) != 0)
         return -1;
     switch (count_elements(root, "Align")) {
     case 0:
@@ -1033,8 +1082,12 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
     graph->block_y = MIN(graph->block_y, graph->y_size);
 
     /* Pass 2: variable i of every expression is node i. */
-    vars = (pgp_expr_var *)CPLCalloc(graph->n_nodes, sizeof(pgp_expr_var));
-    graph->var_nodata = (pgp_nodata *)CPLCalloc(graph->n_nodes, sizeof(pgp_nodata));
+    vars = (pgp_expr_var *)pgp_calloc(graph->n_nodes, sizeof(pgp_expr_var));
+    graph->var_nodata = (pgp_nodata *)pgp_calloc(graph->n_nodes, sizeof(pgp_nodata));
+    if (vars == NULL || graph->var_nodata == NULL) {
+        pgp_free(vars);
+        return -1;
+    }
     for (i = 0; i < graph->n_nodes; i++) {
         vars[i].name = graph->nodes[i].name;
         vars[i].nodata = graph->var_nodata[i] = graph->nodes[i].nodata;
@@ -1044,17 +1097,20 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
             status = compile_calc(graph, &graph->nodes[i], vars);
         else if (graph->nodes[i].kind == PGP_NODE_CONVOLVE)
             status = link_convolve(graph, &graph->nodes[i]);
-    CPLFree(vars);
+    pgp_free(vars);
     if (status != 0 || check_acyclic(graph) != 0 || check_job_memory(graph) != 0)
         return -1;
 
-    graph->bands = (pgp_band_def *)CPLCalloc(count_elements(root, "Band") + 1,
+    graph->bands = (pgp_band_def *)pgp_calloc(count_elements(root, "Band") + 1,
                                              sizeof(pgp_band_def));
+    if (graph->bands == NULL)
+        return -1;
     for (child = root->psChild; child != NULL; child = child->psNext)
         if (child->eType == CXT_Element && strcmp(child->pszValue, "Band") == 0) {
-            if (parse_band(graph, child, graph->n_bands, &graph->bands[graph->n_bands]) != 0)
+            graph->n_bands++; /* first: a failed band's description is freed too */
+            if (parse_band(graph, child, graph->n_bands - 1,
+                           &graph->bands[graph->n_bands - 1]) != 0)
                 return -1;
-            graph->n_bands++;
         }
     if (graph->n_bands == 0) {
         report("<PGPDataset>", "no <Band ref=\"...\"/>: the dataset would have no band");
@@ -1151,13 +1207,13 @@ pgp_graph *pgp_graph_open(const char *filename_or_xml)
         CPLDestroyXMLNode(document);
         return NULL;
     }
-    graph = (pgp_graph *)CPLCalloc(1, sizeof(pgp_graph));
-    base_dir = CPLStrdup(from_text ? "" : CPLGetPath(filename_or_xml));
-    if (build(graph, root, base_dir) != 0) {
+    graph = (pgp_graph *)pgp_calloc(1, sizeof(pgp_graph));
+    base_dir = pgp_strdup(from_text ? "" : CPLGetPath(filename_or_xml));
+    if (graph == NULL || base_dir == NULL || build(graph, root, base_dir) != 0) {
         pgp_graph_free(graph);
         graph = NULL;
     }
-    CPLFree(base_dir);
+    pgp_free(base_dir);
     CPLDestroyXMLNode(document);
     return graph;
 }
@@ -1169,25 +1225,25 @@ void pgp_graph_free(pgp_graph *graph)
         return;
     for (i = 0; i < graph->n_nodes; i++) {
         pgp_node *node = &graph->nodes[i];
-        CPLFree(node->name);
-        CPLFree(node->where);
-        CPLFree(node->path);
-        CPLFree(node->expression);
+        pgp_free(node->name);
+        pgp_free(node->where);
+        pgp_free(node->path);
+        pgp_free(node->expression);
         pgp_expr_free(node->program);
-        CPLFree(node->input_nodes);
-        CPLFree(node->input);
-        CPLFree(node->srs_wkt);
+        pgp_free(node->input_nodes);
+        pgp_free(node->input);
+        pgp_free(node->srs_wkt);
         pgp_kernel_free(node->kernel);
     }
     for (i = 0; i < graph->n_bands; i++)
-        CPLFree(graph->bands[i].description);
-    CPLFree(graph->nodes);
-    CPLFree(graph->var_nodata);
-    CPLFree(graph->bands);
-    CPLFree(graph->srs_wkt);
+        pgp_free(graph->bands[i].description);
+    pgp_free(graph->nodes);
+    pgp_free(graph->var_nodata);
+    pgp_free(graph->bands);
+    pgp_free(graph->srs_wkt);
     pgp_grid_clear(&graph->align);
     CSLDestroy(graph->source_files);
-    CPLFree(graph);
+    pgp_free(graph);
 }
 
 int pgp_graph_find(const pgp_graph *graph, const char *name)

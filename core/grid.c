@@ -1,6 +1,7 @@
-/* grid.c — <Align> geometry (SEMANTICS §3): boxes, grids, vector extents. */
+/* grid.c — <Align> geometry (docs/semantics.md#align): boxes, grids, vector extents. */
 #include "pgp/grid.h"
 #include "grid_internal.h"
+#include "pgp/alloc.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -412,7 +413,7 @@ static int merged_bbox(const pgp_grid_input *inputs, int n_inputs, pgp_bbox_mode
                        pgp_bbox *out, char *err, size_t errlen)
 {
     const int n = n_vectors + n_inputs;
-    pgp_bbox *boxes = (pgp_bbox *)VSI_MALLOC2_VERBOSE(n, sizeof *boxes);
+    pgp_bbox *boxes = (pgp_bbox *)pgp_malloc_array(n, sizeof *boxes);
     int i, rc = 0;
     if (boxes == NULL)
         return pgp_grid_fail(err, errlen, "boundingBox: out of memory");
@@ -431,7 +432,7 @@ static int merged_bbox(const pgp_grid_input *inputs, int n_inputs, pgp_bbox_mode
     }
     if (rc == 0)
         rc = pgp_grid_merge_bboxes(boxes, n, mode, out, err, errlen);
-    VSIFree(boxes);
+    pgp_free(boxes);
     return rc;
 }
 
@@ -498,8 +499,12 @@ int pgp_grid_compute(const pgp_grid_input *inputs, int n_inputs, const pgp_bbox_
     }
     out->reproject = target_wkt != NULL;
     out->srs_wkt = target_wkt != NULL             ? target_wkt
-                   : pgp_grid_has_text(inputs[0].srs_wkt) ? CPLStrdup(inputs[0].srs_wkt)
+                   : pgp_grid_has_text(inputs[0].srs_wkt) ? pgp_strdup(inputs[0].srs_wkt)
                                                  : NULL;
+    if (out->srs_wkt == NULL && pgp_grid_has_text(inputs[0].srs_wkt)) {
+        memset(out, 0, sizeof *out);
+        return pgp_grid_fail(err, errlen, "out of memory");
+    }
     return 0;
 }
 

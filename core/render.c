@@ -1,5 +1,8 @@
-/* render.c — tile evaluation of Source and Calc nodes, window reads. */
+/* render.c — renderers (one per level), worker contexts, source reads, tile
+ * evaluation of Source, Calc and Convolve nodes, window reads, prefetch and
+ * the tile visits behind statistics. */
 #include "pgp/render.h"
+#include "pgp/alloc.h"
 #include "pgp/warp.h"
 
 #include <math.h>
@@ -14,12 +17,13 @@
 #include "cpl_vsi.h"
 
 /* Reports a failure in context, quoting the error that caused it. The cause is
- * copied first: CPLError formats into the buffer CPLGetLastErrorMsg returns. */
+ * copied first: CPLError formats into the buffer CPLGetLastErrorMsg returns.
+ * No allocation: this also reports running out of memory. */
 static void fail_because(CPLErrorNum err_no, const char *context)
 {
-    char *cause = CPLStrdup(CPLGetLastErrorMsg());
+    char cause[2048];
+    CPLStrlcpy(cause, CPLGetLastErrorMsg(), sizeof cause);
     CPLError(CE_Failure, err_no, "%s: %s", context, cause);
-    CPLFree(cause);
 }
 
 /* Scratch memory reused from tile to tile: fresh large allocations cost a page
@@ -88,7 +92,12 @@ static pgp_renderer *renderer_new(const pgp_graph *graph, pgp_executor *executor
                                   pgp_tile_cache *cache, int prefetch_tiles, int x_size,
                                   int y_size)
 {
-    pgp_renderer *r = (pgp_renderer *)CPLCalloc(1, sizeof(pgp_renderer));
+    pgp_renderer *r;
+    if (cache == NULL) /* the global cache could not be made, and said so */
+        return NULL;
+    r = (pgp_renderer *)pgp_calloc(1, sizeof(pgp_renderer));
+    if (r == NULL)
+        return NULL;
     r->graph = graph;
     r->executor = executor;
     r->cache = cache;
@@ -97,13 +106,18 @@ static pgp_renderer *renderer_new(const pgp_graph *graph, pgp_executor *executor
     r->y_size = y_size;
     r->scale_x = (double)graph->x_size / x_size;
     r->scale_y = (double)graph->y_size / y_size;
-    r->kernels = (pgp_kernel **)CPLCalloc(graph->n_nodes, sizeof(pgp_kernel *));
+    r->kernels = (pgp_kernel **)pgp_calloc(graph->n_nodes, sizeof(pgp_kernel *));
     r->tiles_x = (x_size + graph->block_x - 1) / graph->block_x;
     r->tiles_y = (y_size + graph->block_y - 1) / graph->block_y;
     r->contexts_mutex = CPLCreateMutex();
-    CPLReleaseMutex(r->contexts_mutex);
+    if (r->contexts_mutex != NULL)
+        CPLReleaseMutex(r->contexts_mutex);
     r->prefetch_tiles = prefetch_tiles;
     r->prefetch = pgp_background_new(executor);
+    if (r->kernels == NULL || r->contexts_mutex == NULL || r->prefetch == NULL) {
+        pgp_renderer_free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -113,6 +127,8 @@ pgp_renderer *pgp_renderer_new(const pgp_graph *graph, pgp_executor *executor,
     pgp_renderer *r = renderer_new(graph, executor, cache, prefetch_tiles, graph->x_size,
                                    graph->y_size);
     int i;
+    if (r == NULL)
+        return NULL;
     r->align = graph->align;
     for (i = 0; i < graph->n_nodes; i++)
         r->kernels[i] = graph->nodes[i].kernel;
@@ -131,6 +147,8 @@ pgp_renderer *pgp_renderer_new_overview(const pgp_graph *graph, pgp_executor *ex
         return NULL;
     }
     r = renderer_new(graph, executor, cache, prefetch_tiles, x_size, y_size);
+    if (r == NULL)
+        return NULL;
     r->is_overview = 1;
     /* Same extent, bigger pixels: GDAL's convention for overviews. */
     r->align = graph->align;
@@ -156,6 +174,23 @@ pgp_renderer *pgp_renderer_new_overview(const pgp_graph *graph, pgp_executor *ex
     return r;
 }
 
+/* Also a context whose arrays could not all be allocated. */
+static void free_context(const pgp_renderer *r, worker_context *ctx)
+{
+    int i;
+    for (i = 0; i < r->graph->n_nodes; i++) {
+        if (ctx->sources != NULL && ctx->sources[i] != NULL)
+            GDALClose(ctx->sources[i]);
+        if (ctx->calc_scratch != NULL)
+            pgp_free(ctx->calc_scratch[i].data);
+    }
+    pgp_free(ctx->source_block.data);
+    pgp_convolve_scratch_free(&ctx->convolve);
+    pgp_free(ctx->sources);
+    pgp_free(ctx->calc_scratch);
+    pgp_free(ctx);
+}
+
 void pgp_renderer_free(pgp_renderer *r)
 {
     if (r == NULL)
@@ -163,28 +198,19 @@ void pgp_renderer_free(pgp_renderer *r)
     pgp_background_free(r->prefetch); /* its jobs use contexts and the cache */
     while (r->idle_contexts != NULL) {
         worker_context *ctx = r->idle_contexts;
-        int i;
         r->idle_contexts = ctx->next;
-        for (i = 0; i < r->graph->n_nodes; i++) {
-            if (ctx->sources[i] != NULL)
-                GDALClose(ctx->sources[i]);
-            VSIFree(ctx->calc_scratch[i].data);
-        }
-        VSIFree(ctx->source_block.data);
-        pgp_convolve_scratch_free(&ctx->convolve);
-        CPLFree(ctx->sources);
-        CPLFree(ctx->calc_scratch);
-        CPLFree(ctx);
+        free_context(r, ctx);
     }
     pgp_tile_cache_purge_owner(r->cache, r->owner);
-    CPLDestroyMutex(r->contexts_mutex);
+    if (r->contexts_mutex != NULL)
+        CPLDestroyMutex(r->contexts_mutex);
     if (r->is_overview) {
         int i;
         for (i = 0; i < r->graph->n_nodes; i++)
             pgp_kernel_free(r->kernels[i]);
     }
-    CPLFree(r->kernels);
-    CPLFree(r);
+    pgp_free(r->kernels);
+    pgp_free(r);
 }
 
 size_t pgp_renderer_tile_count(const pgp_renderer *r)
@@ -222,9 +248,15 @@ static worker_context *borrow_context(pgp_renderer *r)
         r->idle_contexts = ctx->next;
     CPLReleaseMutex(r->contexts_mutex);
     if (ctx == NULL) {
-        ctx = (worker_context *)CPLCalloc(1, sizeof(worker_context));
-        ctx->sources = (GDALDatasetH *)CPLCalloc(r->graph->n_nodes, sizeof(GDALDatasetH));
-        ctx->calc_scratch = (scratch *)CPLCalloc(r->graph->n_nodes, sizeof(scratch));
+        ctx = (worker_context *)pgp_calloc(1, sizeof(worker_context));
+        if (ctx == NULL)
+            return NULL;
+        ctx->sources = (GDALDatasetH *)pgp_calloc(r->graph->n_nodes, sizeof(GDALDatasetH));
+        ctx->calc_scratch = (scratch *)pgp_calloc(r->graph->n_nodes, sizeof(scratch));
+        if (ctx->sources == NULL || ctx->calc_scratch == NULL) {
+            free_context(r, ctx);
+            return NULL;
+        }
     }
     return ctx;
 }
@@ -241,8 +273,8 @@ static void return_context(pgp_renderer *r, worker_context *ctx)
 static void *scratch_reserve(scratch *s, size_t bytes)
 {
     if (s->bytes < bytes) {
-        VSIFree(s->data);
-        s->data = VSI_MALLOC_VERBOSE(bytes);
+        pgp_free(s->data);
+        s->data = pgp_malloc(bytes);
         s->bytes = s->data ? bytes : 0;
     }
     return s->data;
@@ -252,7 +284,8 @@ static void *scratch_reserve(scratch *s, size_t bytes)
 
 /* The width of one source pixel in the aligned grid's units: its own with no
  * reprojection, else the source's box transformed into the grid's SRS (as
- * transform_bounding_box does) divided by its width. 0 when unknown. */
+ * transform_bounding_box does) divided by its width. -1 after CPLError when
+ * the box cannot be transformed (it was at open: now it is a fault). */
 static double source_pixel_on_grid(const pgp_renderer *r, const pgp_node *n)
 {
     pgp_bbox box, on_grid;
@@ -260,15 +293,18 @@ static double source_pixel_on_grid(const pgp_renderer *r, const pgp_node *n)
     if (!r->align.reproject)
         return fabs(n->geotransform[1]);
     box = pgp_grid_raster_bbox(n->geotransform, n->x_size, n->y_size);
-    if (pgp_grid_transform_bbox(box, n->srs_wkt, r->align.srs_wkt, &on_grid, err, sizeof err) != 0)
-        return 0;
+    if (pgp_grid_transform_bbox(box, n->srs_wkt, r->align.srs_wkt, &on_grid, err, sizeof err) != 0) {
+        CPLError(CE_Failure, CPLE_AppDefined, "%s: choosing a source overview: %s", n->where,
+                 err);
+        return -1;
+    }
     return (on_grid.maxx - on_grid.minx) / n->x_size;
 }
 
 /* For an overview level with <Align>: the source's coarsest overview whose
  * pixels are still no bigger than the level's, so the warp reads a fraction of
  * the source, as GDAL's downsampled RasterIO does for unaligned sources.
- * -1: full resolution. */
+ * -1: full resolution; -2 after CPLError. */
 static int aligned_source_overview(const pgp_renderer *r, GDALDatasetH file, const pgp_node *n)
 {
     GDALRasterBandH band = GDALGetRasterBand(file, n->band);
@@ -278,6 +314,8 @@ static int aligned_source_overview(const pgp_renderer *r, GDALDatasetH file, con
     if (!r->is_overview || band == NULL || GDALGetOverviewCount(band) == 0)
         return -1;
     source_pixel = source_pixel_on_grid(r, n);
+    if (source_pixel < 0)
+        return -2;
     for (i = 0; source_pixel > 0 && i < GDALGetOverviewCount(band); i++) {
         GDALRasterBandH overview = GDALGetOverview(band, i);
         const double pixel =
@@ -302,6 +340,10 @@ static GDALDatasetH open_source_view(const pgp_renderer *r, const pgp_node *n)
     if (file == NULL || !r->graph->aligned)
         return file;
     overview = aligned_source_overview(r, file, n);
+    if (overview == -2) {
+        GDALClose(file);
+        return NULL;
+    }
     if (overview >= 0) {
         char level[32];
         const char *options[] = {level, NULL};
@@ -436,6 +478,30 @@ static int read_downsampled(const pgp_renderer *rr, GDALRasterBandH band, const 
                : -1;
 }
 
+/* The errors raised while a source is read. GDAL 3.6 may report a failure
+ * and still return success: GTiff returns a tile whose offset libtiff could
+ * not read as empty, and errors inside a warp can be reset before it returns.
+ * A handler sees them all; the first failure is the cause worth quoting. */
+typedef struct read_errors {
+    int failed, warned;
+    CPLErrorNum failure_no, warning_no;
+    char failure[1024], warning[512];
+} read_errors;
+
+static void CPL_STDCALL note_read_error(CPLErr cls, CPLErrorNum err_no, const char *msg)
+{
+    read_errors *e = (read_errors *)CPLGetErrorHandlerUserData();
+    if ((cls == CE_Failure || cls == CE_Fatal) && !e->failed) {
+        e->failed = 1;
+        e->failure_no = err_no;
+        CPLStrlcpy(e->failure, msg, sizeof e->failure);
+    } else if (cls == CE_Warning) {
+        e->warned = 1;
+        e->warning_no = err_no;
+        CPLStrlcpy(e->warning, msg, sizeof e->warning);
+    }
+}
+
 /* Reads a source's pixels of rect r as type (its own type or Float64) into
  * pixels, whose rows are stride pixels apart. */
 static int read_source(pgp_renderer *rr, worker_context *ctx, int node, const tile_rect *r,
@@ -444,10 +510,14 @@ static int read_source(pgp_renderer *rr, worker_context *ctx, int node, const ti
     const pgp_node *n = &rr->graph->nodes[node];
     GDALRasterBandH band = source_band(rr, ctx, node);
     const int type_size = GDALGetDataTypeSizeBytes(type);
+    read_errors errors;
     int status, row;
     if (band == NULL)
         return -1;
     atomic_fetch_add(&rr->source_pixels, (uint64_t)r->w * r->h);
+    memset(&errors, 0, sizeof errors);
+    CPLPushErrorHandlerEx(note_read_error, &errors);
+    CPLSetCurrentErrorHandlerCatchDebug(FALSE);
     if (rr->graph->aligned || (rr->scale_x == 1 && rr->scale_y == 1)) {
         status = read_whole_block(band, ctx, r, pixels, type, stride);
         if (status == 1)
@@ -459,9 +529,20 @@ static int read_source(pgp_renderer *rr, worker_context *ctx, int node, const ti
     } else {
         status = read_downsampled(rr, band, r, pixels, type, stride);
     }
+    CPLPopErrorHandler();
+    if (errors.warned)
+        CPLError(CE_Warning, errors.warning_no, "%s", errors.warning);
+    if (errors.failed) {
+        status = -1;
+        CPLError(CE_Failure, errors.failure_no, "%s", errors.failure);
+    }
     if (status != 0) {
         fail_because(CPLE_FileIO, CPLSPrintf("%s: reading window (%d,%d,%d,%d) of '%s' failed",
                                              n->where, r->x, r->y, r->w, r->h, n->path));
+        /* A handle that failed may go on failing (a warped view whose
+         * transformer could not be cloned): the next read opens a fresh one. */
+        GDALClose(ctx->sources[node]);
+        ctx->sources[node] = NULL;
         return -1;
     }
     if (n->signed_byte && type == GDT_Float64)
@@ -513,7 +594,7 @@ static int read_as_doubles(pgp_renderer *r, worker_context *ctx, int node, const
  * is at most a block: PGP_MAX_BLOCK_PIXELS fits an int). */
 static void *to_tile_pixels(const pgp_node *n, const double *values, size_t count)
 {
-    void *pixels = VSI_MALLOC2_VERBOSE(count, GDALGetDataTypeSizeBytes(n->data_type));
+    void *pixels = pgp_malloc_array(count, GDALGetDataTypeSizeBytes(n->data_type));
     if (pixels != NULL)
         copy_row(values, GDT_Float64, pixels, n->data_type, (int)count);
     return pixels;
@@ -585,7 +666,9 @@ static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const 
     int i, ok = buffers != NULL;
     if (!ok)
         return NULL;
-    inputs = (double **)CPLCalloc(g->n_nodes, sizeof(double *));
+    inputs = (double **)pgp_calloc(g->n_nodes, sizeof(double *));
+    if (inputs == NULL)
+        return NULL;
     out = buffers + n->n_inputs * count;
     for (i = 0; i < n->n_inputs && ok; i++) {
         const int input = n->input_nodes[i];
@@ -594,7 +677,7 @@ static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const 
     }
     if (ok && pgp_calc_eval(&n->rules, (const double *const *)inputs, count, out) == 0)
         pixels = to_tile_pixels(n, out, count);
-    CPLFree(inputs);
+    pgp_free(inputs);
     return pixels;
 }
 
@@ -607,9 +690,9 @@ static void *compute_tile(pgp_renderer *r, worker_context *ctx, int node, const 
         return compute_calc(r, ctx, node, t, depth);
     if (n->kind == PGP_NODE_CONVOLVE)
         return compute_convolve(r, ctx, node, t, depth);
-    pixels = VSI_MALLOC2_VERBOSE((size_t)t->w * t->h, GDALGetDataTypeSizeBytes(n->data_type));
+    pixels = pgp_malloc_array((size_t)t->w * t->h, GDALGetDataTypeSizeBytes(n->data_type));
     if (pixels != NULL && read_source(r, ctx, node, t, pixels, n->data_type, t->w) != 0) {
-        VSIFree(pixels);
+        pgp_free(pixels);
         pixels = NULL;
     }
     return pixels;
@@ -623,14 +706,25 @@ static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const ti
     const pgp_node *n = &r->graph->nodes[node];
     pgp_tile_key key;
     void *pixels;
+    pgp_tile_status status;
     memset(&key, 0, sizeof key);
     key.owner = r->owner;
     key.node = node;
     key.tx = t->tx;
     key.ty = t->ty;
-    switch (pgp_tile_cache_acquire(r->cache, &key, tile)) {
+    status = pgp_tile_cache_acquire(r->cache, &key, tile);
+    /* Computed by another job, maybe a prefetch whose errors nobody sees (or
+     * one that ran out of memory): the failed entry left the cache, so it is
+     * computed here once more, with an error of our own if it fails again. */
+    if (status == PGP_TILE_FAILED) {
+        pgp_tile_cache_release(r->cache, *tile);
+        status = pgp_tile_cache_acquire(r->cache, &key, tile);
+    }
+    switch (status) {
     case PGP_TILE_READY:
         return 0;
+    case PGP_TILE_NO_MEMORY:
+        return -1;
     case PGP_TILE_FAILED:
         CPLError(CE_Failure, CPLE_AppDefined,
                  "%s tile (%d,%d) failed in a concurrent request; see its error", n->where,
@@ -662,15 +756,16 @@ static int run_tile_job(pgp_renderer *r, int node, const tile_rect *t, tile_job_
 {
     worker_context *ctx = borrow_context(r);
     pgp_tile *tile;
-    int status = acquire_tile(r, ctx, node, t, 0, &tile);
-    return_context(r, ctx);
-    if (status != 0) {
+    int status = ctx != NULL ? acquire_tile(r, ctx, node, t, 0, &tile) : -1;
+    if (ctx != NULL)
+        return_context(r, ctx);
+    if (status == 0) {
+        status = use(arg, r, node, t, tile, index);
+        pgp_tile_cache_release(r->cache, tile);
+    }
+    if (status != 0)
         fail_because(CPLGetLastErrorNo(),
                      CPLSPrintf("%s tile (%d,%d)", r->graph->nodes[node].where, t->tx, t->ty));
-        return -1;
-    }
-    status = use(arg, r, node, t, tile, index);
-    pgp_tile_cache_release(r->cache, tile);
     return status;
 }
 
@@ -733,7 +828,10 @@ static int prefetch_job(void *arg, size_t index)
     const tile_rect t = tile_at(r, (int)(tile_index % r->tiles_x), (int)(tile_index / r->tiles_x));
     worker_context *ctx = borrow_context(r);
     pgp_tile *tile;
-    const int status = acquire_tile(r, ctx, (int)(index % r->graph->n_nodes), &t, 0, &tile);
+    int status;
+    if (ctx == NULL)
+        return -1;
+    status = acquire_tile(r, ctx, (int)(index % r->graph->n_nodes), &t, 0, &tile);
     return_context(r, ctx);
     if (status == 0)
         pgp_tile_cache_release(r->cache, tile);

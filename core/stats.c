@@ -1,17 +1,19 @@
 /* stats.c — per-tile summaries merged in tile order. */
 #include "pgp/stats.h"
+#include "pgp/alloc.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "cpl_conv.h"
 #include "cpl_error.h"
+#include "cpl_string.h"
 #include "cpl_vsi.h"
 
 int pgp_stats_of_pixels(const void *pixels, GDALDataType type, size_t n, const double *nodata,
                         pgp_stats *stats)
 {
-    double *v = (double *)VSI_MALLOC2_VERBOSE(n ? n : 1, sizeof(double));
+    double *v = (double *)pgp_malloc_array(n, sizeof(double));
     double sum = 0.0, m2 = 0.0, min = HUGE_VAL, max = -HUGE_VAL;
     double typed_nodata = 0.0;
     size_t i, kept = 0;
@@ -43,7 +45,7 @@ int pgp_stats_of_pixels(const void *pixels, GDALDataType type, size_t n, const d
     for (i = 0; i < kept; i++)
         m2 += (v[i] - stats->mean) * (v[i] - stats->mean);
     stats->m2 = m2;
-    VSIFree(v);
+    pgp_free(v);
     return 0;
 }
 
@@ -91,13 +93,18 @@ CPLErr pgp_stats_of_node(pgp_renderer *renderer, int node, const double *nodata,
     size_t i;
     q.type = pgp_renderer_graph(renderer)->nodes[node].data_type;
     q.nodata = nodata;
-    q.per_tile = (pgp_stats *)VSI_CALLOC_VERBOSE(n_tiles, sizeof(pgp_stats));
-    if (q.per_tile == NULL)
+    q.per_tile = (pgp_stats *)pgp_calloc(n_tiles, sizeof(pgp_stats));
+    if (q.per_tile == NULL) {
+        char cause[256]; /* copied: CPLError formats into the message's buffer */
+        CPLStrlcpy(cause, CPLGetLastErrorMsg(), sizeof cause);
+        CPLError(CE_Failure, CPLE_OutOfMemory, "%s: statistics of %zu tiles: %s",
+                 pgp_renderer_graph(renderer)->nodes[node].where, n_tiles, cause);
         return CE_Failure;
+    }
     err = pgp_renderer_visit_tiles(renderer, node, summarise_tile, &q, progress, progress_arg);
     memset(stats, 0, sizeof *stats);
     for (i = 0; i < n_tiles && err == CE_None; i++)
         pgp_stats_merge(stats, &q.per_tile[i]);
-    VSIFree(q.per_tile);
+    pgp_free(q.per_tile);
     return err;
 }

@@ -1,7 +1,8 @@
 /* warp.c — views of a source warped onto an <Align> grid by GDAL's warper:
  * the whole-grid warp scale, the row-consistent transformer, per-tile strips
- * and the <Mask> rasterised inside the warp (SEMANTICS §3). */
+ * and the <Mask> rasterised inside the warp (docs/semantics.md#align). */
 #include "pgp/warp.h"
+#include "pgp/alloc.h"
 #include "grid_internal.h"
 
 #include <math.h>
@@ -106,8 +107,8 @@ static void free_mask(grid_mask *m)
         GDALDestroyGenImgProjTransformer(m->to_grid);
     if (m->ds != NULL)
         GDALClose(m->ds);
-    VSIFree(m->band);
-    CPLFree(m);
+    pgp_free(m->band);
+    pgp_free(m);
 }
 
 /* The transformer GDALRasterizeLayers builds for the whole grid (layer SRS
@@ -146,18 +147,22 @@ static int to_band(void *arg, int dst_to_src, int n, double *x, double *y, doubl
 
 static grid_mask *open_mask(const pgp_grid *grid, int band_rows, char *err, size_t errlen)
 {
-    grid_mask *m = (grid_mask *)CPLCalloc(1, sizeof *m);
+    grid_mask *m = (grid_mask *)pgp_calloc(1, sizeof *m);
     char why[512];
+    if (m == NULL) {
+        pgp_grid_fail(err, errlen, "<Mask>: %s", pgp_grid_gdal_reason());
+        return NULL;
+    }
     m->band_y0 = -1;
     m->band_rows = band_rows;
     if (pgp_grid_open_mask_layer(&grid->mask, &m->ds, &m->layer, why, sizeof why) != 0) {
         pgp_grid_fail(err, errlen, "<Mask> %s", why);
-        CPLFree(m);
+        pgp_free(m);
         return NULL;
     }
     CPLErrorReset();
     m->to_grid = mask_to_grid(m->layer, grid);
-    m->band = (GByte *)VSI_MALLOC2_VERBOSE(grid->x_size, band_rows);
+    m->band = (GByte *)pgp_malloc_array(grid->x_size, band_rows);
     if (m->to_grid == NULL || m->band == NULL) {
         pgp_grid_fail(err, errlen, "<Mask> vector '%s': cannot relate it to the grid: %s",
              grid->mask.path, pgp_grid_gdal_reason());
@@ -167,7 +172,9 @@ static grid_mask *open_mask(const pgp_grid *grid, int band_rows, char *err, size
     return m;
 }
 
-/* The mask of grid row `row` (rasterising its band if needed), or NULL. */
+/* The mask of grid row `row` (rasterising its band if needed), or NULL
+ * after CPLError: the warper takes a failed transform for pixels outside the
+ * source, so the failure must be said (render.c's read_source hears it). */
 static const GByte *mask_row(grid_mask *m, const pgp_grid *grid, int row)
 {
     const int y0 = row - row % m->band_rows;
@@ -177,6 +184,11 @@ static const GByte *mask_row(grid_mask *m, const pgp_grid *grid, int row)
         m->band_y0 = y0;
         if (GDALRasterizeLayersBuf(m->band, grid->x_size, rows, GDT_Byte, 0, 0, 1, &m->layer,
                                    NULL, NULL, to_band, m, 1.0, NULL, NULL, NULL) != CE_None) {
+            char cause[1024]; /* copied: CPLError formats into the message's buffer */
+            CPLStrlcpy(cause, pgp_grid_gdal_reason(), sizeof cause);
+            CPLError(CE_Failure, CPLE_AppDefined,
+                     "<Mask> vector '%s': rasterising grid rows %d to %d failed: %s",
+                     grid->mask.path, y0, y0 + rows - 1, cause);
             m->band_y0 = -1;
             return NULL;
         }
@@ -186,14 +198,25 @@ static const GByte *mask_row(grid_mask *m, const pgp_grid *grid, int row)
 
 /* ---- the warped view's transformer ------------------------------------------- */
 
-/* Deep copy (strings included). */
-static void grid_copy(pgp_grid *dst, const pgp_grid *src)
+/* A copy of s, or NULL for NULL; sets *failed when memory runs out. */
+static char *copy_text(const char *s, int *failed)
 {
+    char *copy = s != NULL ? pgp_strdup(s) : NULL;
+    *failed |= s != NULL && copy == NULL;
+    return copy;
+}
+
+/* Deep copy (strings included); -1 after CPLError when memory runs out (dst
+ * is then still for pgp_grid_clear). */
+static int grid_copy(pgp_grid *dst, const pgp_grid *src)
+{
+    int failed = 0;
     *dst = *src;
-    dst->srs_wkt = src->srs_wkt ? CPLStrdup(src->srs_wkt) : NULL;
-    dst->mask.path = src->mask.path ? CPLStrdup(src->mask.path) : NULL;
-    dst->mask.layer = src->mask.layer ? CPLStrdup(src->mask.layer) : NULL;
-    dst->mask.where = src->mask.where ? CPLStrdup(src->mask.where) : NULL;
+    dst->srs_wkt = copy_text(src->srs_wkt, &failed);
+    dst->mask.path = copy_text(src->mask.path, &failed);
+    dst->mask.layer = copy_text(src->mask.layer, &failed);
+    dst->mask.where = copy_text(src->mask.where, &failed);
+    return failed ? -1 : 0;
 }
 
 /* Per-row consistency. GDAL's warp kernel transforms each destination row
@@ -406,17 +429,26 @@ static void release_core(warp_core *c)
     GDALDestroyGenImgProjTransformer(c->exact);
     free_mask(c->mask);
     pgp_grid_clear(&c->grid);
-    CPLFree(c);
+    pgp_free(c);
 }
 
 /* Takes ownership of exact, also on failure. band_rows: rows per mask band. */
 static warp_core *new_core(void *exact, const pgp_grid *grid, int band_rows, char *err,
                            size_t errlen)
 {
-    warp_core *c = (warp_core *)CPLCalloc(1, sizeof *c);
+    warp_core *c = (warp_core *)pgp_calloc(1, sizeof *c);
+    if (c == NULL) {
+        GDALDestroyGenImgProjTransformer(exact);
+        pgp_grid_fail(err, errlen, "%s", pgp_grid_gdal_reason());
+        return NULL;
+    }
     c->exact = exact;
     c->refs = 1;
-    grid_copy(&c->grid, grid);
+    if (grid_copy(&c->grid, grid) != 0) {
+        pgp_grid_fail(err, errlen, "%s", pgp_grid_gdal_reason());
+        release_core(c);
+        return NULL;
+    }
     CPLErrorReset();
     c->approx = GDALCreateApproxTransformer(GDALGenImgProjTransform, exact, 0.125);
     if (c->approx == NULL)
@@ -430,15 +462,17 @@ static warp_core *new_core(void *exact, const pgp_grid *grid, int band_rows, cha
 static void free_row_transformer(void *arg)
 {
     release_core(((row_transformer *)arg)->core);
-    CPLFree(arg);
+    pgp_free(arg);
 }
 
 static void *similar_row_transformer(void *arg, double ratio_x, double ratio_y);
 
-/* Takes one reference on core. */
+/* Takes one reference on core; NULL after CPLError. */
 static row_transformer *new_row_transformer(warp_core *core, int x_off, int block_x)
 {
-    row_transformer *t = (row_transformer *)CPLCalloc(1, sizeof *t);
+    row_transformer *t = (row_transformer *)pgp_calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
     memcpy(t->info.abySignature, GDAL_GTI2_SIGNATURE, strlen(GDAL_GTI2_SIGNATURE));
     t->info.pszClassName = "PGPRowTransformer";
     t->info.pfnTransform = row_transform;
@@ -556,7 +590,7 @@ static GDALDatasetH new_mosaic(const pgp_grid *grid, GDALDatasetH source,
 }
 
 /* gdalwarp's options for band `band` of source onto a strip. scale: the
- * XSCALE/YSCALE to fix, or NULL. */
+ * XSCALE/YSCALE to fix, or NULL. NULL after CPLError. */
 static GDALWarpOptions *warp_options(GDALDatasetH source, int band, row_transformer *t,
                                      GDALResampleAlg resampling, const double *scale)
 {
@@ -566,8 +600,12 @@ static GDALWarpOptions *warp_options(GDALDatasetH source, int band, row_transfor
     wo->eResampleAlg = resampling;
     wo->hSrcDS = source;
     wo->nBandCount = 1;
-    wo->panSrcBands = (int *)CPLMalloc(sizeof(int));
-    wo->panDstBands = (int *)CPLMalloc(sizeof(int));
+    wo->panSrcBands = (int *)pgp_malloc(sizeof(int));
+    wo->panDstBands = (int *)pgp_malloc(sizeof(int));
+    if (wo->panSrcBands == NULL || wo->panDstBands == NULL) {
+        GDALDestroyWarpOptions(wo);
+        return NULL;
+    }
     wo->panSrcBands[0] = band;
     wo->panDstBands[0] = 1;
     wo->pfnTransformer = row_transform;
@@ -603,7 +641,12 @@ static int add_strip(GDALDatasetH mosaic, GDALDatasetH source, int band, const p
     int ok;
     /* GDALCreateWarpedVRT's blocks: 512 x 128 at most. */
     t = new_row_transformer(core, x_off, width < 512 ? width : 512);
-    wo = warp_options(source, band, t, resampling, scale);
+    wo = t != NULL ? warp_options(source, band, t, resampling, scale) : NULL;
+    if (wo == NULL) {
+        if (t != NULL)
+            free_row_transformer(t);
+        return -1;
+    }
     /* The band's type is the working type, resolved here as GDAL resolves it
      * for gdalwarp: the source's, unless its nodata does not fit. */
     GDALWarpResolveWorkingDataType(wo);

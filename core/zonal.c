@@ -13,6 +13,7 @@
 #include "gdal_alg.h"
 #include "ogr_api.h"
 #include "ogr_srs_api.h"
+#include "pgp/alloc.h"
 #include "pgp/executor.h"
 #include "pgp/nodata.h"
 
@@ -28,8 +29,8 @@ typedef struct feature_geometry {
 typedef struct worker_context {
     GDALDatasetH raster; /* this context's own handle, opened on first use */
     double *values;      /* one tile, as doubles */
-    GByte *mask;         /* one tile: 1 where the feature being summarised burnt */
-    GUInt32 *owner;      /* one tile: slot + 1 of the feature owning the pixel, 0 none */
+    GUInt32 *owner;      /* one tile: slot + 1 of the feature burnt there, 0 none */
+    GUInt32 *level;      /* one tile: burn groups already under the pixel */
     double *samples;     /* one tile: a feature's values, for its histogram */
     struct worker_context *next;
 } worker_context;
@@ -94,7 +95,7 @@ static int set_histogram(pgp_zonal_feature *s, double *samples, size_t n)
     qsort(samples, n, sizeof *samples, compare_doubles);
     for (i = 0; i < n; i++)
         runs += i == 0 || !same_value(samples[i], samples[i - 1]);
-    s->values = (pgp_zonal_value_count *)VSI_CALLOC_VERBOSE(runs, sizeof *s->values);
+    s->values = (pgp_zonal_value_count *)pgp_calloc(runs, sizeof *s->values);
     if (s->values == NULL)
         return -1;
     for (i = 0; i < n; i++) {
@@ -111,7 +112,7 @@ static int merge_histograms(pgp_zonal_feature *a, const pgp_zonal_feature *b)
     size_t i = 0, j = 0, n = 0;
     if (b->n_values == 0)
         return 0;
-    merged = (pgp_zonal_value_count *)VSI_CALLOC_VERBOSE(a->n_values + b->n_values,
+    merged = (pgp_zonal_value_count *)pgp_calloc(a->n_values + b->n_values,
                                                          sizeof *merged);
     if (merged == NULL)
         return -1;
@@ -131,7 +132,7 @@ static int merge_histograms(pgp_zonal_feature *a, const pgp_zonal_feature *b)
             merged[n] = b->values[j++];
         n++;
     }
-    VSIFree(a->values);
+    pgp_free(a->values);
     a->values = merged;
     a->n_values = n;
     return 0;
@@ -251,22 +252,22 @@ static worker_context *borrow_context(zonal_run *run)
     CPLReleaseMutex(run->contexts_mutex);
     if (ctx != NULL)
         return ctx;
-    ctx = (worker_context *)VSI_CALLOC_VERBOSE(1, sizeof *ctx);
+    ctx = (worker_context *)pgp_calloc(1, sizeof *ctx);
     if (ctx == NULL)
         return NULL;
-    ctx->values = (double *)VSI_MALLOC2_VERBOSE(pixels, sizeof(double));
-    ctx->mask = (GByte *)VSI_MALLOC_VERBOSE(pixels);
-    ctx->owner = (GUInt32 *)VSI_MALLOC2_VERBOSE(pixels, sizeof(GUInt32));
+    ctx->values = (double *)pgp_malloc_array(pixels, sizeof(double));
+    ctx->level = (GUInt32 *)pgp_malloc_array(pixels, sizeof(GUInt32));
+    ctx->owner = (GUInt32 *)pgp_malloc_array(pixels, sizeof(GUInt32));
     ctx->samples = run->options->value_counts
-                       ? (double *)VSI_MALLOC2_VERBOSE(pixels, sizeof(double))
+                       ? (double *)pgp_malloc_array(pixels, sizeof(double))
                        : NULL;
-    if (ctx->values == NULL || ctx->mask == NULL || ctx->owner == NULL ||
+    if (ctx->values == NULL || ctx->level == NULL || ctx->owner == NULL ||
         (run->options->value_counts && ctx->samples == NULL)) {
-        VSIFree(ctx->values);
-        VSIFree(ctx->mask);
-        VSIFree(ctx->owner);
-        VSIFree(ctx->samples);
-        VSIFree(ctx);
+        pgp_free(ctx->values);
+        pgp_free(ctx->level);
+        pgp_free(ctx->owner);
+        pgp_free(ctx->samples);
+        pgp_free(ctx);
         return NULL;
     }
     return ctx;
@@ -284,93 +285,107 @@ static void return_context(zonal_run *run, worker_context *ctx)
  * (serial, no prefetch): the job is already one of the executor's. */
 static GDALDatasetH context_raster(const zonal_run *run, worker_context *ctx)
 {
-    static const char *const inner[] = {"PGP_EXECUTOR", "serial", "PGP_PREFETCH", "0"};
-    char *saved[2];
-    int i;
+    char **saved;
     if (ctx->raster != NULL)
         return ctx->raster;
-    for (i = 0; i < 2; i++) {
-        const char *value = CPLGetThreadLocalConfigOption(inner[2 * i], NULL);
-        saved[i] = value ? CPLStrdup(value) : NULL;
-        CPLSetThreadLocalConfigOption(inner[2 * i], inner[2 * i + 1]);
-    }
+    saved = CPLGetThreadLocalConfigOptions();
+    CPLSetThreadLocalConfigOption("PGP_EXECUTOR", "serial");
+    CPLSetThreadLocalConfigOption("PGP_PREFETCH", "0");
     ctx->raster = GDALOpenEx(run->raster_path,
                              GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR, NULL,
                              NULL, NULL);
-    for (i = 0; i < 2; i++) {
-        CPLSetThreadLocalConfigOption(inner[2 * i], saved[i]);
-        CPLFree(saved[i]);
-    }
+    CPLSetThreadLocalConfigOptions((const char *const *)saved);
+    CSLDestroy(saved);
     return ctx->raster;
 }
 
-/* Summaries of the features in slots [0, n) over the tile's pixels burnt by each
- * feature on its own (polygons_might_overlap). */
-static int summarise_each(const zonal_run *run, worker_context *ctx, int tx0, int ty0, int tw,
-                          const size_t *features, size_t n, pgp_zonal_feature *out)
+/* The part of feature f's pixel envelope inside the tile at (tx0, ty0), in tile
+ * coordinates; 0 when empty. */
+static int tile_window(const feature_geometry *f, int tx0, int ty0, int tw, int th, int *w)
 {
-    static const double one = 1;
-    size_t k;
-    for (k = 0; k < n; k++) {
-        const feature_geometry *f = &run->geometries[features[k]];
-        const int x0 = MAX(f->px0, tx0), y0 = MAX(f->py0, ty0);
-        const int x1 = MIN(f->px1, tx0 + tw), y1 = MIN(f->py1, ty0 + run->tile_h);
-        int x, y;
-        if (x0 >= x1 || y0 >= y1)
-            continue;
-        for (y = y0; y < y1; y++)
-            memset(ctx->mask + (size_t)(y - ty0) * tw + (x0 - tx0), 0, (size_t)(x1 - x0));
-        if (burn(run, ctx->mask + (size_t)(y0 - ty0) * tw + (x0 - tx0), GDT_Byte, tw, x0, y0,
-                 x1 - x0, y1 - y0, 1, (OGRGeometryH *)&f->geometry, &one) != 0)
-            return -1;
-        for (y = y0; y < y1; y++) {
-            const size_t row = (size_t)(y - ty0) * tw;
-            for (x = x0; x < x1; x++)
-                if (ctx->mask[row + (x - tx0)])
-                    add_pixel(run, &out[k], ctx->values[row + (x - tx0)], ctx->samples);
-        }
-        if (ctx->samples != NULL && set_histogram(&out[k], ctx->samples, out[k].count) != 0)
-            return -1;
-    }
-    return 0;
+    w[0] = MAX(f->px0, tx0) - tx0;
+    w[1] = MAX(f->py0, ty0) - ty0;
+    w[2] = MIN(f->px1, tx0 + tw) - tx0;
+    w[3] = MIN(f->py1, ty0 + th) - ty0;
+    return w[0] < w[2] && w[1] < w[3];
 }
 
-/* The same with one rasterisation of all n features, later ones winning. */
-static int summarise_later_wins(const zonal_run *run, worker_context *ctx, int tx0, int ty0,
-                                int tw, int th, const size_t *features, size_t n,
-                                pgp_zonal_feature *out)
+/* Puts each feature in a burn group: all in group 0 when the later feature wins,
+ * else the lowest group above every group already burnt under its window, so the
+ * members of a group never share a window pixel and one rasterisation burns them
+ * all (overlapping polygons land in different groups). Returns the group count;
+ * group[k] = -1 for a feature with no pixel in the tile. */
+static int assign_groups(const zonal_run *run, worker_context *ctx, int tx0, int ty0, int tw,
+                         int th, const size_t *features, size_t n, int *group)
 {
-    OGRGeometryH *geometries = (OGRGeometryH *)VSI_MALLOC2_VERBOSE(n, sizeof *geometries);
-    double *slots = (double *)VSI_MALLOC2_VERBOSE(n, sizeof *slots);
-    size_t k, i, pixels = (size_t)tw * th;
-    int rc = -1;
-    if (geometries == NULL || slots == NULL)
-        goto done;
+    int groups = 0, w[4], x, y;
+    size_t k;
+    if (run->options->polygons_might_overlap)
+        memset(ctx->level, 0, (size_t)tw * th * sizeof *ctx->level);
     for (k = 0; k < n; k++) {
-        geometries[k] = run->geometries[features[k]].geometry;
-        slots[k] = (double)(k + 1);
+        int g = 0;
+        if (!tile_window(&run->geometries[features[k]], tx0, ty0, tw, th, w)) {
+            group[k] = -1;
+            continue;
+        }
+        if (run->options->polygons_might_overlap) {
+            for (y = w[1]; y < w[3]; y++)
+                for (x = w[0]; x < w[2]; x++)
+                    g = MAX(g, (int)ctx->level[(size_t)y * tw + x]);
+            for (y = w[1]; y < w[3]; y++)
+                for (x = w[0]; x < w[2]; x++)
+                    ctx->level[(size_t)y * tw + x] = (GUInt32)g + 1;
+        }
+        group[k] = g;
+        groups = MAX(groups, g + 1);
     }
-    memset(ctx->owner, 0, pixels * sizeof *ctx->owner);
-    if (burn(run, ctx->owner, GDT_UInt32, tw, tx0, ty0, tw, th, (int)n, geometries, slots) != 0)
+    return groups;
+}
+
+/* Summaries of the features in slots [0, n) over their pixels in the tile: each
+ * group burnt in one rasterisation (burn value = slot + 1, layer order, so the
+ * later feature wins a pixel only within one group), then each member's window
+ * scanned for its own pixels. */
+static int summarise_tile(const zonal_run *run, worker_context *ctx, int tx0, int ty0, int tw,
+                          int th, const size_t *features, size_t n, pgp_zonal_feature *out)
+{
+    OGRGeometryH *geometries = (OGRGeometryH *)pgp_malloc_array(n, sizeof *geometries);
+    double *burn_values = (double *)pgp_malloc_array(n, sizeof *burn_values);
+    int *group = (int *)pgp_malloc_array(n, sizeof *group);
+    int groups, g, w[4], x, y, rc = -1;
+    size_t k;
+    if (geometries == NULL || burn_values == NULL || group == NULL)
         goto done;
-    if (ctx->samples == NULL) {
-        for (i = 0; i < pixels; i++)
-            if (ctx->owner[i] != 0)
-                add_pixel(run, &out[ctx->owner[i] - 1], ctx->values[i], NULL);
-    } else {
-        /* one feature at a time, so each histogram's samples are contiguous */
+    groups = assign_groups(run, ctx, tx0, ty0, tw, th, features, n, group);
+    for (g = 0; g < groups; g++) {
+        int members = 0;
         for (k = 0; k < n; k++) {
-            for (i = 0; i < pixels; i++)
-                if (ctx->owner[i] == k + 1)
-                    add_pixel(run, &out[k], ctx->values[i], ctx->samples);
-            if (set_histogram(&out[k], ctx->samples, out[k].count) != 0)
+            if (group[k] != g)
+                continue;
+            geometries[members] = run->geometries[features[k]].geometry;
+            burn_values[members++] = (double)(k + 1);
+        }
+        memset(ctx->owner, 0, (size_t)tw * th * sizeof *ctx->owner);
+        if (burn(run, ctx->owner, GDT_UInt32, tw, tx0, ty0, tw, th, members, geometries,
+                 burn_values) != 0)
+            goto done;
+        for (k = 0; k < n; k++) {
+            if (group[k] != g)
+                continue;
+            tile_window(&run->geometries[features[k]], tx0, ty0, tw, th, w);
+            for (y = w[1]; y < w[3]; y++)
+                for (x = w[0]; x < w[2]; x++)
+                    if (ctx->owner[(size_t)y * tw + x] == k + 1)
+                        add_pixel(run, &out[k], ctx->values[(size_t)y * tw + x], ctx->samples);
+            if (ctx->samples != NULL && set_histogram(&out[k], ctx->samples, out[k].count) != 0)
                 goto done;
         }
     }
     rc = 0;
 done:
-    VSIFree(geometries);
-    VSIFree(slots);
+    pgp_free(geometries);
+    pgp_free(burn_values);
+    pgp_free(group);
     return rc;
 }
 
@@ -384,7 +399,7 @@ static int tile_job(void *arg, size_t index)
     const int x0 = tx * run->tile_w, y0 = ty * run->tile_h;
     const int tw = MIN(run->tile_w, run->x_size - x0), th = MIN(run->tile_h, run->y_size - y0);
     worker_context *ctx = borrow_context(run);
-    pgp_zonal_feature *out = (pgp_zonal_feature *)VSI_CALLOC_VERBOSE(n, sizeof *out);
+    pgp_zonal_feature *out = (pgp_zonal_feature *)pgp_calloc(n, sizeof *out);
     GDALDatasetH raster;
     int rc = -1;
     run->batch_partials[index] = out;
@@ -395,13 +410,15 @@ static int tile_job(void *arg, size_t index)
         GDALRasterIO(GDALGetRasterBand(raster, run->band), GF_Read, x0, y0, tw, th, ctx->values,
                      tw, th, GDT_Float64, 0, 0) != CE_None)
         goto done;
-    rc = run->options->polygons_might_overlap
-             ? summarise_each(run, ctx, x0, y0, tw, features, n, out)
-             : summarise_later_wins(run, ctx, x0, y0, tw, th, features, n, out);
+    rc = summarise_tile(run, ctx, x0, y0, tw, th, features, n, out);
 done:
-    if (rc != 0)
-        CPLError(CE_Failure, CPLE_AppDefined, "zonal statistics of '%s' band %d, tile (%d, %d): %s",
-                 run->raster_path, run->band, tx, ty, CPLGetLastErrorMsg());
+    if (rc != 0) {
+        char cause[2048]; /* a copy: CPLError formats into the buffer it lives in */
+        CPLStrlcpy(cause, CPLGetLastErrorMsg(), sizeof cause);
+        CPLError(CE_Failure, CPLE_AppDefined,
+                 "zonal statistics of '%s' band %d, tile (%d, %d): %s", run->raster_path,
+                 run->band, tx, ty, cause);
+    }
     if (ctx != NULL)
         return_context(run, ctx);
     return rc;
@@ -456,8 +473,8 @@ static int read_features(zonal_run *run, OGRLayerH layer, OGRSpatialReferenceH r
         const size_t i = result->n_features;
         if (i == capacity) {
             const size_t grown = capacity ? 2 * capacity : 64;
-            void *features = VSI_REALLOC_VERBOSE(result->features, grown * sizeof *result->features);
-            void *geometries = features ? VSI_REALLOC_VERBOSE(run->geometries,
+            void *features = pgp_realloc(result->features, grown * sizeof *result->features);
+            void *geometries = features ? pgp_realloc(run->geometries,
                                                               grown * sizeof *run->geometries)
                                         : NULL;
             if (features != NULL)
@@ -501,7 +518,7 @@ static int read_features(zonal_run *run, OGRLayerH layer, OGRSpatialReferenceH r
 static int index_tiles(zonal_run *run, size_t n_features, size_t n_tiles)
 {
     size_t i, total = 0;
-    run->tile_start = (size_t *)VSI_CALLOC_VERBOSE(n_tiles + 1, sizeof(size_t));
+    run->tile_start = (size_t *)pgp_calloc(n_tiles + 1, sizeof(size_t));
     if (run->tile_start == NULL)
         return -1;
     for (i = 0; i < n_features; i++) {
@@ -516,11 +533,11 @@ static int index_tiles(zonal_run *run, size_t n_features, size_t n_tiles)
     for (i = 0; i < n_tiles; i++)
         run->tile_start[i + 1] += run->tile_start[i];
     total = run->tile_start[n_tiles];
-    run->tile_features = (size_t *)VSI_MALLOC2_VERBOSE(total ? total : 1, sizeof(size_t));
+    run->tile_features = (size_t *)pgp_malloc_array(total ? total : 1, sizeof(size_t));
     if (run->tile_features == NULL)
         return -1;
     {
-        size_t *fill = (size_t *)VSI_MALLOC2_VERBOSE(n_tiles, sizeof(size_t));
+        size_t *fill = (size_t *)pgp_malloc_array(n_tiles, sizeof(size_t));
         if (fill == NULL)
             return -1;
         memcpy(fill, run->tile_start, n_tiles * sizeof(size_t));
@@ -533,7 +550,7 @@ static int index_tiles(zonal_run *run, size_t n_features, size_t n_tiles)
                 for (tx = f->px0 / run->tile_w; tx <= (f->px1 - 1) / run->tile_w; tx++)
                     run->tile_features[fill[(size_t)ty * run->tiles_x + tx]++] = i;
         }
-        VSIFree(fill);
+        pgp_free(fill);
     }
     return 0;
 }
@@ -570,9 +587,9 @@ static int envelope_fallback(const zonal_run *run, GDALRasterBandH band, const d
     if (w <= 0 || h <= 0)
         return 0;
     n = (size_t)w * h;
-    values = (double *)VSI_MALLOC2_VERBOSE(n, sizeof(double));
+    values = (double *)pgp_malloc_array(n, sizeof(double));
     if (run->options->value_counts)
-        samples = (double *)VSI_MALLOC2_VERBOSE(n, sizeof(double));
+        samples = (double *)pgp_malloc_array(n, sizeof(double));
     if (values == NULL || (run->options->value_counts && samples == NULL) ||
         GDALRasterIO(band, GF_Read, xoff, yoff, w, h, values, w, h, GDT_Float64, 0, 0) !=
             CE_None)
@@ -582,8 +599,8 @@ static int envelope_fallback(const zonal_run *run, GDALRasterBandH band, const d
         add_pixel(run, s, values[i], samples);
     rc = samples != NULL ? set_histogram(s, samples, s->count) : 0;
 done:
-    VSIFree(values);
-    VSIFree(samples);
+    pgp_free(values);
+    pgp_free(samples);
     return rc;
 }
 
@@ -594,11 +611,11 @@ static void free_contexts(zonal_run *run)
         run->idle_contexts = ctx->next;
         if (ctx->raster != NULL)
             GDALClose(ctx->raster);
-        VSIFree(ctx->values);
-        VSIFree(ctx->mask);
-        VSIFree(ctx->owner);
-        VSIFree(ctx->samples);
-        VSIFree(ctx);
+        pgp_free(ctx->values);
+        pgp_free(ctx->level);
+        pgp_free(ctx->owner);
+        pgp_free(ctx->samples);
+        pgp_free(ctx);
     }
 }
 
@@ -610,10 +627,10 @@ static int compute_tiles(zonal_run *run, pgp_executor *executor, size_t n_tiles,
     size_t *jobs, n_jobs = 0, done, t;
     const size_t batch = 64 + 16 * (size_t)pgp_executor_threads(executor);
     int rc = 0;
-    jobs = (size_t *)VSI_MALLOC2_VERBOSE(n_tiles ? n_tiles : 1, sizeof(size_t));
-    run->batch_partials = (pgp_zonal_feature **)VSI_CALLOC_VERBOSE(batch, sizeof(void *));
+    jobs = (size_t *)pgp_malloc_array(n_tiles ? n_tiles : 1, sizeof(size_t));
+    run->batch_partials = (pgp_zonal_feature **)pgp_calloc(batch, sizeof(void *));
     if (jobs == NULL || run->batch_partials == NULL) {
-        VSIFree(jobs);
+        pgp_free(jobs);
         return -1;
     }
     for (t = 0; t < n_tiles; t++)
@@ -643,13 +660,13 @@ static int compute_tiles(zonal_run *run, pgp_executor *executor, size_t n_tiles,
                 const size_t f = run->tile_features[run->tile_start[tile] + k];
                 if (rc == 0 && pgp_zonal_merge(&result->features[f], &partials[k]) != 0)
                     rc = -1;
-                VSIFree(partials[k].values);
+                pgp_free(partials[k].values);
             }
-            VSIFree(partials);
+            pgp_free(partials);
             run->batch_partials[j] = NULL;
         }
     }
-    VSIFree(jobs);
+    pgp_free(jobs);
     return rc;
 }
 
@@ -719,7 +736,7 @@ pgp_zonal_result *pgp_zonal_compute(const char *raster_path, int band_index,
     run.tiles_x = (run.x_size + run.tile_w - 1) / run.tile_w;
     n_tiles = (size_t)run.tiles_x * ((run.y_size + run.tile_h - 1) / run.tile_h);
 
-    result = (pgp_zonal_result *)VSI_CALLOC_VERBOSE(1, sizeof *result);
+    result = (pgp_zonal_result *)pgp_calloc(1, sizeof *result);
     if (result == NULL)
         goto done;
     result->tiles_total = n_tiles;
@@ -750,10 +767,10 @@ done:
         CPLDestroyMutex(run.contexts_mutex);
     for (i = 0; run.geometries != NULL && result != NULL && i < result->n_features; i++)
         OGR_G_DestroyGeometry(run.geometries[i].geometry);
-    VSIFree(run.geometries);
-    VSIFree(run.tile_start);
-    VSIFree(run.tile_features);
-    VSIFree(run.batch_partials);
+    pgp_free(run.geometries);
+    pgp_free(run.tile_start);
+    pgp_free(run.tile_features);
+    pgp_free(run.batch_partials);
     if (raster_srs != NULL)
         OSRDestroySpatialReference(raster_srs);
     if (vector != NULL)
@@ -773,7 +790,7 @@ void pgp_zonal_result_free(pgp_zonal_result *result)
     if (result == NULL)
         return;
     for (i = 0; i < result->n_features; i++)
-        VSIFree(result->features[i].values);
-    VSIFree(result->features);
-    VSIFree(result);
+        pgp_free(result->features[i].values);
+    pgp_free(result->features);
+    pgp_free(result);
 }

@@ -457,6 +457,8 @@ GDALDataset *PGPDataset::Open(GDALOpenInfo *info)
 
     std::unique_ptr<PGPDataset> ds(new PGPDataset(graph, executor, static_cast<int>(prefetch),
                                                   from_text ? nullptr : info->pszFilename));
+    if (ds->m_renderer == nullptr) /* out of memory, reported */
+        return nullptr;
     ds->SetDescription(info->pszFilename);
     if (overviews && !ds->AddOverviews(executor, static_cast<int>(prefetch)))
         return nullptr;

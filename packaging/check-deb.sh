@@ -123,5 +123,12 @@ gdalinfo demo_cli.tif | grep -q "Size is 96, 64" &&
   echo "check-deb: FAILED: /usr/share/doc/pgp/README.md is missing" >&2
   exit 1
 }
+# README's links lead into docs/: the package must hold every page of it.
+for page in docs/*.md; do
+  [ -f "/usr/share/doc/pgp/$page" ] || {
+    echo "check-deb: FAILED: /usr/share/doc/pgp/$page is missing" >&2
+    exit 1
+  }
+done
 echo "check-deb: OK: $(basename "$deb") installs, GDAL loads PGP from $plugin, the sample" \
   "renders, import pgp and /usr/bin/pgp work"

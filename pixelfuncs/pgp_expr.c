@@ -1,4 +1,5 @@
-/* pgp_expr.c — the pgp_expr pixel function for plain GDAL VRTs (DESIGN §6).
+/* pgp_expr.c — the pgp_expr pixel function for plain GDAL VRTs
+ * (docs/driver.md#the-pgp_expr-pixel-function-plain-vrt).
  *
  * <PixelFunctionType>pgp_expr</PixelFunctionType>
  * <PixelFunctionArguments expression="A * 2 + B" names="A,B"/>
@@ -17,6 +18,7 @@
 #include "cpl_string.h"
 #include "cpl_vsi.h"
 #include "gdal.h"
+#include "pgp/alloc.h"
 #include "pgp/calc.h"
 #include "pgp/executor.h"
 
@@ -54,11 +56,12 @@ static int evaluate_rows(void *arg, size_t job)
     const size_t count = (size_t)rows * q->width;
     const int source_size = GDALGetDataTypeSizeBytes(q->source_type);
     const int n = q->rules.n_vars;
-    double *values = (double *)VSI_MALLOC2_VERBOSE((size_t)n + 1, count * sizeof(double));
-    const double **inputs = (const double **)CPLCalloc(n, sizeof(double *));
-    double *result = values + (size_t)n * count;
+    double *values = (double *)pgp_malloc_array((size_t)n + 1, count * sizeof(double));
+    const double **inputs = (const double **)pgp_calloc(n, sizeof(double *));
+    double *result;
     int i, status = -1;
-    if (values != NULL) {
+    if (values != NULL && inputs != NULL) {
+        result = values + (size_t)n * count;
         for (i = 0; i < n; i++) {
             GDALCopyWords64((const GByte *)q->sources[i] + (size_t)row0 * q->width * source_size,
                             q->source_type, source_size, values + i * count, GDT_Float64,
@@ -71,8 +74,14 @@ static int evaluate_rows(void *arg, size_t job)
                           q->out + (GPtrDiff_t)(row0 + i) * q->line_space, q->out_type,
                           q->pixel_space, q->width);
     }
-    CPLFree(inputs);
-    VSIFree(values);
+    if (status != 0) {
+        char cause[1024];
+        CPLStrlcpy(cause, CPLGetLastErrorMsg(), sizeof cause);
+        CPLError(CE_Failure, CPLGetLastErrorNo(), "pgp_expr: rows %d to %d of a %dx%d request: %s",
+                 row0, row0 + rows - 1, q->width, q->height, cause);
+    }
+    pgp_free(inputs);
+    pgp_free(values);
     return status;
 }
 
@@ -90,7 +99,8 @@ static const char *argument(CSLConstList args, const char *name)
 /* The per-source nodata list. GDAL 3.6 merges arguments case-insensitively,
  * so a 'nodata' argument replaces the builtin 'NoData' (the band's, which is
  * the output's): 'source_nodata' is the name that keeps both; 'nodata' is
- * accepted as DESIGN §6 spells it, at the price of the output nodata. */
+ * accepted too (the format's first name for it), at the price of the output
+ * nodata. */
 static const char *source_nodata_list(CSLConstList args)
 {
     const char *list = argument(args, "source_nodata");
@@ -193,11 +203,17 @@ static CPLErr pgp_expr_pixel_function(void **sources, int n_sources, void *out, 
                  CSLCount(name_list), n_sources);
         goto done;
     }
-    nodata = (pgp_nodata *)CPLCalloc(n_sources, sizeof(pgp_nodata));
+    nodata = (pgp_nodata *)pgp_calloc(n_sources, sizeof(pgp_nodata));
+    vars = (pgp_expr_var *)pgp_calloc(n_sources, sizeof(pgp_expr_var));
+    if (nodata == NULL || vars == NULL) {
+        char cause[256]; /* copied: CPLError formats into the message's buffer */
+        CPLStrlcpy(cause, CPLGetLastErrorMsg(), sizeof cause);
+        CPLError(CE_Failure, CPLE_OutOfMemory, "pgp_expr: %s", cause);
+        goto done;
+    }
     if (parse_source_nodata(args, n_sources, source_type, nodata) != 0 ||
         parse_policy(args, &q.rules.policy) != 0)
         goto done;
-    vars = (pgp_expr_var *)CPLCalloc(n_sources, sizeof(pgp_expr_var));
     for (i = 0; i < n_sources; i++) {
         vars[i].name = name_list[i];
         vars[i].nodata = nodata[i];
@@ -235,8 +251,8 @@ static CPLErr pgp_expr_pixel_function(void **sources, int n_sources, void *out, 
                               evaluate_rows, &q, NULL, NULL);
 done:
     pgp_expr_free(program);
-    CPLFree(vars);
-    CPLFree(nodata);
+    pgp_free(vars);
+    pgp_free(nodata);
     CSLDestroy(name_list);
     return status;
 }

@@ -1,13 +1,13 @@
-/* pgp/cache.h — process-wide LRU tile cache with a byte budget (DESIGN §5).
+/* pgp/cache.h — process-wide LRU tile cache with a byte budget (docs/architecture.md#execution).
  *
- * An entry goes EMPTY -> COMPUTING -> READY, or -> FAILED. The thread that
- * acquires a missing key gets PGP_TILE_MUST_COMPUTE and owns computing it; any
- * other thread acquiring the same key meanwhile waits for it rather than
- * computing it again.
+ * An entry is created COMPUTING by the thread that acquires a missing key,
+ * which gets PGP_TILE_MUST_COMPUTE and owns computing it; it then becomes
+ * READY, or FAILED and leaves the table. Any other thread acquiring the same
+ * key meanwhile waits for it rather than computing it again.
  *
  * Ownership: an acquired entry is pinned until pgp_tile_cache_release; pinned
  * entries are never evicted, so the data pointer stays valid while pinned.
- * Published data belongs to the cache (freed with VSIFree on eviction).
+ * Published data belongs to the cache (freed with pgp_free on eviction).
  * Unpinned READY entries are evicted least-recently-used first whenever the
  * READY bytes exceed the budget. All functions are thread-safe.
  */
@@ -33,30 +33,34 @@ typedef struct pgp_tile pgp_tile;
 typedef enum pgp_tile_status {
     PGP_TILE_READY,        /* data is valid                                    */
     PGP_TILE_MUST_COMPUTE, /* caller computes, then publish() or fail()        */
-    PGP_TILE_FAILED        /* the thread computing it failed; caller reports it */
+    PGP_TILE_FAILED,       /* the thread computing it failed; caller reports it */
+    PGP_TILE_NO_MEMORY     /* no entry could be made (CPLError); *tile is NULL  */
 } pgp_tile_status;
 
+/* NULL after CPLError when memory runs out. */
 pgp_tile_cache *pgp_tile_cache_new(size_t budget_bytes);
 void pgp_tile_cache_free(pgp_tile_cache *cache); /* no entry may be pinned */
 
 /* The shared cache, created on first use with the budget PGP_CACHE_MB
- * (default 256 MB). Freed by pgp_tile_cache_shutdown_global at unload. */
+ * (default 256 MB); NULL after CPLError if it cannot be created. Freed by
+ * pgp_tile_cache_shutdown_global at unload. */
 pgp_tile_cache *pgp_tile_cache_global(void);
 void pgp_tile_cache_shutdown_global(void);
 
-/* Changes the budget and evicts down to it. */
+/* Changes the budget and evicts down to it (nothing for a NULL cache). */
 void pgp_tile_cache_set_budget(pgp_tile_cache *cache, size_t budget_bytes);
 
 /* A process-unique owner id (never 0). */
 uint64_t pgp_tile_cache_new_owner(void);
 
-/* Finds or creates the entry for key and pins it (*tile set in every case).
+/* Finds or creates the entry for key and pins it (*tile set, NULL only with
+ * PGP_TILE_NO_MEMORY).
  * Waits while another thread computes it. A FAILED entry is removed from the
  * cache, so a later acquire computes it afresh. */
 pgp_tile_status pgp_tile_cache_acquire(pgp_tile_cache *cache, const pgp_tile_key *key,
                                        pgp_tile **tile);
 
-/* For a MUST_COMPUTE entry: hands data (VSIMalloc'd, bytes long) to the cache,
+/* For a MUST_COMPUTE entry: hands data (pgp_malloc'd, bytes long) to the cache,
  * marks it READY and wakes waiters. The entry stays pinned. */
 void pgp_tile_cache_publish(pgp_tile_cache *cache, pgp_tile *tile, void *data, size_t bytes);
 

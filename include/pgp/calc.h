@@ -1,4 +1,4 @@
-/* pgp/calc.h — a compiled expression evaluated with the Calc rules (DESIGN §3).
+/* pgp/calc.h — a compiled expression evaluated with the Calc rules (docs/semantics.md#calc).
  *
  * Shared by <Calc> nodes and the pgp_expr VRT pixel function, so both give the
  * same bits: evaluate, then the noDataPolicy, then NaN -> noData.

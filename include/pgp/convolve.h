@@ -1,11 +1,13 @@
-/* pgp/convolve.h — convolve_2d on one output tile (DESIGN §4, SEMANTICS §2).
+/* pgp/convolve.h — convolve_2d on one output tile (docs/semantics.md#convolve).
  *
  * A kernel is prepared once per graph (weights with kernel nodata set to 0,
- * its sum, a separable factorisation when it has rank 1, FFTs of the kernel
- * per FFT size) and is then immutable: any number of threads convolve tiles
- * with it at once. The FFT size of a tile depends only on the tile size and
- * the kernel size, never on the request, the executor or where the tile is,
- * so every tile of a raster is computed the same way.
+ * its sum, a separable factorisation when it has rank 1). Its spectrum for
+ * an FFT size is computed by the first tile that needs it and kept in the
+ * kernel, under the kernel's mutex; otherwise it is immutable: any number of
+ * threads convolve tiles with it at once. The FFT size of a tile depends
+ * only on the tile size and the kernel size, never on the request, the
+ * executor or where the tile is, so every tile of a raster is computed the
+ * same way.
  *
  * Ownership: pgp_kernel_new copies the weights; pgp_kernel_free frees the
  * kernel and its FFT plans. Errors from pgp_kernel_new are written into the

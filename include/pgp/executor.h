@@ -1,4 +1,4 @@
-/* pgp/executor.h — the PGP_EXECUTOR worker pools (DESIGN §5).
+/* pgp/executor.h — the PGP_EXECUTOR worker pools (docs/architecture.md#execution).
  *
  * A pool is a set of CPL worker threads shared by every dataset that asks for
  * the same thread count (libuv's model: created lazily, process-wide, joined at
@@ -11,6 +11,18 @@
  * job of the batch is started, and the failure of the lowest-index failed job
  * is re-raised on the calling thread. Workers never print, never crash the
  * client on a failed job, and never leave a failure silent.
+ *
+ * Resources (the contract the fault-injection tests hold, docs/hardening.md):
+ * a job that cannot get memory (pgp/alloc.h: every allocation of core/ and
+ * pixelfuncs/ returns NULL with a CPLError, none aborts) or whose source read
+ * fails returns non-zero after CPLError; the read that ran it fails with a
+ * CPLError naming the node and tile (renderer) or the rows (pgp_expr), and
+ * never the process. A failed job frees what it allocated, leaves no tile
+ * marked computed (a failed tile leaves the cache), and changes nothing a
+ * later read depends on: the same read, once memory or I/O is back, returns
+ * the same bytes as if nothing had failed. Failure messages are kept in
+ * fixed buffers, so reporting running out of memory needs none. Optional
+ * work (a prefetch job) that cannot get memory is skipped silently.
  *
  * Config options: each job runs with the calling thread's thread-local config
  * options (as set by rasterio.Env / CPLSetThreadLocalConfigOption) plus

@@ -1,4 +1,4 @@
-/* pgp/expr.h — expression compiler and vector VM (DESIGN §3).
+/* pgp/expr.h — expression compiler and vector VM (docs/driver.md#expression-language).
  *
  * An expression is compiled once into a register bytecode program; evaluation
  * runs each instruction over a chunk of pixels at a time (numexpr's model), so

@@ -1,4 +1,4 @@
-/* pgp/graph.h — the node graph of a .pgp.vrt document (DESIGN §2).
+/* pgp/graph.h — the node graph of a .pgp.vrt document (docs/driver.md#format).
  *
  * pgp_graph_open parses the XML with CPL's minixml, resolves names, rejects
  * cycles and mismatched grids, compiles every expression, and reads each

@@ -1,4 +1,4 @@
-/* pgp/grid.h — the geometry of <Align> (DESIGN §2, §4; SEMANTICS §0, §3).
+/* pgp/grid.h — the geometry of <Align> (docs/semantics.md#align).
  *
  * The bounding-box and grid half of pygeoprocessing's
  * align_and_resize_raster_stack / warp_raster as pure functions (bbox merge,
@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 /* Documented limit: a grid side above this many pixels is refused with an
- * error instead of being allocated (DESIGN §5). */
+ * error instead of being allocated (docs/hardening.md#resource-limits). */
 #define PGP_GRID_MAX_SIZE 10000000
 
 typedef struct pgp_bbox {
@@ -75,7 +75,7 @@ typedef struct pgp_grid_mask {
 typedef struct pgp_grid {
     int x_size, y_size;
     double gt[6];   /* north-up: (minx, |px|, 0, maxy, 0, -|py|)             */
-    char *srs_wkt;  /* the grid's SRS (CPLMalloc'd WKT); NULL when none       */
+    char *srs_wkt;  /* the grid's SRS (pgp_malloc'd WKT); NULL when none      */
     int reproject;  /* 1: an explicit target SRS was given and every source is
                        reprojected into srs_wkt. 0: none was given; srs_wkt is
                        the first input's, and each source is read in its own
@@ -147,7 +147,7 @@ int pgp_grid_vector_bbox(const char *path, const char *layer, pgp_bbox *out, cha
 int pgp_grid_mask_bbox(const pgp_grid_mask *mask, pgp_bbox *out, char **srs_wkt, char *err,
                        size_t errlen);
 
-/* The whole bbox -> grid pipeline of SEMANTICS §3, for n_inputs >= 1 rasters:
+/* The whole bbox -> grid pipeline of docs/semantics.md#align, for n_inputs >= 1 rasters:
  *  - explicit bbox: used as given (not reprojected, vectors ignored);
  *  - union / intersection: the vectors' and rasters' bboxes, each first
  *    transformed into target_srs when one is given (a missing projection is

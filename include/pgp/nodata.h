@@ -1,4 +1,4 @@
-/* pgp/nodata.h — the one "is this pixel nodata?" test (DESIGN §4).
+/* pgp/nodata.h — the one "is this pixel nodata?" test (docs/semantics.md#the-nodata-test).
  *
  * pygeoprocessing's array_equals_nodata: exact equality for integer data,
  * numpy.isclose(v, nd, equal_nan=True) for floating-point data. Header-only so

@@ -1,18 +1,22 @@
-/* pgp/render.h — evaluates graph nodes tile by tile and serves windows (DESIGN §5).
+/* pgp/render.h — evaluates graph nodes tile by tile and serves windows
+ * (docs/architecture.md#execution).
  *
  * Work is partitioned by the graph's block grid, never by the request: a job
  * computes one whole tile, so every executor and every request shape yields the
  * same bits. Tiles go through the process-wide tile cache; a job computing a
- * Calc tile acquires its inputs' tiles in the same job (sources are read
- * straight from GDAL).
+ * Calc or Convolve tile acquires, in the same job, the tiles of its input
+ * nodes that it needs (a Convolve's: those under its tile grown by the
+ * kernel's reach); sources are read straight from GDAL, not cached.
  *
  * Threads: a renderer may be called from several client threads at once. Each
  * running job borrows a worker context (its own GDAL handle per source, opened
  * on first use, closed by pgp_renderer_free), so no GDAL handle is ever used by
- * two threads at once.
+ * two threads at once. A handle whose read failed is closed, and the next
+ * read opens a fresh one; a read fails when GDAL raised an error during it,
+ * even if GDAL returned success (pgp/executor.h, resources).
  *
  * Prefetch: after each read, up to prefetch_tiles tiles that follow the window
- * in row-major order are computed in the background (DESIGN §5), so a client
+ * in row-major order are computed in the background, so a client
  * scanning the raster finds them ready. They never delay a foreground read.
  *
  * Ownership: the graph, executor and cache are borrowed and must outlive the
@@ -36,6 +40,8 @@ extern "C" {
 
 typedef struct pgp_renderer pgp_renderer;
 
+/* NULL after CPLError when memory runs out (or cache is NULL: its creation
+ * failed and was reported). */
 pgp_renderer *pgp_renderer_new(const pgp_graph *graph, pgp_executor *executor,
                                pgp_tile_cache *cache, int prefetch_tiles);
 /* An overview: the same graph evaluated on a coarser grid of x_size x y_size

@@ -1,4 +1,4 @@
-/* pgp/stats.h — deterministic parallel band statistics (DESIGN §5).
+/* pgp/stats.h — deterministic parallel band statistics (docs/architecture.md#execution).
  *
  * Each tile is summarised on its own (two passes in pixel order: exact mean,
  * then the sum of squared deviations), and the summaries are merged in tile

@@ -1,11 +1,11 @@
-/* pgp/warp.h — a source band seen warped onto an <Align> grid (DESIGN §4,
- * SEMANTICS §3), pixels from GDAL's warper.
+/* pgp/warp.h — a source band seen warped onto an <Align> grid
+ * (docs/semantics.md#align), pixels from GDAL's warper.
  *
  * Errors: NULL and a message naming the problem in err (errlen bytes), as in
  * pgp/grid.h. Threads: a view, like any GDAL 3.6 dataset, is used by one
  * thread at a time; it reads its source (and opens the mask's vector), so the
  * source is not used concurrently either (one source handle and one view per
- * worker, DESIGN §5).
+ * worker, docs/architecture.md#execution).
  */
 #ifndef PGP_WARP_H
 #define PGP_WARP_H
@@ -39,7 +39,7 @@ extern "C" {
  *    chunk covering the whole grid, and a transformer that gives each chunk
  *    row the source positions GDAL's approximation gives its whole grid row,
  *    so every chunk and hence every window read equals the whole-grid warp
- *    bit for bit (SEMANTICS §3, per-block warping);
+ *    bit for bit (docs/semantics.md#the-pixels);
  *  - with grid->mask, pixels whose centre is outside the selected polygons
  *    (gdal.RasterizeLayer's default rule on the whole grid, layer SRS to grid
  *    SRS) are left at the fill: the nodata, or 0 without one. The vector is

@@ -15,6 +15,8 @@ import uuid
 import numpy
 from osgeo import gdal
 
+from . import _gdal
+
 LOGGER = logging.getLogger("pgp")
 LOGGING_PERIOD = 5.0
 RENDER_WINDOW_PIXELS = 1 << 20
@@ -65,7 +67,14 @@ def array_equals_nodata(array, nodata):
         return numpy.zeros(array.shape, dtype=bool)
     if numpy.issubdtype(array.dtype, numpy.integer):
         return array == nodata
-    return numpy.isclose(array, nodata, equal_nan=True)
+    if not math.isfinite(nodata):
+        return numpy.isnan(array) if math.isnan(nodata) else array == nodata
+    # numpy.isclose's own test for a finite nodata (its within_tol, the same 0-d
+    # float64 operand), without its checks for non-finite values: those fail the
+    # comparison anyway (NaN <= tol and inf <= tol are False).
+    reference = numpy.asarray(nodata, dtype=numpy.float64)
+    with numpy.errstate(invalid="ignore"):
+        return numpy.less_equal(abs(array - reference), 1e-8 + 1e-5 * abs(reference))
 
 
 def stats_partial(block, nodata, rule):
@@ -84,8 +93,8 @@ def stats_partial(block, nodata, rule):
     else:
         if nodata is not None:
             keep = ~array_equals_nodata(block, nodata)
-            values = block[keep]
             valid = int(keep.sum())
+            values = block.ravel() if valid == block.size else block[keep]
         else:
             values = block.ravel()
             valid = 0  # pygeoprocessing counts nothing valid without a nodata
@@ -180,32 +189,37 @@ def annotate(error, window):
 
 def run_windows(plan, task, windows, consume, progress, task_args=None):
     """Submits task(*task_args(window)) (default task(window)) for every window and
-    calls consume(window, result) in window order in the calling thread. A failure
-    cancels the windows not started and is re-raised with its window; Cancelled comes
-    from progress."""
+    calls consume(window, result) in window order in the calling thread, with at most
+    plan.max_in_flight windows submitted and not yet consumed. A failure cancels the
+    windows not started and is re-raised with its window; Cancelled comes from
+    progress."""
     pending = collections.deque()
     total = sum(w[2] * w[3] for w in windows)
     done = 0
-    executor = plan.executor
-    next_index = 0
+
+    def consume_next():
+        nonlocal done
+        window, future = pending.popleft()
+        try:
+            result = future.result()
+        except Exception as error:
+            raise annotate(error, window)
+        consume(window, result)
+        done += window[2] * window[3]
+        progress(done / total)
+
     try:
-        while next_index < len(windows) or pending:
-            while next_index < len(windows) and len(pending) < plan.max_in_flight:
-                window = windows[next_index]
-                args = task_args(window) if task_args else (window,)
-                pending.append((next_index, window, executor.submit(task, *args)))
-                next_index += 1
-            _, window, future = pending.popleft()
-            try:
-                result = future.result()
-            except Exception as error:
-                raise annotate(error, window)
-            consume(window, result)
-            done += window[2] * window[3]
-            progress(done / total)
+        for window in windows:
+            if len(pending) == plan.max_in_flight:
+                consume_next()
+            pending.append((window, plan.executor.submit(
+                task, *(task_args(window) if task_args else (window,)))))
+        while pending:
+            consume_next()
     finally:
-        for _, _, future in pending:
+        for _, future in pending:
             future.cancel()
+        _gdal.release_handles()  # those the caller's thread kept (serial tasks)
 
 
 def flush_finished_rows(dataset, window, block_size):
@@ -230,7 +244,7 @@ class TemporaryTarget:
         if self.driver is None:
             raise ValueError(f"unknown GDAL driver {driver_name!r}")
         folder, name = os.path.split(target_path)
-        if folder:
+        if folder and not folder.startswith("/vsi"):
             os.makedirs(folder, exist_ok=True)
         stem, ext = os.path.splitext(name)
         self.path = os.path.join(folder, f".{stem}.pgp-{uuid.uuid4().hex[:12]}{ext}")

@@ -4,13 +4,14 @@ caller writes (see _engine)."""
 import functools
 import logging
 import pprint
+import uuid
 
 import numpy
 from osgeo import gdal
 
 from . import _engine
 from . import _gdal
-from .executors import check_serializable, resolve
+from .executors import check_serializable, check_visible_paths, resolve
 
 LOGGER = logging.getLogger("pgp")
 _LARGEST_ITERBLOCK = 2**16
@@ -30,24 +31,21 @@ def _is_raw(value):
 
 # --- tasks (module level: they travel to processes) -------------------------------
 
-def _calc_window(local_op, nodata_target, stats_rule, window, arguments):
+def _calc_window(local_op, nodata_target, stats_rule, call, window, arguments):
     """Reads one window's inputs, calls local_op, checks its shape; returns the block
     and, when stats_rule is set, the block's statistics summary."""
     xoff, yoff, xsize, ysize = window
-    blocks, datasets = [], {}
+    blocks = []
     for kind, value in arguments:
         if kind == 'band':
             path, band_index = value
-            if path not in datasets:
-                datasets[path] = _gdal.open_raster(path)
-            band = _gdal.band_of(datasets[path], band_index, path)
+            band = _gdal.band_of(_gdal.open_for_call(call, path), band_index, path)
             blocks.append(_gdal.read(band, window, path))
         elif kind == 'array':
             array, tile_dims = value
             blocks.append(numpy.tile(array, tile_dims))
         else:
             blocks.append(value)
-    datasets.clear()
     result = local_op(*blocks)
     if not isinstance(result, numpy.ndarray) or result.shape != (ysize, xsize):
         raise ValueError(
@@ -68,9 +66,8 @@ def _map_op(op, nodatas, target_nodata, target_dtype, *arrays):
     return result
 
 
-def _reduce_window(function, initializer, path, band_index, mask_nodata, window):
-    dataset = _gdal.open_raster(path)
-    band = _gdal.band_of(dataset, band_index, path)
+def _reduce_window(function, initializer, path, band_index, mask_nodata, call, window):
+    band = _gdal.band_of(_gdal.open_for_call(call, path), band_index, path)
     block = _gdal.read(band, window, path)
     if mask_nodata:
         data = block[~_engine.array_equals_nodata(block, band.GetNoDataValue())]
@@ -177,6 +174,7 @@ def _raster_calculator(plan, base_raster_path_band_const_list, local_op,
         _gdal.band_of(_gdal.open_raster(path), band_index, path)
     check_serializable(plan, [('local_op', local_op)] + [
         ('raw argument', value) for kind, value in canonical if kind == 'raw'])
+    check_visible_paths(plan, [path for path, _ in path_bands])
 
     driver, options = raster_driver_creation_tuple
     progress = _engine.Progress(progress, target_raster_path)
@@ -202,7 +200,8 @@ def _raster_calculator(plan, base_raster_path_band_const_list, local_op,
                 statistics.add(partial)
 
         task = functools.partial(_calc_window, local_op, nodata_target,
-                                 'pygeoprocessing' if calc_raster_stats else None)
+                                 'pygeoprocessing' if calc_raster_stats else None,
+                                 uuid.uuid4().hex)
         _engine.run_windows(plan, task, windows, consume, progress,
                             task_args=functools.partial(_window_arguments, canonical))
         if calc_raster_stats:
@@ -332,6 +331,7 @@ def raster_reduce(function, raster_path_band, initializer, mask_nodata=True,
                                          largest_block)
     band = None
     check_serializable(plan, [('function', function), ('initializer', initializer)])
+    check_visible_paths(plan, [path])
     progress = _engine.Progress(progress, f"{path} reduce")
     state = {'value': initializer, 'first': True}
 
@@ -344,13 +344,14 @@ def raster_reduce(function, raster_path_band, initializer, mask_nodata=True,
             state['value'] = combine(state['value'], partial)
         state['first'] = False
 
+    call = uuid.uuid4().hex
     if plan.kind == 'serial':
         def task(window):
             return _reduce_window(function, state['value'], path, band_index,
-                                  mask_nodata, window)
+                                  mask_nodata, call, window)
     else:
         task = functools.partial(_reduce_window, function, initializer, path,
-                                 band_index, mask_nodata)
+                                 band_index, mask_nodata, call)
     with plan:
         _engine.run_windows(plan, task, windows, consume, progress)
     return state['value']

@@ -10,6 +10,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import pickle
+import sys
 
 ACCEPTED_FORMS = ("None, 'serial', 'threading', 'threading:N', 'multiprocessing', "
                   "'multiprocessing:N' (N a positive integer), a "
@@ -168,7 +169,16 @@ def check_serializable(plan, named_values):
     dumps = plan.serializer()
     if dumps is None:
         return
+    interactive = not hasattr(sys.modules.get("__main__"), "__file__")
     for description, value in named_values:
+        # pickle names a function of __main__ by reference; spawned workers cannot
+        # import the __main__ of an interactive session or of python -c.
+        if (plan.kind == "processes" and interactive and
+                getattr(value, "__module__", None) == "__main__"):
+            raise ValueError(
+                f"{description} {getattr(value, '__qualname__', value)!r} is defined in an "
+                f"interactive __main__, which the processes of executor={plan.spec!r} "
+                "cannot import; define it in a module (or a script file)")
         try:
             dumps(value)
         except Exception as error:
@@ -178,3 +188,16 @@ def check_serializable(plan, named_values):
                 f"({type(error).__name__}: {error}); a process or distributed executor "
                 "needs functions defined at module level (not a lambda, closure or "
                 "nested function) and picklable arguments") from error
+
+
+def check_visible_paths(plan, paths):
+    """Process and distributed workers open the inputs themselves: an in-memory
+    /vsimem/ raster of the caller does not exist there."""
+    if plan.kind in ("serial", "threads"):
+        return
+    for path in paths:
+        if isinstance(path, str) and path.startswith("/vsimem/"):
+            raise ValueError(
+                f"{path!r} is an in-memory file of this process; the workers of "
+                f"executor={plan.spec!r} cannot read it (write it to a file, or use "
+                "None or a thread executor)")

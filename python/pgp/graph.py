@@ -4,8 +4,11 @@ A render task is (graph, window of whole tiles): it opens the graph itself, from
 path or its XML text, in its own thread or process with EXECUTOR=serial, and returns
 the window's pixels. No GDAL object crosses a thread or process.
 """
+import contextlib
 import functools
+import logging
 import os
+import uuid
 import xml.etree.ElementTree as ET
 
 import numpy
@@ -14,8 +17,9 @@ from osgeo import gdal
 from . import _engine
 from . import _gdal
 from .distributed import ClusterExecutor
-from .executors import resolve
+from .executors import Plan, check_visible_paths, resolve
 
+_LOGGER = logging.getLogger("pgp")
 _TASK_OPEN_OPTIONS = ("EXECUTOR=serial", "PREFETCH=0")
 
 
@@ -155,14 +159,36 @@ def _graph_source(graph):
     return graph if graph.lstrip().startswith("<") else os.path.abspath(graph)
 
 
+def shared_files(source):
+    """The file attributes of a graph (sources, kernels, masks): what every worker
+    must be able to open."""
+    text = source
+    if not source.lstrip().startswith("<"):
+        handle = gdal.VSIFOpenL(source, "rb")
+        if handle is None:
+            return []  # the plugin reports the missing graph when it opens it
+        try:
+            size = gdal.VSIStatL(source).size
+            text = gdal.VSIFReadL(1, size, handle).decode("utf-8", "replace")
+        finally:
+            gdal.VSIFCloseL(handle)
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return []  # the plugin reports the XML error when it opens the graph
+    return [element.get(key) for element in root.iter()
+            for key in ("file", "kernel", "vector") if element.get(key)]
+
+
 def _read_window(dataset, bands, label, window):
     """The window of each requested band: a list of 2-D arrays."""
     return [_gdal.read(dataset.GetRasterBand(b), window, label) for b in bands]
 
 
-def _render_window(source, bands, stats, checks, post, window):
-    """One task: opens the graph serially and computes the window (_finish_window)."""
-    dataset = _gdal.open_raster(source, _TASK_OPEN_OPTIONS)
+def _render_window(source, bands, stats, checks, post, call, window):
+    """One task: opens the graph serially (once per thread and call) and computes the
+    window (_finish_window)."""
+    dataset = _gdal.open_for_call(call, source, _TASK_OPEN_OPTIONS)
     return _finish_window(dataset, source, bands, stats, checks, post, window)
 
 
@@ -193,6 +219,9 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
     target's type and nodata from the graph unless overridden; checks and post as
     in _finish_window."""
     source = _graph_source(graph)
+    if plan.kind not in ("serial", "threads"):
+        check_visible_paths(plan, [source])
+        check_visible_paths(plan, shared_files(source))
     shared = _gdal.open_raster(source, (f"EXECUTOR=threading:{plan.plugin_threads}",)
                                if plan.plugin_threads else _TASK_OPEN_OPTIONS)
     bands = list(bands or range(1, shared.RasterCount + 1))
@@ -206,13 +235,24 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
             "PIXELTYPE=SIGNEDBYTE" not in options):
         options.append("PIXELTYPE=SIGNEDBYTE")
     nodatas = nodata or [shared.GetRasterBand(b).GetNoDataValue() for b in bands]
+    if len({repr(n) for n in nodatas}) > 1 and driver.upper() == "GTIFF":
+        # A GeoTIFF holds one nodata value for all bands (the last one set wins).
+        _LOGGER.warning("%s: GeoTIFF keeps one nodata value per file: band 1's %r "
+                        "is kept, the bands' own are %r", target_path, nodatas[0],
+                        nodatas)
+        nodatas = [nodatas[0]] * len(nodatas)
     windows = _engine.tile_windows(size, first.GetBlockSize())
     stats = (stats_rule, nodatas) if calc_raster_stats else None
-    if plan.plugin_threads:  # the plugin's own pool computes each window's tiles
-        plan = resolve(None)
+    if plan.plugin_threads:
+        # The plugin's own pool computes each window's tiles; one thread reads the
+        # shared handle (only it, one window at a time) while the caller writes the
+        # window before.
+        plan = reader = Plan(plan.spec, "threads", 1, owned=True)
         task = functools.partial(_finish_window, shared, source, bands, stats, checks, post)
     else:
-        task = functools.partial(_render_window, source, bands, stats, checks, post)
+        reader = None
+        task = functools.partial(_render_window, source, bands, stats, checks, post,
+                                 uuid.uuid4().hex)
     progress = _engine.Progress(progress, target_path)
     with _engine.TemporaryTarget(target_path, driver, size, len(bands), data_type,
                                  options) as target:
@@ -236,7 +276,8 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
             for statistic, partial in zip(statistics, partials or ()):
                 statistic.add(partial)
 
-        _engine.run_windows(plan, task, windows, consume, progress)
+        with reader or contextlib.nullcontext():
+            _engine.run_windows(plan, task, windows, consume, progress)
         if calc_raster_stats:
             for out, statistic in zip(out_bands, statistics):
                 statistic.write(out, size[0] * size[1])

@@ -35,7 +35,8 @@ def convolve_2d(signal_path_band, kernel_path_band, target_path,
     mask (``* kernel sum`` unless ``normalize_kernel``). ``set_tol_to_zero``: results
     with ``|v| <= tol`` become 0 (None: none). ``target_nodata`` defaults to float32's
     lowest for Float64 and is required for other types. Computed in double by the
-    plugin. ``working_dir`` and ``max_timeout`` are accepted and unused.
+    plugin. ``working_dir`` holds a one-band copy of a kernel band other than 1;
+    ``max_timeout`` is accepted and unused.
     ``executor``, ``progress``: as raster_calculator's.
     """
     if target_datatype is not gdal.GDT_Float64 and target_nodata is None:
@@ -63,21 +64,26 @@ def convolve_2d(signal_path_band, kernel_path_band, target_path,
     graph = Graph(_block_size(options))
     graph.source("signal", signal_path_band[0], signal_path_band[1])
     kernel_path, kernel_band = kernel_path_band
-    if kernel_band == 1:
-        kernel = kernel_path
-    else:  # the plugin reads band 1 of a kernel file: other bands go inline
-        dataset = _gdal.open_raster(kernel_path)
-        band = _gdal.band_of(dataset, kernel_band, kernel_path)
-        kernel = band.ReadAsArray().astype(numpy.float64)
-        if band.GetNoDataValue() is not None:
-            kernel[numpy.isclose(kernel, band.GetNoDataValue(), equal_nan=True)] = 0.0
-    graph.convolve("convolved", "signal", kernel, normalize_kernel=normalize_kernel,
-                   ignore_nodata_and_edges=ignore_nodata_and_edges,
-                   mask_nodata=mask_nodata, set_tol_to_zero=set_tol_to_zero,
-                   data_type=gdal.GetDataTypeName(target_datatype), nodata=target_nodata)
-    graph.band("convolved")
-    with plan:
-        _render(plan, graph, target_path, raster_driver_creation_tuple, False, progress)
+    # The plugin reads band 1 of a kernel file: another band is copied, with its
+    # nodata, into a one-band file in working_dir (or the system's temporary folder).
+    scratch = None if kernel_band == 1 else tempfile.mkdtemp(prefix='pgp-convolve-',
+                                                             dir=working_dir)
+    try:
+        if scratch:
+            _gdal.band_of(_gdal.open_raster(kernel_path), kernel_band, kernel_path)
+            kernel_path = os.path.join(scratch, 'kernel.tif')
+            gdal.Translate(kernel_path, kernel_path_band[0], bandList=[kernel_band])
+        graph.convolve("convolved", "signal", kernel_path,
+                       normalize_kernel=normalize_kernel,
+                       ignore_nodata_and_edges=ignore_nodata_and_edges,
+                       mask_nodata=mask_nodata, set_tol_to_zero=set_tol_to_zero,
+                       data_type=gdal.GetDataTypeName(target_datatype), nodata=target_nodata)
+        graph.band("convolved")
+        with plan:
+            _render(plan, graph, target_path, raster_driver_creation_tuple, False, progress)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _write_mask(grid_path, mask_options):
@@ -185,11 +191,10 @@ def align_and_resize_raster_stack(
                 raise ValueError(f"no projection for raster {path}")
     plan = resolve(executor)
     driver, options = raster_driver_creation_tuple
-    target_folder = os.path.dirname(os.path.abspath(target_raster_path_list[0]))
-    os.makedirs(target_folder, exist_ok=True)
     # Sources with a given projection are read through a VRT that declares it (the
-    # plugin's <Source> has no SRS override); the VRTs live until the end.
-    scratch = tempfile.mkdtemp(prefix='pgp-align-', dir=working_dir or target_folder)
+    # plugin's <Source> has no SRS override); the VRTs live until the end, in
+    # working_dir or the system's temporary folder (workers must see them).
+    scratch = tempfile.mkdtemp(prefix='pgp-align-', dir=working_dir)
     try:
         paths = []
         for index, path in enumerate(base_raster_path_list):

@@ -140,14 +140,16 @@ def expression_graph(expression, symbol_to_path_band_map, target_nodata,
         if _gdal.get_raster_info(path)['nodata'][band - 1] is not None:
             invalid.append(f"isnodata({names[symbol]})")
     value = compile_expression(expression, names)
+    data_type = gdal.GetDataTypeName(_gdal.gdal_type_of(numpy_type)[0])
     if numpy.issubdtype(numpy_type, numpy.integer):
         value = f"trunc({value})"  # numpy truncates floats stored in integer arrays
+    if numpy.dtype(numpy_type) == numpy.int8:  # GDAL 3.6 has no Int8: the task casts
+        value, data_type = f"clamp({value}, -128, 127)", "Int16"
     fill = _number(0 if target_nodata is None else target_nodata)
     if invalid:
         value = f"({' || '.join(invalid)}) ? {fill} : {value}"
     # No noData on the Calc: NaN must reach the NaN/inf rules, not become nodata.
-    graph.calc("result", value, nodata_policy="expression",
-               data_type=gdal.GetDataTypeName(_gdal.gdal_type_of(numpy_type)[0]))
+    graph.calc("result", value, nodata_policy="expression", data_type=data_type)
     graph.band("result")
     if target_nodata is None and invalid:
         graph.calc("check", " || ".join(invalid), data_type="Byte",
@@ -156,11 +158,12 @@ def expression_graph(expression, symbol_to_path_band_map, target_nodata,
     return graph, numpy_type, [tuple(path_band) for _, path_band in used]
 
 
-def nan_inf_rules(default_nan, default_inf, block):
+def nan_inf_rules(default_nan, default_inf, dtype, block):
     """pygeoprocessing's rules on a result block, in its order: NaN replaced by
-    default_nan (or ValueError), then ±inf by default_inf (or ValueError)."""
-    if block.dtype.kind != "f":
-        return block
+    default_nan (or ValueError), then ±inf by default_inf (or ValueError); the block
+    in the result's dtype."""
+    if block.dtype.kind != "f" or numpy.isfinite(block).all():
+        return block.astype(dtype, copy=False)
     for test, default, message in ((numpy.isnan, default_nan, _NAN_MESSAGE),
                                    (numpy.isinf, default_inf, _INF_MESSAGE)):
         found = test(block)
@@ -204,5 +207,6 @@ def evaluate_raster_calculator_expression(
                 stats_rule="pygeoprocessing", type_override=gdal_type,
                 checks=(2, _NODATA_MESSAGE) if graph.root.find("Calc[@name='check']")
                 is not None else None,
-                post=functools.partial(nan_inf_rules, default_nan, default_inf),
+                post=functools.partial(nan_inf_rules, default_nan, default_inf,
+                                       numpy.dtype(numpy_type)),
                 nodata=[target_nodata])

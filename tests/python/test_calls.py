@@ -1,5 +1,7 @@
 """Each call against an independent numpy/scipy computation, then the same output
 (pixels, nodata, statistics, geotransform) for every executor form."""
+import os
+
 import numpy
 import pytest
 import scipy.ndimage
@@ -7,7 +9,7 @@ from osgeo import gdal
 
 import ops
 import pgp
-from conftest import EXECUTORS, SMALL_BLOCKS, assert_same_output, executor_for, read
+from pgp_testing import EXECUTORS, SMALL_BLOCKS, assert_same_output, executor_for, read
 
 REFERENCES = {}
 
@@ -152,17 +154,25 @@ def test_expression_matches_numpy(inputs, pools):
         assert output[1:] == outputs[0][1:]
 
 
-def test_expression_nan_inf_rules(inputs):
+@pytest.mark.parametrize("name", ["none", "threading:2", "process_pool"])
+def test_expression_nan_inf_rules(inputs, pools, name):
     folder = inputs["folder"]
     symbols = {"a": (inputs["a"], 1), "b": (inputs["b"], 1)}
+    executor = executor_for(name, pools)
+    tag = name.replace(":", "_")
     with pytest.raises(ValueError, match="Encountered inf in calculation"):
         pgp.evaluate_raster_calculator_expression("a / (b - b)", symbols, -1.0,
-                                                  str(folder / "inf.tif"))
-    assert not (folder / "inf.tif").exists()
+                                                  str(folder / f"inf{tag}.tif"),
+                                                  executor=executor)
+    with pytest.raises(ValueError, match="Encountered NaN in calculation"):
+        pgp.evaluate_raster_calculator_expression("(a - a) / (b - b)", symbols, -1.0,
+                                                  str(folder / f"inf{tag}.tif"),
+                                                  default_inf=1.0, executor=executor)
+    assert not (folder / f"inf{tag}.tif").exists()
     pgp.evaluate_raster_calculator_expression(
-        "(a - a) / (b - b) + a / (b - b)", symbols, -1.0, str(folder / "nan.tif"),
-        default_nan=5.0, default_inf=7.0)
-    pixels = read(folder / "nan.tif")[0]
+        "(a - a) / (b - b) + a / (b - b)", symbols, -1.0, str(folder / f"nan{tag}.tif"),
+        default_nan=5.0, default_inf=7.0, executor=executor)
+    pixels = read(folder / f"nan{tag}.tif")[0]
     a, b = inputs["A"], inputs["B"]
     valid = (a != -9) & (b != 0)
     with numpy.errstate(all="ignore"):
@@ -172,7 +182,9 @@ def test_expression_nan_inf_rules(inputs):
         numpy.float32))
     with pytest.raises(ValueError, match="`target_nodata` is undefined"):
         pgp.evaluate_raster_calculator_expression("a + b", symbols, None,
-                                                  str(folder / "nd.tif"))
+                                                  str(folder / f"nd{tag}.tif"),
+                                                  executor=executor)
+    assert not (folder / f"nd{tag}.tif").exists()
 
 
 def test_expression_integer_target_truncates(inputs):
@@ -379,3 +391,130 @@ def test_align_mask_options(inputs, tmp_path):
     assert 0 < inside.sum() < inside.size
     numpy.testing.assert_array_equal(pixels, numpy.where(inside, inputs["A"], nodata))
     numpy.testing.assert_array_equal(read(mask_path)[0], inside.astype(numpy.uint8))
+
+
+def test_align_base_projection_list(inputs, tmp_path):
+    """A raster without projection is aligned in the projection given for it (pgp
+    reads it through a VRT declaring it); with a target projection and none given,
+    pygeoprocessing's ValueError."""
+    from osgeo import osr
+    from pgp_testing import write_raster
+    source = write_raster(tmp_path / "nop.tif", inputs["C"], nodata=-1, projection=False)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32618)
+    target = str(tmp_path / "nop_aligned.tif")
+    pgp.align_and_resize_raster_stack([source], [target], ["near"], (30, -30),
+                                      "intersection", base_projection_wkt_list=[srs.ExportToWkt()])
+    pixels, nodata, _, geotransform = read(target)
+    numpy.testing.assert_array_equal(pixels, inputs["C"])
+    assert osr.SpatialReference(gdal.Open(target).GetProjection()).IsSame(srs)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("pgp-align-")]
+    with pytest.raises(ValueError, match="no projection for raster"):
+        pgp.align_and_resize_raster_stack([source], [str(tmp_path / "x.tif")], ["near"],
+                                          (30, -30), "intersection",
+                                          target_projection_wkt=srs.ExportToWkt())
+
+
+def test_convolve_2d_kernel_band_2(inputs, tmp_path):
+    """A kernel in band 2 (copied to working_dir with its nodata, which weighs 0),
+    plain mode, Float32 target: scipy.ndimage.convolve with zero edges."""
+    kernel = numpy.arange(15, dtype=numpy.float32).reshape(3, 5) - 4
+    path = str(tmp_path / "kernels.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(path, 5, 3, 2, gdal.GDT_Float32)
+    ds.GetRasterBand(1).WriteArray(numpy.zeros((3, 5)))
+    ds.GetRasterBand(2).WriteArray(kernel)
+    ds.GetRasterBand(2).SetNoDataValue(7)  # the value at [2, 1]: weighs 0
+    ds = None
+    target = str(tmp_path / "conv.tif")
+    scratch = tmp_path / "work"
+    scratch.mkdir()
+    pgp.convolve_2d((inputs["a"], 1), (path, 2), target, target_datatype=gdal.GDT_Float32,
+                    target_nodata=-5.0, set_tol_to_zero=None, working_dir=str(scratch),
+                    executor="multiprocessing:2")
+    assert not os.listdir(scratch)
+    pixels, nodata, _, _ = read(target)
+    a = inputs["A"].astype(numpy.float64)
+    valid = a != -9
+    weights = numpy.where(kernel == 7, 0, kernel).astype(numpy.float64)
+    expected = scipy.ndimage.convolve(numpy.where(valid, a, 0), weights, mode="constant")
+    assert nodata == -5.0
+    numpy.testing.assert_allclose(pixels, numpy.where(valid, expected, -5).astype(
+        numpy.float32), rtol=1e-6, atol=1e-3)
+
+
+def test_expression_signed_byte(inputs, tmp_path):
+    """int8 rasters (GDAL 3.6: Byte with PIXELTYPE=SIGNEDBYTE) give an int8 result:
+    truncated, saturated, written as signed bytes."""
+    values = numpy.arange(-100, 100, dtype=numpy.int8).reshape(10, 20)
+    path = str(tmp_path / "s8.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(path, 20, 10, 1, gdal.GDT_Byte,
+                                              ["PIXELTYPE=SIGNEDBYTE"])
+    ds.SetGeoTransform((0, 1, 0, 0, 0, -1))
+    ds.GetRasterBand(1).WriteArray(values)
+    ds.GetRasterBand(1).SetNoDataValue(-100)
+    ds = None
+    target = str(tmp_path / "out.tif")
+    pgp.evaluate_raster_calculator_expression("s * 1.5 - 3", {"s": (path, 1)}, -100, target,
+                                              executor="threading:2")
+    pixels, nodata, _, _ = read(target)
+    expected = numpy.clip(numpy.trunc(values * 1.5 - 3), -128, 127).astype(numpy.int8)
+    expected[values == -100] = -100
+    assert pixels.dtype == numpy.int8 and nodata == -100
+    numpy.testing.assert_array_equal(pixels, expected)
+
+
+def test_render_bands_with_different_nodata_into_geotiff(inputs, tmp_path, caplog):
+    """GeoTIFF stores one nodata for all bands: band 1's is kept (said in a warning),
+    not whichever band happened to be set last."""
+    graph = pgp.Graph(block_size=(64, 64))
+    graph.source("a", inputs["a"])
+    graph.calc("low", "a - 100", data_type="Float32", nodata=-9)
+    graph.calc("flag", "a > 0", data_type="Byte", nodata=255)
+    graph.band("low")
+    graph.band("flag")
+    target = tmp_path / "two.tif"
+    pgp.render(graph, str(target))
+    assert "one nodata value per file" in caplog.text
+    ds = gdal.Open(str(target))
+    assert [ds.GetRasterBand(i).GetNoDataValue() for i in (1, 2)] == [-9.0, -9.0]
+    valid = inputs["A"] != -9
+    numpy.testing.assert_array_equal(ds.GetRasterBand(1).ReadAsArray(),
+                                     numpy.where(valid, inputs["A"] - 100, -9))
+    numpy.testing.assert_array_equal(ds.GetRasterBand(2).ReadAsArray(),
+                                     numpy.where(valid, inputs["A"] > 0, 255))
+
+
+@pytest.mark.parametrize("name", ["process_pool", "dask"])
+def test_raw_arguments_travel_to_workers(inputs, pools, tmp_path, name):
+    target = tmp_path / "t.tif"
+    pgp.raster_calculator([(inputs["a"], 1), (inputs["b"], 1), (2.5, 'raw')],
+                          ops.scaled_sum, str(target), gdal.GDT_Float64, None,
+                          executor=executor_for(name, pools))
+    # local_op sees the native types: float32 + int16 -> float32 arithmetic.
+    numpy.testing.assert_array_equal(
+        read(target)[0], ((inputs["A"] + inputs["B"]) * 2.5).astype(numpy.float64))
+
+
+def test_align_with_a_vector_extent(inputs, tmp_path):
+    """pygeoprocessing's int_with_vectors: a vector whose extent is one pixel, in
+    intersection mode with raster_align_index, gives 1x1 outputs on that pixel."""
+    from osgeo import ogr, osr
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32618)
+    vector = str(tmp_path / "pixel.gpkg")
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(vector)
+    layer = ds.CreateLayer("pixel", srs, ogr.wkbPolygon)
+    x0, y0 = 444720.0 + 30 * 10, 3751320.0 - 30 * 20  # pixel (row 19, column 10)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(
+        f"POLYGON(({x0} {y0},{x0 + 30} {y0},{x0 + 30} {y0 + 30},{x0} {y0 + 30},{x0} {y0}))"))
+    layer.CreateFeature(feature)
+    ds = None
+    targets = [str(tmp_path / "a1.tif"), str(tmp_path / "c1.tif")]
+    pgp.align_and_resize_raster_stack([inputs["a"], inputs["a"]], targets, ["near"] * 2,
+                                      (30, -30), "intersection", base_vector_path_list=[vector],
+                                      raster_align_index=0)
+    for target in targets:
+        pixels, _, _, geotransform = read(target)
+        assert pixels.shape == (1, 1) and pixels[0, 0] == inputs["A"][19, 10]
+        assert geotransform == (x0, 30.0, 0.0, y0 + 30, 0.0, -30.0)

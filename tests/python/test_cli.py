@@ -13,7 +13,7 @@ from osgeo import gdal
 
 import pgp
 from pgp import cli
-from conftest import PYTHON, read
+from pgp_testing import PYTHON, read
 
 SUBCOMMANDS = ("render", "assemble", "calc", "convolve", "align", "info")
 

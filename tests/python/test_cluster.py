@@ -19,7 +19,7 @@ import pytest
 from osgeo import gdal
 
 import pgp
-from conftest import PYTHON, write_raster
+from pgp_testing import PYTHON, write_raster
 
 distributed = pytest.importorskip("distributed")
 

@@ -12,7 +12,7 @@ from osgeo import gdal
 
 import ops
 import pgp
-from conftest import PYTHON, REPO, executor_for, read
+from pgp_testing import PYTHON, REPO, executor_for, read
 
 
 def leftovers(folder):
@@ -185,3 +185,111 @@ def test_sample_runs(tmp_path):
     expression = read(tmp_path / "out" / "runoff_expression.tif")[0]
     numpy.testing.assert_allclose(expression, local_op, rtol=1e-6)
     assert (local_op == -1).sum() > 0
+
+
+def test_interactive_main_function_refused():
+    """A function typed at the interpreter (here python -c) pickles by reference to a
+    __main__ the spawned processes cannot import: refused up front, no hang."""
+    code = ("import pgp, numpy\n"
+            "from osgeo import gdal\n"
+            "def op(a): return a\n"
+            "try:\n"
+            "    pgp.raster_calculator([numpy.ones((4, 4))], op, '/vsimem/t.tif',\n"
+            "                          gdal.GDT_Float32, None, executor='multiprocessing:2')\n"
+            "except ValueError as error:\n"
+            "    print(error)\n")
+    result = _import_check(code)
+    assert result.returncode == 0, result.stderr
+    assert "interactive __main__" in result.stdout and "'op'" in result.stdout
+
+
+class CountingExecutor(concurrent.futures.Executor):
+    """A caller's executor of unknown kind (2 threads) that records how many windows
+    were submitted and not yet taken by the writer."""
+
+    _max_workers = 2
+
+    def __init__(self):
+        self.pool = concurrent.futures.ThreadPoolExecutor(2)
+        self.outstanding = 0
+        self.most = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.outstanding += 1
+        self.most = max(self.most, self.outstanding)
+        future = self.pool.submit(fn, *args, **kwargs)
+        taken = future.result
+
+        def result(timeout=None):
+            self.outstanding -= 1
+            return taken(timeout)
+
+        future.result = result
+        return future
+
+    def shutdown(self, wait=True, **kwargs):
+        self.pool.shutdown(wait, **kwargs)
+
+
+def test_windows_in_flight_are_bounded(inputs, tmp_path):
+    """One writer, at most 2 x workers windows submitted and not yet written, however
+    many windows the raster has (here 20)."""
+    executor = CountingExecutor()
+    try:
+        pgp.raster_calculator([(inputs["a"], 1)], ops.double, str(tmp_path / "t.tif"),
+                              gdal.GDT_Float32, None, largest_block=0, executor=executor,
+                              raster_driver_creation_tuple=(
+                                  "GTIFF", ("TILED=YES", "BLOCKXSIZE=64", "BLOCKYSIZE=64")))
+    finally:
+        executor.shutdown()
+    assert executor.most == 4 and executor.outstanding == 0
+    numpy.testing.assert_array_equal(read(tmp_path / "t.tif")[0], inputs["A"] * 2)
+
+
+def test_accepted_executor_strings():
+    """The proposal's spellings: case-insensitive names, no N = all CPUs."""
+    from pgp.executors import resolve
+    cpus = os.cpu_count()
+    cases = {None: ("serial", 1), "serial": ("serial", 1), "Threading:3": ("threads", 3),
+             "threading": ("threads", cpus), "multiprocessing": ("processes", cpus),
+             "Multiprocessing:2": ("processes", 2)}
+    for value, (kind, workers) in cases.items():
+        plan = resolve(value)
+        assert (plan.kind, plan.workers) == (kind, workers), value
+        assert plan.owned == (kind != "serial")
+        plan.close()
+    pool = concurrent.futures.ThreadPoolExecutor(3)
+    plan = resolve(pool)
+    assert (plan.kind, plan.workers, plan.owned) == ("threads", 3, False)
+    plan.close()
+    assert pool.submit(abs, -1).result() == 1
+    pool.shutdown()
+
+
+def test_in_memory_inputs_refused_for_processes(inputs, pools, tmp_path):
+    gdal.Translate("/vsimem/pgp_test_a.tif", inputs["a"])
+    try:
+        for call in (
+                lambda ex: pgp.raster_calculator([("/vsimem/pgp_test_a.tif", 1)], ops.double,
+                                                 str(tmp_path / "t.tif"), gdal.GDT_Float32,
+                                                 None, executor=ex),
+                lambda ex: pgp.convolve_2d(("/vsimem/pgp_test_a.tif", 1),
+                                           (inputs["kernel"], 1), str(tmp_path / "t.tif"),
+                                           executor=ex)):
+            with pytest.raises(ValueError, match="in-memory file"):
+                call(executor_for("process_pool", pools))
+            call("threading:2")  # threads share the process's /vsimem
+        graph = pgp.Graph()
+        graph.source("a", "/vsimem/pgp_test_a.tif")
+        graph.band("a")
+        gdal.FileFromMemBuffer("/vsimem/pgp_test.pgp.vrt", graph.to_xml())
+        pgp.render("/vsimem/pgp_test.pgp.vrt", str(tmp_path / "r.tif"))
+        numpy.testing.assert_array_equal(read(tmp_path / "r.tif")[0], inputs["A"])
+        for graph_source in ("/vsimem/pgp_test.pgp.vrt", graph.to_xml()):
+            with pytest.raises(ValueError, match="in-memory file"):
+                pgp.render(graph_source, str(tmp_path / "r2.tif"),
+                           executor=executor_for("process_pool", pools))
+        assert not leftovers(tmp_path)
+    finally:
+        gdal.Unlink("/vsimem/pgp_test_a.tif")
+        gdal.Unlink("/vsimem/pgp_test.pgp.vrt")

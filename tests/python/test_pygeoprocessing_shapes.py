@@ -7,7 +7,7 @@ from osgeo import gdal
 
 import ops
 import pgp
-from conftest import read, write_raster
+from pgp_testing import read, write_raster
 
 
 def test_constant_arguments(tmp_path):
@@ -101,3 +101,42 @@ def test_nested_target_folder_and_creation_tuple(tmp_path):
     pixels, _, _, _ = read(target)
     numpy.testing.assert_array_equal(pixels, numpy.arange(20).reshape(4, 5))
     assert gdal.Open(str(target)).GetRasterBand(1).GetBlockSize() == [5, 4]
+
+
+def test_array_equals_nodata_is_numpy_isclose():
+    """pgp's nodata test (a faster isclose for a scalar nodata) against numpy.isclose
+    with equal_nan, over values near, at and away from each nodata."""
+    rng = numpy.random.default_rng(3)
+    for dtype in (numpy.float32, numpy.float64):
+        for nodata in (-1.0, 0.0, -9999.0, 3.4e38, float(numpy.finfo(numpy.float32).min),
+                       5e-9, 1.00001, numpy.nan, numpy.inf, -numpy.inf):
+            values = rng.uniform(-2, 2, 10000).astype(dtype)
+            with numpy.errstate(over="ignore"):
+                for step, value in ((7, nodata), (11, numpy.nan), (13, numpy.inf),
+                                    (17, nodata * (1 + 1e-6)), (19, nodata + 1e-8),
+                                    (23, -numpy.inf), (29, nodata * (1 + 2e-5))):
+                    values[::step] = value
+            numpy.testing.assert_array_equal(
+                pgp.array_equals_nodata(values, nodata),
+                numpy.isclose(values, nodata, equal_nan=True), err_msg=f"{dtype} {nodata}")
+    integers = numpy.array([2147483647, 2147483646, 0], numpy.int32)
+    numpy.testing.assert_array_equal(pgp.array_equals_nodata(integers, 2147483647),
+                                     [True, False, False])
+    assert not pgp.array_equals_nodata(integers, None).any()
+
+
+def test_iterblocks_windows():
+    """pygeoprocessing's iterblocks: 256 blocks on 300x200 grow to the raster's height
+    (its verified example); largest_block=0 keeps the blocks; windows are row-major."""
+    from pgp._engine import iterblocks_windows, tile_windows
+    assert iterblocks_windows((300, 200), (256, 256), 2**16) == [
+        (0, 0, 256, 200), (256, 0, 44, 200)]
+    assert iterblocks_windows((300, 200), (64, 64), 0)[:6] == [
+        (0, 0, 64, 64), (64, 0, 64, 64), (128, 0, 64, 64), (192, 0, 64, 64),
+        (256, 0, 44, 64), (0, 64, 64, 64)]
+    assert iterblocks_windows((1000, 1000), (100, 10), 2000) == [
+        (x, y, 200, 10) for y in range(0, 1000, 10) for x in range(0, 1000, 200)]
+    # Graph windows: whole tiles, from the size alone.
+    assert tile_windows((8192, 8192), (256, 256)) == [
+        (x, y, 4096, 256) for y in range(0, 8192, 256) for x in (0, 4096)]
+    assert tile_windows((300, 200), (64, 64)) == [(0, 0, 300, 200)]

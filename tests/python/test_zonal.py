@@ -7,7 +7,7 @@ import pytest
 from osgeo import gdal, ogr, osr
 
 import pgp
-from conftest import EXECUTORS, executor_for, write_raster
+from pgp_testing import EXECUTORS, executor_for, write_raster
 
 UTM = osr.SpatialReference()
 UTM.ImportFromEPSG(32618)

@@ -324,6 +324,9 @@ TEST_F(TileCache, ManyThreadsOnRandomKeysUnderASmallBudget)
                 case PGP_TILE_FAILED:
                     failed_seen++;
                     break;
+                case PGP_TILE_NO_MEMORY:
+                    ADD_FAILURE() << "no memory for an entry";
+                    continue;
                 }
                 pgp_tile_cache_release(cache_, tile);
             }

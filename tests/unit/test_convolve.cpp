@@ -1,7 +1,8 @@
 // Unit tests for core/convolve.c (pgp/convolve.h). Every result is checked
-// against a naive whole-raster double loop written here from SEMANTICS §2 with
-// DESIGN §4's decisions, after cutting the raster into tiles the way the
-// renderer does (windows padded with zeros / valid = 0 outside the raster).
+// against a naive whole-raster double loop written here from
+// docs/semantics.md#convolve (pgp's rules, deliberate differences included),
+// after cutting the raster into tiles the way the renderer does (windows
+// padded with zeros / valid = 0 outside the raster).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -162,7 +163,7 @@ std::string Describe(const pgp_convolve_options &o)
                                                                                    : "AUTO");
 }
 
-// SEMANTICS §2 as a gather over the whole raster, with DESIGN's decisions:
+// docs/semantics.md#convolve as a gather over the whole raster, pgp's rules:
 // kernel nodata weighs 0 in the sum too, zero weights are left out (so a
 // non-finite signal value meets only nonzero weights), |v| <= tol -> 0, and
 // ignore mode divides where M > 1e-12 * sum|K'| (K' as used).

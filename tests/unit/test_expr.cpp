@@ -1,4 +1,5 @@
-// Unit tests for the expression compiler and vector VM (core/expr.c, DESIGN §3).
+// Unit tests for the expression compiler and vector VM (core/expr.c,
+// docs/driver.md#expression-language).
 #include "pgp/expr.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// test_grid.cpp — <Align> geometry (SEMANTICS §3) and warped views.
+// test_grid.cpp — <Align> geometry (docs/semantics.md#align) and warped views.
 //
 // Grid expectations are derived by hand in the comments; warped pixels are
 // compared with what the gdalwarp command line writes for the same grid.
