@@ -435,7 +435,9 @@ def main(argv=None):
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # reported by the subcommand's parser, which names it
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    gdal.PushErrorHandler("CPLQuietErrorHandler")  # errors reach the user as one line
+    # Errors reach the user as one line. Process-wide, not pushed: a pushed handler
+    # is the calling thread's, and the plugin's worker threads report too.
+    gdal.SetErrorHandler("CPLQuietErrorHandler")
     try:
         args.run(args)
     except KeyboardInterrupt:
@@ -446,5 +448,5 @@ def main(argv=None):
         print(f"pgp {args.command}: error: {message}", file=sys.stderr)
         return 1
     finally:
-        gdal.PopErrorHandler()
+        gdal.SetErrorHandler("CPLDefaultErrorHandler")
     return 0

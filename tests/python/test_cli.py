@@ -13,7 +13,7 @@ from osgeo import gdal
 
 import pgp
 from pgp import cli
-from pgp_testing import PYTHON, read
+from pgp_testing import PYTHON, read, write_raster
 
 SUBCOMMANDS = ("render", "assemble", "calc", "convolve", "align", "info")
 
@@ -239,6 +239,24 @@ def test_bad_arguments_one_line_and_exit_code(graph, tmp_path, capsys, args, cod
     got, out, err = pgp_main(capsys, *args)
     assert got == code
     assert err.startswith(message.format(**names)) and err.count("\n") == 1, err
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_failure_in_the_plugin_threads_is_one_line(tmp_path):
+    """A source that breaks mid-render (a truncated GeoTIFF): the plugin's threads
+    report it too, yet the user sees one line."""
+    path = write_raster(tmp_path / "cut.tif", numpy.ones((1024, 1024), numpy.float32),
+                        block=256)
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    graph = pgp.Graph((256, 256))
+    graph.source("a", path)
+    graph.calc("c", "a * 2", "Float32")
+    graph.band("c")
+    result = run_pgp("render", graph.write(str(tmp_path / "cut.pgp.vrt")),
+                     str(tmp_path / "out.tif"), "--executor", "threading:2")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("pgp render: error: ") and "cut.tif" in result.stderr
     assert not (tmp_path / "out.tif").exists()
 
 
