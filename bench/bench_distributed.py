@@ -130,7 +130,8 @@ def main():
         for count in counts:
             seconds, _ = dask_render(graph, target, count, args.repeat, reference)
             first = first or seconds
-            print(f"  {count:3d} workers: {seconds:7.2f} s  speed-up {first / seconds:5.2f}x "
+            print(f"  {count:3d} workers: {seconds:7.2f} s  "
+                  f"speed-up {first / seconds:5.2f}x "
                   f"against {counts[0]}")
     for path in (target, reference):
         os.remove(path)

@@ -17,7 +17,7 @@ from osgeo import osr
 from . import _gdal
 from . import distributed
 from .executors import resolve
-from .graph import Graph, _graph_source, _render
+from .graph import _graph_source, _render
 
 NODE_KINDS = ("Source", "Align", "Calc", "Convolve")
 

@@ -40,7 +40,8 @@ def _check_settings(worker_settings):
         if key not in WORKER_SETTINGS:
             raise ValueError(f"worker_settings: unknown setting {key!r}; use "
                              f"{', '.join(WORKER_SETTINGS)} (megabytes)")
-        if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 0:
+        if (isinstance(value, bool) or not isinstance(value, (int, numpy.integer))
+                or value < 0):
             raise ValueError(f"worker_settings[{key!r}]={value!r}: expected a whole "
                              "number of megabytes >= 0")
     return tuple(sorted((key, int(value)) for key, value in settings.items()))

@@ -70,7 +70,8 @@ def graph(inputs, tmp_path_factory):
 
 def test_help_on_every_subcommand(capsys):
     result = run_pgp("--help")
-    assert result.returncode == 0 and "render" in result.stdout and "assemble" in result.stdout
+    assert result.returncode == 0
+    assert "render" in result.stdout and "assemble" in result.stdout
     for command in SUBCOMMANDS:
         code, out, _ = pgp_main(capsys, command, "--help")
         assert code == 0 and out.startswith(f"usage: pgp {command}")
@@ -183,7 +184,8 @@ def test_info_lists_nodes_grid_tiles_and_work(graph, capsys):
                  f"{math.ceil(height / 64)} = "
                  f"{math.ceil(width / 64) * math.ceil(height / 64)}",
                  "Calc     level: sum / 10",
-                 "Band 1: Int16, nodata -9.0, level", "Band 2: Float32, nodata -9.0, smoothed"):
+                 "Band 1: Int16, nodata -9.0, level",
+                 "Band 2: Float32, nodata -9.0, smoothed"):
         assert line in out, (line, out)
     tiles = math.ceil(width / 64) * math.ceil(height / 64)
     assert f"Work (full render, direct convolution): {5 * tiles} node tiles" in out
@@ -294,4 +296,5 @@ def test_real_exit_code_and_progress_only_on_a_terminal(graph, tmp_path):
     assert code == 0 and b"0...10...20" in shown and b"100 - done" in shown
     code, shown = run_on_terminal("render", graph, str(tmp_path / "quiet.tif"), "-q")
     assert code == 0 and shown == b""
-    assert read(tmp_path / "tty.tif")[0].tobytes() == read(tmp_path / "piped.tif")[0].tobytes()
+    assert (read(tmp_path / "tty.tif")[0].tobytes() ==
+            read(tmp_path / "piped.tif")[0].tobytes())
