@@ -1,4 +1,4 @@
-"""The ``pgp`` command: render, calc, convolve, align, info, assemble.
+"""The ``pgp`` command: render, calc, convolve, align, zonal, info, assemble.
 
 GDAL's command-line habits: ``-of``, ``-co``, ``-ot``, ``-q``; a progress bar when
 standard output is a terminal; on failure one line ``pgp CMD: error: …`` on standard
@@ -269,6 +269,64 @@ def cmd_align(args):
             executor=executor, progress=_progress(args))
 
 
+ZONAL_COLUMNS = ("count", "nodata_count", "sum", "min", "max", "average")
+EXTRA_COLUMNS = ("stdev", "majority", "minority", "variety")
+
+
+def cmd_zonal(args):
+    """zonal_statistics of RASTER under VECTOR's polygons: CSV on standard output or
+    -o out.csv, or a GeoPackage of the polygons with the statistics as fields."""
+    from .zonal import zonal_statistics
+    with _Executor(args) as executor:
+        stats = zonal_statistics(
+            (_existing(args.raster), args.band), _existing(args.vector), args.layer,
+            ignore_nodata=not args.include_nodata,
+            polygons_might_overlap=not args.later_wins, executor=executor,
+            all_touched=args.all_touched, extra_statistics=args.extra,
+            progress=_progress(args))
+    columns = ZONAL_COLUMNS + (EXTRA_COLUMNS if args.extra else ())
+    if args.output and args.output.lower().endswith(".gpkg"):
+        _zonal_gpkg(args, stats, columns)
+        return
+    import csv
+    out = open(args.output, "w", newline="") if args.output else sys.stdout
+    try:
+        writer = csv.writer(out)
+        writer.writerow(("fid",) + columns)
+        for fid in sorted(stats):
+            writer.writerow([fid] + ["" if stats[fid][c] is None else stats[fid][c]
+                                     for c in columns])
+    finally:
+        if out is not sys.stdout:
+            out.close()
+
+
+def _zonal_gpkg(args, stats, columns):
+    """The layer's polygons (in its own SRS, with their FIDs) and one field per
+    statistic."""
+    from osgeo import ogr
+    source = gdal.OpenEx(args.vector, gdal.OF_VECTOR)
+    layer = source.GetLayer() if args.layer is None else source.GetLayerByName(args.layer)
+    target = gdal.GetDriverByName("GPKG").Create(args.output, 0, 0, 0, gdal.GDT_Unknown)
+    out = target.CreateLayer(layer.GetName(), layer.GetSpatialRef(), layer.GetGeomType())
+    for column in columns:
+        kind = ogr.OFTInteger64 if column in ("count", "nodata_count", "variety") \
+            else ogr.OFTReal
+        out.CreateField(ogr.FieldDefn(column, kind))
+    out.StartTransaction()
+    for feature in layer:
+        copy = ogr.Feature(out.GetLayerDefn())
+        copy.SetFID(feature.GetFID())
+        copy.SetGeometry(feature.GetGeometryRef())
+        for column in columns:
+            value = stats[feature.GetFID()][column]
+            if value is not None:
+                copy.SetField(column, value)
+        out.CreateFeature(copy)
+    out.CommitTransaction()
+    out = target = layer = source = None
+
+
 def _kernel_cells(element, graph_folder):
     inline = element.find("Kernel")
     if inline is not None:
@@ -421,6 +479,31 @@ def build_parser():
     _output_options(align, output_type=False)
     _executor_options(align)
     align.set_defaults(run=cmd_align, parser=align)
+
+    zonal = commands.add_parser("zonal", help="zonal_statistics: raster statistics per "
+                                "polygon", description="Statistics of RASTER (a .pgp.vrt "
+                                "band too: only the tiles the polygons meet are computed) "
+                                "under each polygon of VECTOR, by FID (docs/zonal.md).")
+    zonal.add_argument("raster", metavar="RASTER")
+    zonal.add_argument("vector", metavar="VECTOR")
+    zonal.add_argument("-b", "--band", type=int, default=1, help="raster band (default 1)")
+    zonal.add_argument("-l", "--layer", help="vector layer (default: the first)")
+    zonal.add_argument("-o", "--output", metavar="OUT.csv|OUT.gpkg",
+                       help="CSV file, or a GeoPackage of the polygons with the statistics "
+                       "as fields (default: CSV on standard output)")
+    zonal.add_argument("--all-touched", action="store_true",
+                       help="every pixel a polygon touches, not only covered centres")
+    zonal.add_argument("--include-nodata", action="store_true",
+                       help="count nodata pixels as values (pygeoprocessing's "
+                       "ignore_nodata=False)")
+    zonal.add_argument("--later-wins", action="store_true",
+                       help="overlapping polygons: the later one takes the pixel "
+                       "(polygons_might_overlap=False)")
+    zonal.add_argument("--extra", action="store_true",
+                       help="also stdev, majority, minority and variety")
+    zonal.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _executor_options(zonal)
+    zonal.set_defaults(run=cmd_zonal, parser=zonal)
 
     info = commands.add_parser("info", help="a graph's nodes, grid, tiles and work",
                                description="Each node's name and kind, the grid, the "

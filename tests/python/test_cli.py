@@ -15,7 +15,7 @@ import pgp
 from pgp import cli
 from pgp_testing import PYTHON, read, write_raster
 
-SUBCOMMANDS = ("render", "assemble", "calc", "convolve", "align", "info")
+SUBCOMMANDS = ("render", "assemble", "calc", "convolve", "align", "zonal", "info")
 
 
 def run_pgp(*args, stdout=subprocess.PIPE):
@@ -298,3 +298,39 @@ def test_real_exit_code_and_progress_only_on_a_terminal(graph, tmp_path):
     assert code == 0 and shown == b""
     assert (read(tmp_path / "tty.tif")[0].tobytes() ==
             read(tmp_path / "piped.tif")[0].tobytes())
+
+
+def test_zonal_csv_and_geopackage_equal_zonal_statistics(inputs, tmp_path, capsys):
+    from osgeo import ogr, osr
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32618)
+    vector = str(tmp_path / "zones.gpkg")
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(vector)
+    layer = ds.CreateLayer("zones", srs, ogr.wkbPolygon)
+    for x, y, r in ((444720 + 3000, 3751320 - 2000, 900), (444720 + 6000, 3751320 - 4000, 400),
+                    (0, 0, 10)):  # the last is outside the raster: empty statistics
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({x} {y})").Buffer(r, 8))
+        layer.CreateFeature(feature)
+    ds = layer = None
+    expected = pgp.zonal_statistics((inputs["a"], 1), vector, extra_statistics=True)
+    code, out, err = pgp_main(capsys, "zonal", inputs["a"], vector, "--extra", "-q")
+    assert code == 0, err
+    rows = [line.split(",") for line in out.strip().splitlines()]
+    header = rows[0]
+    assert header[:7] == ["fid", "count", "nodata_count", "sum", "min", "max", "average"]
+    for row in rows[1:]:
+        stats = expected[int(row[0])]
+        for name, text in zip(header[1:], row[1:]):
+            assert text == ("" if stats[name] is None else str(stats[name])), name
+    gpkg = tmp_path / "stats.gpkg"
+    code, _, err = pgp_main(capsys, "zonal", inputs["a"], vector, "-o", gpkg,
+                            "--executor", "serial")
+    assert code == 0, err
+    out_ds = gdal.OpenEx(str(gpkg), gdal.OF_VECTOR)
+    for feature in out_ds.GetLayer(0):
+        stats = expected[feature.GetFID()]
+        assert feature.GetGeometryRef() is not None
+        for name in ("count", "sum", "average"):
+            got = feature.GetField(name)
+            assert (got is None and stats[name] is None) or got == stats[name], name
