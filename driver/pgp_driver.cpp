@@ -448,6 +448,8 @@ GDALDataset *PGPDataset::Open(GDALOpenInfo *info)
         return nullptr;
     }
     pgp_tile_cache_set_budget(pgp_tile_cache_global(), static_cast<size_t>(cache_mb) << 20);
+    pgp_tile_cache_set_budget(pgp_block_cache_global(),
+                              (static_cast<size_t>(cache_mb) << 20) / PGP_BLOCK_CACHE_SHARE);
 
     std::unique_ptr<PGPDataset> ds(new PGPDataset(graph, executor, static_cast<int>(prefetch),
                                                   from_text ? nullptr : info->pszFilename));
@@ -506,6 +508,8 @@ const char *PGPDataset::GetMetadataItem(const char *name, const char *domain)
             counter = pgp_renderer_tiles_computed;
         else if (EQUAL(what, "SOURCE_PIXELS_READ"))
             counter = pgp_renderer_source_pixels;
+        else if (EQUAL(what, "SOURCE_BLOCKS_DECODED"))
+            counter = pgp_renderer_blocks_decoded;
         if (counter != nullptr) {
             uint64_t total = overview ? 0 : counter(m_renderer);
             for (size_t i = 0; overview && i < m_overviews.size(); i++)
