@@ -669,16 +669,19 @@ static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const 
     const pgp_graph *g = r->graph;
     const pgp_node *n = &g->nodes[node];
     const size_t count = (size_t)t->w * t->h;
-    double *buffers = (double *)scratch_reserve(&ctx->calc_scratch[depth],
-                                                (n->n_inputs + 1) * count * sizeof(double));
+    /* Input rows, the output, then the inputs by node (as pgp_calc_eval wants). */
+    double *buffers = (double *)scratch_reserve(
+        &ctx->calc_scratch[depth],
+        (n->n_inputs + 1) * count * sizeof(double) + g->n_nodes * sizeof(double *));
     double **inputs;
     double *out;
     void *pixels = NULL;
     int i, ok = buffers != NULL;
     if (!ok)
         return NULL;
-    inputs = (double **)CPLCalloc(g->n_nodes, sizeof(double *));
     out = buffers + n->n_inputs * count;
+    inputs = (double **)(out + count);
+    memset(inputs, 0, g->n_nodes * sizeof(double *));
     for (i = 0; i < n->n_inputs && ok; i++) {
         const int input = n->input_nodes[i];
         inputs[input] = buffers + i * count;
@@ -686,7 +689,6 @@ static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const 
     }
     if (ok && pgp_calc_eval(&n->rules, (const double *const *)inputs, count, out) == 0)
         pixels = to_tile_pixels(r, n, out, count);
-    CPLFree(inputs);
     return pixels;
 }
 
