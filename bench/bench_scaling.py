@@ -13,9 +13,11 @@ figure that shows memory being freshly mapped per tile).
 
 --reference DIR also runs every case with the plugin built in DIR (e.g. a
 build of main), interleaved with this build's runs, rows labelled "ref".
+--wait-idle P starts each run only once the machine's CPUs were at least P%
+idle over half a second (waiting up to 20 s), for shared machines.
 
 Usage: bench/bench_scaling.py [--size 4096] [--threads 2] [--repeat 5]
-       [--cachemax 64] [--graphs conv5,conv31,calc] [--reference DIR]
+       [--cachemax 64] [--graphs conv5,conv31,calc] [--reference DIR] [--wait-idle 90]
 """
 import os
 import subprocess
@@ -48,6 +50,23 @@ def write_graphs(work):
     return paths
 
 
+def cpu_times():
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:9]]
+    return values[3] + values[4], sum(values)  # idle + iowait, all
+
+
+def wait_idle(percent, patience=20.0):
+    """Returns once the CPUs were percent idle over 0.5 s, or after patience seconds."""
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        idle0, all0 = cpu_times()
+        time.sleep(0.5)
+        idle1, all1 = cpu_times()
+        if 100 * (idle1 - idle0) >= percent * max(all1 - all0, 1):
+            return
+
+
 def run_once(graph, out, env):
     """(wall seconds, system seconds, minor faults, CPU seconds) of one gdal_translate."""
     if os.path.exists(out):  # not timed: deleting the last output is not rendering
@@ -69,6 +88,8 @@ def main():
                         help="GDAL_CACHEMAX values (MB) measured after the default, comma-separated")
     parser.add_argument("--graphs", default="conv5,conv31,calc")
     parser.add_argument("--reference", help="a folder holding another build's gdal_PGP.so")
+    parser.add_argument("--wait-idle", type=float, default=0,
+                        help="start each run once the CPUs are this %% idle")
     options = parser.parse_args()
     work = f"{options.work}-{options.size}"  # make_inputs keeps inputs by name only
     os.makedirs(work, exist_ok=True)
@@ -93,6 +114,8 @@ def main():
             runs = {(p, e): [] for p in plugins for e in executors}
             for _ in range(options.repeat):
                 for plugin, executor in runs:
+                    if options.wait_idle:
+                        wait_idle(options.wait_idle)
                     runs[plugin, executor].append(run_once(
                         graphs[name], out,
                         dict(env, PGP_EXECUTOR=executor, GDAL_DRIVER_PATH=plugin[1])))
