@@ -5,7 +5,10 @@
  * eviction looks at. An entry leaves the table when it fails, is evicted or
  * purged; a pinned entry out of the table is freed by its last release.
  * One mutex guards everything; one condition wakes every waiter for a
- * COMPUTING entry whenever any entry leaves that state.
+ * COMPUTING entry whenever any entry leaves that state. Evicted entries keep
+ * their data as spares (newest first, up to SPARE_SHARE of the budget) for
+ * pgp_tile_cache_buffer: a recycled buffer is already mapped, a fresh one
+ * costs a page fault per 4 KiB.
  */
 #include "pgp/cache.h"
 #include "pgp/alloc.h"
@@ -20,6 +23,7 @@
 #include "cpl_vsi.h"
 
 #define INITIAL_BUCKETS 64
+#define SPARE_SHARE 8 /* spares hold at most budget / SPARE_SHARE bytes */
 
 typedef enum tile_state { TILE_COMPUTING, TILE_READY, TILE_FAILED } tile_state;
 
@@ -32,7 +36,7 @@ struct pgp_tile {
     void *data;
     size_t bytes;
     pgp_tile *next_in_bucket;
-    pgp_tile *lru_prev, *lru_next;
+    pgp_tile *lru_prev, *lru_next; /* also links the spare list */
 };
 
 struct pgp_tile_cache {
@@ -41,6 +45,7 @@ struct pgp_tile_cache {
     pgp_tile **buckets;
     size_t n_buckets; /* a power of two */
     pgp_tile *lru_head, *lru_tail;
+    pgp_tile *spare_head, *spare_tail; /* out of the table; data kept for reuse */
     pgp_tile_cache_stats stats;
 };
 
@@ -130,17 +135,23 @@ static void table_remove(pgp_tile_cache *cache, pgp_tile *t)
         cache->stats.ready_bytes -= t->bytes;
 }
 
-static void lru_remove(pgp_tile_cache *cache, pgp_tile *t)
+/* Unlinks t from a list linked by lru_prev/lru_next: the LRU or the spares. */
+static void list_remove(pgp_tile **head, pgp_tile **tail, pgp_tile *t)
 {
     if (t->lru_prev)
         t->lru_prev->lru_next = t->lru_next;
     else
-        cache->lru_head = t->lru_next;
+        *head = t->lru_next;
     if (t->lru_next)
         t->lru_next->lru_prev = t->lru_prev;
     else
-        cache->lru_tail = t->lru_prev;
+        *tail = t->lru_prev;
     t->lru_prev = t->lru_next = NULL;
+}
+
+static void lru_remove(pgp_tile_cache *cache, pgp_tile *t)
+{
+    list_remove(&cache->lru_head, &cache->lru_tail, t);
 }
 
 static void lru_append(pgp_tile_cache *cache, pgp_tile *t)
@@ -160,12 +171,37 @@ static void tile_free(pgp_tile *t)
     pgp_free(t);
 }
 
-/* Drops an unpinned entry of the table (so READY, on the LRU list). */
+static void spare_remove(pgp_tile_cache *cache, pgp_tile *t)
+{
+    list_remove(&cache->spare_head, &cache->spare_tail, t);
+    cache->stats.spare_bytes -= t->bytes;
+}
+
+/* Frees the oldest spares beyond the budget's share. */
+static void trim_spares(pgp_tile_cache *cache)
+{
+    while (cache->spare_tail != NULL &&
+           cache->stats.spare_bytes > cache->stats.budget_bytes / SPARE_SHARE) {
+        pgp_tile *t = cache->spare_tail;
+        spare_remove(cache, t);
+        tile_free(t);
+    }
+}
+
+/* Drops an unpinned entry of the table (so READY, on the LRU list), keeping
+ * its data as the newest spare. */
 static void drop_entry(pgp_tile_cache *cache, pgp_tile *t)
 {
     lru_remove(cache, t);
     table_remove(cache, t);
-    tile_free(t);
+    t->lru_next = cache->spare_head;
+    if (cache->spare_head)
+        cache->spare_head->lru_prev = t;
+    else
+        cache->spare_tail = t;
+    cache->spare_head = t;
+    cache->stats.spare_bytes += t->bytes;
+    trim_spares(cache);
 }
 
 static void evict_to_budget(pgp_tile_cache *cache)
@@ -210,6 +246,11 @@ void pgp_tile_cache_free(pgp_tile_cache *cache)
             t = next;
         }
     }
+    while (cache->spare_head != NULL) {
+        pgp_tile *t = cache->spare_head;
+        cache->spare_head = t->lru_next;
+        tile_free(t);
+    }
     pgp_free(cache->buckets);
     if (cache->state_changed != NULL)
         CPLDestroyCond(cache->state_changed);
@@ -219,7 +260,7 @@ void pgp_tile_cache_free(pgp_tile_cache *cache)
 }
 
 static CPLMutex *global_mutex;
-static pgp_tile_cache *global_cache;
+static pgp_tile_cache *global_cache, *global_block_cache;
 
 /* PGP_CACHE_MB as bytes; the driver reports invalid values, here they mean
  * the default. */
@@ -239,40 +280,53 @@ static size_t budget_from_config(void)
     return (size_t)mb * 1024 * 1024;
 }
 
-/* Created outside global_mutex: creating a CPL mutex, or reading a config
- * option, takes CPL's own global mutexes, which must not nest inside ours. */
-pgp_tile_cache *pgp_tile_cache_global(void)
+/* *slot, created on first use with budget_from_config() / divisor. Created
+ * outside global_mutex: creating a CPL mutex, or reading a config option,
+ * takes CPL's own global mutexes, which must not nest inside ours. */
+static pgp_tile_cache *global_instance(pgp_tile_cache **slot, size_t divisor)
 {
     pgp_tile_cache *cache;
     pgp_tile_cache *created;
     CPLCreateOrAcquireMutex(&global_mutex, 1000.0);
-    cache = global_cache;
+    cache = *slot;
     CPLReleaseMutex(global_mutex);
     if (cache != NULL)
         return cache;
 
-    created = pgp_tile_cache_new(budget_from_config());
+    created = pgp_tile_cache_new(budget_from_config() / divisor);
     if (created == NULL)
         return NULL;
     CPLCreateOrAcquireMutex(&global_mutex, 1000.0);
-    if (global_cache == NULL) {
-        global_cache = created;
+    if (*slot == NULL) {
+        *slot = created;
         created = NULL;
     }
-    cache = global_cache;
+    cache = *slot;
     CPLReleaseMutex(global_mutex);
     pgp_tile_cache_free(created); /* another thread installed one first */
     return cache;
 }
 
+pgp_tile_cache *pgp_tile_cache_global(void)
+{
+    return global_instance(&global_cache, 1);
+}
+
+pgp_tile_cache *pgp_block_cache_global(void)
+{
+    return global_instance(&global_block_cache, PGP_BLOCK_CACHE_SHARE);
+}
+
 void pgp_tile_cache_shutdown_global(void)
 {
-    pgp_tile_cache *cache;
+    pgp_tile_cache *cache, *blocks;
     CPLCreateOrAcquireMutex(&global_mutex, 1000.0);
     cache = global_cache;
-    global_cache = NULL;
+    blocks = global_block_cache;
+    global_cache = global_block_cache = NULL;
     CPLReleaseMutex(global_mutex);
     pgp_tile_cache_free(cache);
+    pgp_tile_cache_free(blocks);
 }
 
 void pgp_tile_cache_set_budget(pgp_tile_cache *cache, size_t budget_bytes)
@@ -282,6 +336,7 @@ void pgp_tile_cache_set_budget(pgp_tile_cache *cache, size_t budget_bytes)
     CPLAcquireMutex(cache->mutex, 1000.0);
     cache->stats.budget_bytes = budget_bytes;
     evict_to_budget(cache);
+    trim_spares(cache);
     CPLReleaseMutex(cache->mutex);
 }
 
@@ -355,6 +410,25 @@ void pgp_tile_cache_fail(pgp_tile_cache *cache, pgp_tile *tile)
         table_remove(cache, tile);
     CPLCondBroadcast(cache->state_changed);
     CPLReleaseMutex(cache->mutex);
+}
+
+void *pgp_tile_cache_buffer(pgp_tile_cache *cache, size_t bytes)
+{
+    pgp_tile *t;
+    void *data = NULL;
+    CPLAcquireMutex(cache->mutex, 1000.0);
+    for (t = cache->spare_head; t != NULL && t->bytes != bytes; t = t->lru_next)
+        ;
+    if (t != NULL) {
+        spare_remove(cache, t);
+        cache->stats.recycled++;
+        data = t->data;
+    }
+    CPLReleaseMutex(cache->mutex);
+    if (t == NULL)
+        return pgp_malloc(bytes);
+    pgp_free(t);
+    return data;
 }
 
 const void *pgp_tile_data(const pgp_tile *tile)

@@ -48,6 +48,7 @@ struct pgp_renderer {
     const pgp_graph *graph;
     pgp_executor *executor;
     pgp_tile_cache *cache;
+    pgp_tile_cache *blocks; /* decoded source blocks: pgp_block_cache_global() */
     uint64_t owner;
     /* The level's grid: the graph's at full resolution, coarser for overviews. */
     int x_size, y_size;
@@ -61,6 +62,7 @@ struct pgp_renderer {
     int last_window[4]; /* x, y, w, h of the previous read; w == 0 before any */
     _Atomic uint64_t tiles_computed;
     _Atomic uint64_t source_pixels;
+    _Atomic uint64_t blocks_decoded;
     CPLMutex *contexts_mutex;
     worker_context *idle_contexts; /* free list; every context is here between jobs */
 };
@@ -101,6 +103,7 @@ static pgp_renderer *renderer_new(const pgp_graph *graph, pgp_executor *executor
     r->graph = graph;
     r->executor = executor;
     r->cache = cache;
+    r->blocks = pgp_block_cache_global();
     r->owner = pgp_tile_cache_new_owner();
     r->x_size = x_size;
     r->y_size = y_size;
@@ -202,6 +205,7 @@ void pgp_renderer_free(pgp_renderer *r)
         free_context(r, ctx);
     }
     pgp_tile_cache_purge_owner(r->cache, r->owner);
+    pgp_tile_cache_purge_owner(r->blocks, r->owner);
     if (r->contexts_mutex != NULL)
         CPLDestroyMutex(r->contexts_mutex);
     if (r->is_overview) {
@@ -237,6 +241,11 @@ void pgp_render_process_totals(uint64_t *full_resolution_tiles, uint64_t *overvi
 uint64_t pgp_renderer_source_pixels(const pgp_renderer *r)
 {
     return atomic_load(&r->source_pixels);
+}
+
+uint64_t pgp_renderer_blocks_decoded(const pgp_renderer *r)
+{
+    return atomic_load(&r->blocks_decoded);
 }
 
 static worker_context *borrow_context(pgp_renderer *r)
@@ -450,6 +459,107 @@ static int read_whole_block(GDALRasterBandH band, worker_context *ctx, const til
     return 0;
 }
 
+typedef struct read_errors {
+    int failed, warned;
+    CPLErrorNum failure_no, warning_no;
+    char failure[1024], warning[512];
+} read_errors;
+
+static void CPL_STDCALL note_read_error(CPLErr cls, CPLErrorNum err_no, const char *msg)
+{
+    read_errors *e = (read_errors *)CPLGetErrorHandlerUserData();
+    if ((cls == CE_Failure || cls == CE_Fatal) && !e->failed) {
+        e->failed = 1;
+        e->failure_no = err_no;
+        CPLStrlcpy(e->failure, msg, sizeof e->failure);
+    } else if (cls == CE_Warning) {
+        e->warned = 1;
+        e->warning_no = err_no;
+        CPLStrlcpy(e->warning, msg, sizeof e->warning);
+    }
+}
+
+/* Pins node's source block (bx, by) in the block cache, decoding it with
+ * band (this context's handle) if no worker has. A block whose decoding raised
+ * an error (errors: read_source's notes) is never published, even when GDAL
+ * returned success with an empty tile: the next read decodes it again. */
+static int acquire_block(pgp_renderer *rr, int node, GDALRasterBandH band, int bx, int by,
+                         size_t bytes, const read_errors *errors, pgp_tile **block)
+{
+    pgp_tile_key key;
+    void *data;
+    memset(&key, 0, sizeof key);
+    key.owner = rr->owner;
+    key.node = node;
+    key.tx = bx;
+    key.ty = by;
+    switch (pgp_tile_cache_acquire(rr->blocks, &key, block)) {
+    case PGP_TILE_READY:
+        return 0;
+    case PGP_TILE_NO_MEMORY: /* *block is NULL, nothing to release */
+        return -1;
+    case PGP_TILE_FAILED:
+        CPLError(CE_Failure, CPLE_FileIO, "block (%d,%d) failed in a concurrent read", bx, by);
+        break;
+    case PGP_TILE_MUST_COMPUTE:
+        atomic_fetch_add(&rr->blocks_decoded, 1);
+        data = pgp_tile_cache_buffer(rr->blocks, bytes);
+        if (data != NULL && GDALReadBlock(band, bx, by, data) == CE_None && !errors->failed) {
+            pgp_tile_cache_publish(rr->blocks, *block, data, bytes);
+            return 0;
+        }
+        pgp_free(data);
+        pgp_tile_cache_fail(rr->blocks, *block);
+        break;
+    }
+    pgp_tile_cache_release(rr->blocks, *block);
+    return -1;
+}
+
+/* Reads rect r, which is not one block of band (a Convolve's window, or a tile
+ * across source blocks), from those blocks, each decoded once into the shared
+ * block cache. Through GDAL's RasterIO each worker's handle kept its own copy
+ * of every block it touched in GDAL's block cache, each in fresh memory: with
+ * two threads, twice the decoding and page faults that serialised them.
+ * Returns 1, for GDAL's RasterIO, when r's blocks would take more than half
+ * the block cache (strips of a wide raster), so would be evicted before the
+ * next tile reuses them. */
+static int read_through_blocks(pgp_renderer *rr, int node, GDALRasterBandH band,
+                               const tile_rect *r, void *pixels, GDALDataType type, int stride,
+                               const read_errors *errors)
+{
+    const GDALDataType native = GDALGetRasterDataType(band);
+    const int native_size = GDALGetDataTypeSizeBytes(native);
+    const int type_size = GDALGetDataTypeSizeBytes(type);
+    pgp_tile_cache_stats stats;
+    size_t bytes;
+    int bx, by, x_block, y_block, row;
+    GDALGetBlockSize(band, &bx, &by);
+    bytes = (size_t)bx * by * native_size;
+    pgp_tile_cache_get_stats(rr->blocks, &stats);
+    if ((size_t)((r->x + r->w - 1) / bx - r->x / bx + 1) *
+            ((r->y + r->h - 1) / by - r->y / by + 1) * bytes >
+        stats.budget_bytes / 2)
+        return 1;
+    for (y_block = r->y / by; y_block <= (r->y + r->h - 1) / by; y_block++)
+        for (x_block = r->x / bx; x_block <= (r->x + r->w - 1) / bx; x_block++) {
+            const int x0 = MAX(x_block * bx, r->x), x1 = MIN((x_block + 1) * bx, r->x + r->w);
+            const int y0 = MAX(y_block * by, r->y), y1 = MIN((y_block + 1) * by, r->y + r->h);
+            pgp_tile *block;
+            const GByte *src;
+            GByte *dst = (GByte *)pixels + ((size_t)(y0 - r->y) * stride + x0 - r->x) * type_size;
+            if (acquire_block(rr, node, band, x_block, y_block, bytes, errors, &block) != 0)
+                return -1;
+            src = (const GByte *)pgp_tile_data(block) +
+                  ((size_t)(y0 - y_block * by) * bx + x0 - x_block * bx) * native_size;
+            for (row = y0; row < y1; row++)
+                copy_row(src + (size_t)(row - y0) * bx * native_size, native,
+                         dst + (size_t)(row - y0) * stride * type_size, type, x1 - x0);
+            pgp_tile_cache_release(rr->blocks, block);
+        }
+    return 0;
+}
+
 /* An overview level's rect r of an unaligned source: GDAL's nearest-neighbour
  * downsampling of the exact full-resolution extent (a floating-point window,
  * so every level pixel samples the same source pixel whatever the tile), which
@@ -482,26 +592,6 @@ static int read_downsampled(const pgp_renderer *rr, GDALRasterBandH band, const 
  * and still return success: GTiff returns a tile whose offset libtiff could
  * not read as empty, and errors inside a warp can be reset before it returns.
  * A handler sees them all; the first failure is the cause worth quoting. */
-typedef struct read_errors {
-    int failed, warned;
-    CPLErrorNum failure_no, warning_no;
-    char failure[1024], warning[512];
-} read_errors;
-
-static void CPL_STDCALL note_read_error(CPLErr cls, CPLErrorNum err_no, const char *msg)
-{
-    read_errors *e = (read_errors *)CPLGetErrorHandlerUserData();
-    if ((cls == CE_Failure || cls == CE_Fatal) && !e->failed) {
-        e->failed = 1;
-        e->failure_no = err_no;
-        CPLStrlcpy(e->failure, msg, sizeof e->failure);
-    } else if (cls == CE_Warning) {
-        e->warned = 1;
-        e->warning_no = err_no;
-        CPLStrlcpy(e->warning, msg, sizeof e->warning);
-    }
-}
-
 /* Reads a source's pixels of rect r as type (its own type or Float64) into
  * pixels, whose rows are stride pixels apart. */
 static int read_source(pgp_renderer *rr, worker_context *ctx, int node, const tile_rect *r,
@@ -520,6 +610,8 @@ static int read_source(pgp_renderer *rr, worker_context *ctx, int node, const ti
     CPLSetCurrentErrorHandlerCatchDebug(FALSE);
     if (rr->graph->aligned || (rr->scale_x == 1 && rr->scale_y == 1)) {
         status = read_whole_block(band, ctx, r, pixels, type, stride);
+        if (status == 1)
+            status = read_through_blocks(rr, node, band, r, pixels, type, stride, &errors);
         if (status == 1)
             status = GDALRasterIOEx(band, GF_Read, r->x, r->y, r->w, r->h, pixels, r->w, r->h,
                                     type, type_size, (GSpacing)stride * type_size,
@@ -590,11 +682,18 @@ static int read_as_doubles(pgp_renderer *r, worker_context *ctx, int node, const
     return 0;
 }
 
-/* The node's doubles converted to its data type in a fresh tile buffer (count
- * is at most a block: PGP_MAX_BLOCK_PIXELS fits an int). */
-static void *to_tile_pixels(const pgp_node *n, const double *values, size_t count)
+/* A buffer for a tile of node's data type: an evicted tile's when the cache
+ * has one spare (count is at most a block: PGP_MAX_BLOCK_PIXELS fits an int). */
+static void *tile_buffer(pgp_renderer *r, const pgp_node *n, size_t count)
 {
-    void *pixels = pgp_malloc_array(count, GDALGetDataTypeSizeBytes(n->data_type));
+    return pgp_tile_cache_buffer(r->cache, count * GDALGetDataTypeSizeBytes(n->data_type));
+}
+
+/* The node's doubles converted to its data type in a tile buffer. */
+static void *to_tile_pixels(pgp_renderer *r, const pgp_node *n, const double *values,
+                            size_t count)
+{
+    void *pixels = tile_buffer(r, n, count);
     if (pixels != NULL)
         copy_row(values, GDT_Float64, pixels, n->data_type, (int)count);
     return pixels;
@@ -648,7 +747,7 @@ static void *compute_convolve(pgp_renderer *r, worker_context *ctx, int node,
     }
     if (pgp_convolve_tile(r->kernels[node], &n->convolve, window, valid, t->w, t->h, g->block_x,
                           g->block_y, n->nodata.value, out, &ctx->convolve) == 0)
-        pixels = to_tile_pixels(n, out, count);
+        pixels = to_tile_pixels(r, n, out, count);
     return pixels;
 }
 
@@ -658,26 +757,26 @@ static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const 
     const pgp_graph *g = r->graph;
     const pgp_node *n = &g->nodes[node];
     const size_t count = (size_t)t->w * t->h;
-    double *buffers = (double *)scratch_reserve(&ctx->calc_scratch[depth],
-                                                (n->n_inputs + 1) * count * sizeof(double));
+    /* Input rows, the output, then the inputs by node (as pgp_calc_eval wants). */
+    double *buffers = (double *)scratch_reserve(
+        &ctx->calc_scratch[depth],
+        (n->n_inputs + 1) * count * sizeof(double) + g->n_nodes * sizeof(double *));
     double **inputs;
     double *out;
     void *pixels = NULL;
     int i, ok = buffers != NULL;
     if (!ok)
         return NULL;
-    inputs = (double **)pgp_calloc(g->n_nodes, sizeof(double *));
-    if (inputs == NULL)
-        return NULL;
     out = buffers + n->n_inputs * count;
+    inputs = (double **)(out + count);
+    memset(inputs, 0, g->n_nodes * sizeof(double *));
     for (i = 0; i < n->n_inputs && ok; i++) {
         const int input = n->input_nodes[i];
         inputs[input] = buffers + i * count;
         ok = read_as_doubles(r, ctx, input, t, depth + 1, inputs[input], t->w) == 0;
     }
     if (ok && pgp_calc_eval(&n->rules, (const double *const *)inputs, count, out) == 0)
-        pixels = to_tile_pixels(n, out, count);
-    pgp_free(inputs);
+        pixels = to_tile_pixels(r, n, out, count);
     return pixels;
 }
 
@@ -690,7 +789,7 @@ static void *compute_tile(pgp_renderer *r, worker_context *ctx, int node, const 
         return compute_calc(r, ctx, node, t, depth);
     if (n->kind == PGP_NODE_CONVOLVE)
         return compute_convolve(r, ctx, node, t, depth);
-    pixels = pgp_malloc_array((size_t)t->w * t->h, GDALGetDataTypeSizeBytes(n->data_type));
+    pixels = tile_buffer(r, n, (size_t)t->w * t->h);
     if (pixels != NULL && read_source(r, ctx, node, t, pixels, n->data_type, t->w) != 0) {
         pgp_free(pixels);
         pixels = NULL;

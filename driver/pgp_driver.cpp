@@ -450,8 +450,11 @@ GDALDataset *PGPDataset::Open(GDALOpenInfo *info)
     /* The budget is process-wide and changes only when asked (docs/driver.md, Memory):
      * an open with neither CACHE_MB nor PGP_CACHE_MB keeps the one in force. */
     pgp_tile_cache *cache = pgp_tile_cache_global();
-    if (cache_mb >= 0)
+    if (cache_mb >= 0) {
         pgp_tile_cache_set_budget(cache, static_cast<size_t>(cache_mb) << 20);
+        pgp_tile_cache_set_budget(pgp_block_cache_global(),
+                                  (static_cast<size_t>(cache_mb) << 20) / PGP_BLOCK_CACHE_SHARE);
+    }
     pgp_tile_cache_stats cache_stats;
     pgp_tile_cache_get_stats(cache, &cache_stats);
 
@@ -514,6 +517,8 @@ const char *PGPDataset::GetMetadataItem(const char *name, const char *domain)
             counter = pgp_renderer_tiles_computed;
         else if (EQUAL(what, "SOURCE_PIXELS_READ"))
             counter = pgp_renderer_source_pixels;
+        else if (EQUAL(what, "SOURCE_BLOCKS_DECODED"))
+            counter = pgp_renderer_blocks_decoded;
         if (counter != nullptr) {
             uint64_t total = overview ? 0 : counter(m_renderer);
             for (size_t i = 0; overview && i < m_overviews.size(); i++)

@@ -7,9 +7,11 @@
  *
  * Ownership: an acquired entry is pinned until pgp_tile_cache_release; pinned
  * entries are never evicted, so the data pointer stays valid while pinned.
- * Published data belongs to the cache (freed with pgp_free on eviction).
- * Unpinned READY entries are evicted least-recently-used first whenever the
- * READY bytes exceed the budget. All functions are thread-safe.
+ * Published data belongs to the cache. Unpinned READY entries are evicted
+ * least-recently-used first whenever the READY bytes exceed the budget; an
+ * evicted entry's data is kept as a spare for pgp_tile_cache_buffer (spares
+ * hold at most an eighth of the budget beyond it, newest kept, the rest freed
+ * with pgp_free). All functions are thread-safe.
  */
 #ifndef PGP_CACHE_H
 #define PGP_CACHE_H
@@ -45,6 +47,14 @@ void pgp_tile_cache_free(pgp_tile_cache *cache); /* no entry may be pinned */
  * (default 256 MB); NULL after CPLError if it cannot be created. Freed by
  * pgp_tile_cache_shutdown_global at unload. */
 pgp_tile_cache *pgp_tile_cache_global(void);
+
+/* The shared cache of decoded source blocks (render.c's window reads), a
+ * separate instance so that blocks, cheap to decode again, never evict
+ * computed tiles: its budget is the tile cache's / PGP_BLOCK_CACHE_SHARE. */
+#define PGP_BLOCK_CACHE_SHARE 8
+pgp_tile_cache *pgp_block_cache_global(void);
+
+/* Frees both shared caches (at unload). */
 void pgp_tile_cache_shutdown_global(void);
 
 /* Changes the budget and evicts down to it (nothing for a NULL cache). */
@@ -59,6 +69,11 @@ uint64_t pgp_tile_cache_new_owner(void);
  * cache, so a later acquire computes it afresh. */
 pgp_tile_status pgp_tile_cache_acquire(pgp_tile_cache *cache, const pgp_tile_key *key,
                                        pgp_tile **tile);
+
+/* A buffer of bytes for data to publish: an evicted entry's of exactly that
+ * size when one is spare (already paged in, unlike fresh memory), else
+ * pgp_malloc's (NULL after CPLError). Free it with pgp_free if not published. */
+void *pgp_tile_cache_buffer(pgp_tile_cache *cache, size_t bytes);
 
 /* For a MUST_COMPUTE entry: hands data (pgp_malloc'd, bytes long) to the cache,
  * marks it READY and wakes waiters. The entry stays pinned. */
@@ -82,6 +97,8 @@ typedef struct pgp_tile_cache_stats {
     uint64_t computed;    /* MUST_COMPUTE hand-outs since creation     */
     uint64_t hits;        /* acquires answered READY                   */
     uint64_t evictions;
+    size_t spare_bytes;   /* evicted data kept for pgp_tile_cache_buffer */
+    uint64_t recycled;    /* buffers pgp_tile_cache_buffer reused      */
 } pgp_tile_cache_stats;
 
 void pgp_tile_cache_get_stats(pgp_tile_cache *cache, pgp_tile_cache_stats *stats);

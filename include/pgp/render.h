@@ -91,6 +91,11 @@ uint64_t pgp_renderer_tiles_computed(const pgp_renderer *renderer);
  * PGP/SOURCE_PIXELS_READ, so tests can count what a zoomed-out view costs. */
 uint64_t pgp_renderer_source_pixels(const pgp_renderer *renderer);
 
+/* Source blocks this renderer has decoded into the shared block cache (a
+ * Convolve's windows): exposed as PGP/SOURCE_BLOCKS_DECODED, so tests can
+ * check that workers share blocks instead of decoding them each. */
+uint64_t pgp_renderer_blocks_decoded(const pgp_renderer *renderer);
+
 /* Tiles computed in this process by every renderer so far, at full resolution and
  * at overview levels: the driver's PGP metadata, for clients (QGIS) whose datasets
  * a test cannot reach. */

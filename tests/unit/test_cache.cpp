@@ -233,6 +233,52 @@ TEST_F(TileCache, SetBudgetShrinksToTheNewBudget)
         EXPECT_EQ(IsCached(Key(1, 0, i, 0)), i >= 3) << i;
 }
 
+TEST_F(TileCache, EvictedDataIsHandedOutAgainForTheSameSize)
+{
+    std::set<const void *> published;
+    auto publish = [&](int n, int ty) {
+        for (int i = 0; i < n; i++) {
+            pgp_tile_key key = Key(1, 0, i, ty);
+            pgp_tile *tile;
+            ASSERT_EQ(pgp_tile_cache_acquire(cache_, &key, &tile), PGP_TILE_MUST_COMPUTE);
+            void *data = MakeTileData(key, kTileBytes);
+            published.insert(data);
+            pgp_tile_cache_publish(cache_, tile, data, kTileBytes);
+            pgp_tile_cache_release(cache_, tile);
+        }
+    };
+    Open(4 * kTileBytes);
+    publish(5, 0); // the fifth evicts the first
+    EXPECT_EQ(Stats(cache_).evictions, 1u);
+    EXPECT_EQ(Stats(cache_).spare_bytes, 0u) << "a spare beyond budget / 8 is freed";
+    pgp_tile_cache_set_budget(cache_, 16 * kTileBytes); // spares: 2 tiles
+    publish(14, 1);                                     // 18 tiles: evicts 2
+    EXPECT_EQ(Stats(cache_).spare_bytes, 2 * kTileBytes);
+    pgp_tile_cache_set_budget(cache_, 10 * kTileBytes); // evicts 6, 1 spare stays
+    EXPECT_EQ(Stats(cache_).spare_bytes, kTileBytes);
+    void *other_size = pgp_tile_cache_buffer(cache_, kTileBytes + 1);
+    EXPECT_EQ(Stats(cache_).recycled, 0u) << "only the exact size is reused";
+    void *recycled = pgp_tile_cache_buffer(cache_, kTileBytes);
+    EXPECT_EQ(published.count(recycled), 1u) << "an evicted tile's data";
+    EXPECT_EQ(Stats(cache_).recycled, 1u);
+    EXPECT_EQ(Stats(cache_).spare_bytes, 0u);
+    void *fresh = pgp_tile_cache_buffer(cache_, kTileBytes);
+    EXPECT_EQ(Stats(cache_).recycled, 1u) << "no spare left";
+    // The recycled buffer is published like any: it holds the new tile.
+    pgp_tile_key key = Key(2, 0, 0, 0);
+    pgp_tile *tile;
+    ASSERT_EQ(pgp_tile_cache_acquire(cache_, &key, &tile), PGP_TILE_MUST_COMPUTE);
+    for (size_t i = 0; i < kTileBytes; i++)
+        static_cast<uint8_t *>(recycled)[i] = PatternByte(key, i);
+    pgp_tile_cache_publish(cache_, tile, recycled, kTileBytes);
+    pgp_tile_cache_release(cache_, tile);
+    ASSERT_EQ(pgp_tile_cache_acquire(cache_, &key, &tile), PGP_TILE_READY);
+    EXPECT_TRUE(TileDataMatches(tile, key, kTileBytes));
+    pgp_tile_cache_release(cache_, tile);
+    VSIFree(other_size);
+    VSIFree(fresh);
+}
+
 TEST_F(TileCache, FailureWakesWaitersAndIsRecomputedLater)
 {
     Open(1 << 20);

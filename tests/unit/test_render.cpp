@@ -2,6 +2,7 @@
 // bit-identical output for every executor and request shape.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -10,6 +11,7 @@
 #include "cpl_conv.h"
 #include "cpl_error.h"
 #include "cpl_multiproc.h"
+#include "cpl_string.h"
 #include "cpl_vsi.h"
 #include "raster_fixture.h"
 
@@ -310,6 +312,107 @@ TEST_F(RenderTest, ProgressFalseCancels)
     EXPECT_EQ(calls, 3);
     pgp_renderer_free(r);
     pgp_tile_cache_free(cache);
+}
+
+// A Convolve reads windows spanning several source blocks (5x3 kernel, 24x12
+// tiles over 16x16 source blocks) through the shared block cache: every budget
+// (ample, evicting, too small so GDAL's RasterIO reads) and every executor give
+// the same bits, within round-off of a naive sum, and with an ample budget
+// each block is decoded once however many threads share it.
+class RenderConvolveTest : public ::testing::Test
+{
+  protected:
+    static constexpr int kKRows = 3, kKCols = 5;
+    std::vector<double> a_, kernel_;
+    pgp_graph *graph_ = nullptr;
+    size_t saved_budget_ = 0;
+
+    void SetUp() override
+    {
+        a_ = pgp_test::Field(kW * kH, 400.0, 5);
+        for (int i = 0; i < kW * kH; i += 11)
+            a_[i] = -9999;
+        for (auto &v : a_)
+            v = static_cast<float>(v);
+        pgp_test::WriteRaster("/vsimem/rc/a.tif", kW, kH, GDT_Float32, a_, true, -9999);
+        kernel_ = pgp_test::Field(kKRows * kKCols, 2.0, 3);
+        std::string taps;
+        for (double v : kernel_)
+            taps += CPLSPrintf("%.17g ", v);
+        graph_ = pgp_graph_open(
+            ("<PGPDataset blockXSize='24' blockYSize='12'><Source name='a' "
+             "file='/vsimem/rc/a.tif'/><Convolve name='c' input='a' method='direct'>"
+             "<Kernel rows='3' cols='5'>" + taps + "</Kernel></Convolve><Band ref='c'/>"
+             "</PGPDataset>").c_str());
+        ASSERT_NE(graph_, nullptr) << CPLGetLastErrorMsg();
+        pgp_tile_cache_stats stats;
+        pgp_tile_cache_get_stats(pgp_block_cache_global(), &stats);
+        saved_budget_ = stats.budget_bytes;
+    }
+    void TearDown() override
+    {
+        pgp_tile_cache_set_budget(pgp_block_cache_global(), saved_budget_);
+        pgp_graph_free(graph_);
+        VSIRmdirRecursive("/vsimem/rc");
+    }
+
+    // convolve_2d's formula, pixel by pixel: nodata and outside weigh 0,
+    // |sum| <= 1e-8 is 0, a nodata input pixel is nodata (float32's lowest).
+    double Expected(int x, int y) const
+    {
+        if (a_[y * kW + x] == -9999)
+            return -3.4028234663852886e38;
+        double sum = 0;
+        for (int i = 0; i < kKRows; i++)
+            for (int j = 0; j < kKCols; j++) {
+                const int sy = y + kKRows / 2 - i, sx = x + kKCols / 2 - j;
+                if (sy >= 0 && sy < kH && sx >= 0 && sx < kW && a_[sy * kW + sx] != -9999)
+                    sum += kernel_[i * kKCols + j] * a_[sy * kW + sx];
+            }
+        return std::fabs(sum) <= 1e-8 ? 0 : sum;
+    }
+
+    // The whole band with block_budget bytes of block cache; *decoded: blocks
+    // the renderer decoded.
+    std::vector<double> Read(int threads, size_t block_budget, uint64_t *decoded)
+    {
+        pgp_tile_cache_set_budget(pgp_block_cache_global(), block_budget);
+        pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+        pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(threads), cache, 0);
+        const int c = pgp_graph_find(graph_, "c");
+        std::vector<double> out(static_cast<size_t>(kW) * kH);
+        EXPECT_EQ(pgp_renderer_read(r, 1, &c, 0, 0, kW, kH, out.data(), GDT_Float64, 8, 8 * kW,
+                                    0, nullptr, nullptr),
+                  CE_None)
+            << CPLGetLastErrorMsg();
+        *decoded = pgp_renderer_blocks_decoded(r);
+        pgp_renderer_free(r);
+        pgp_tile_cache_free(cache);
+        return out;
+    }
+};
+
+TEST_F(RenderConvolveTest, EveryBudgetAndExecutorGivesTheSameBits)
+{
+    constexpr uint64_t kBlocks = 7 * 5; // 16x16 blocks over 101x67
+    constexpr size_t kBlockBytes = 16 * 16 * 4;
+    uint64_t decoded;
+    const std::vector<double> serial = Read(0, 1 << 20, &decoded);
+    EXPECT_EQ(decoded, kBlocks);
+    for (int y = 0; y < kH; y++)
+        for (int x = 0; x < kW; x++)
+            ASSERT_NEAR(serial[y * kW + x], Expected(x, y),
+                        1e-12 * std::max(1.0, std::fabs(Expected(x, y))))
+                << x << "," << y;
+    for (int threads : {1, 2, 4}) {
+        EXPECT_EQ(Read(threads, 1 << 20, &decoded), serial) << threads;
+        EXPECT_EQ(decoded, kBlocks) << threads << " threads decoded a block twice";
+        // 12 blocks: a window's (up to 3x2) fits, a row of tiles' does not.
+        EXPECT_EQ(Read(threads, 12 * kBlockBytes, &decoded), serial) << threads;
+        EXPECT_GT(decoded, kBlocks) << "evicted blocks are decoded again";
+        EXPECT_EQ(Read(threads, 0, &decoded), serial) << threads;
+        EXPECT_EQ(decoded, 0u) << "windows too big for the budget are GDAL's RasterIO";
+    }
 }
 
 } // namespace
