@@ -4,7 +4,7 @@
 SIZE x SIZE Float32 tiled inputs (the shared a/b/c.tif). Graphs: 5x5 and 31x31
 gaussian Convolve of a.tif, and the heavy Calc of bench_calc.py for contrast.
 Each is rendered with gdal_translate to an uncompressed tiled GeoTIFF with
-GDAL_CACHEMAX unset (GDAL's default, 5% of RAM) and with each --cachemax value.
+GDAL_CACHEMAX unset (GDAL's default, 5% of RAM) and/or set (--cachemax).
 Runs are interleaved (serial, threaded, serial, ...) so that load from other
 processes hits both alike; the table gives the best wall time of --repeat runs
 with the spread (max - best), the speed-up best/best, and, from the run's
@@ -17,7 +17,7 @@ build of main), interleaved with this build's runs, rows labelled "ref".
 idle over half a second (waiting up to 20 s), for shared machines.
 
 Usage: bench/bench_scaling.py [--size 4096] [--threads 2] [--repeat 5]
-       [--cachemax 64] [--graphs conv5,conv31,calc] [--reference DIR] [--wait-idle 90]
+       [--cachemax default,64] [--graphs conv5,conv31,calc] [--reference DIR] [--wait-idle 90]
 """
 import os
 import subprocess
@@ -84,8 +84,8 @@ def run_once(graph, out, env):
 def main():
     parser = bench_parser()
     parser.set_defaults(size=4096, repeat=5, work="/tmp/pgp-bench-scaling")
-    parser.add_argument("--cachemax", default="64",
-                        help="GDAL_CACHEMAX values (MB) measured after the default, comma-separated")
+    parser.add_argument("--cachemax", default="default,64",
+                        help="GDAL_CACHEMAX values (MB, or default: unset), comma-separated")
     parser.add_argument("--graphs", default="conv5,conv31,calc")
     parser.add_argument("--reference", help="a folder holding another build's gdal_PGP.so")
     parser.add_argument("--wait-idle", type=float, default=0,
@@ -105,7 +105,7 @@ def main():
           f"best of {options.repeat} (spread = max - best)")
     print(f"{'graph':7} {'GDAL_CACHEMAX':13} {'executor':16} {'wall s':>7} {'spread':>7} "
           f"{'speed-up':>8} {'cpu s':>6} {'sys s':>6} {'faults':>8} {'faults/tile':>11}")
-    for cachemax in ["default"] + [c for c in options.cachemax.split(",") if c]:
+    for cachemax in options.cachemax.split(","):
         env = dict(plugin_env())
         env.pop("GDAL_CACHEMAX", None)
         if cachemax != "default":
