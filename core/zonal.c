@@ -241,6 +241,17 @@ static int burn(const zonal_run *run, void *buffer, GDALDataType type, int strid
 
 /* ---- jobs ----------------------------------------------------------------------- */
 
+static void free_context(worker_context *ctx)
+{
+    if (ctx->raster != NULL)
+        GDALClose(ctx->raster);
+    pgp_free(ctx->values);
+    pgp_free(ctx->level);
+    pgp_free(ctx->owner);
+    pgp_free(ctx->samples);
+    pgp_free(ctx);
+}
+
 static worker_context *borrow_context(zonal_run *run)
 {
     const size_t pixels = (size_t)run->tile_w * run->tile_h;
@@ -263,11 +274,7 @@ static worker_context *borrow_context(zonal_run *run)
                        : NULL;
     if (ctx->values == NULL || ctx->level == NULL || ctx->owner == NULL ||
         (run->options->value_counts && ctx->samples == NULL)) {
-        pgp_free(ctx->values);
-        pgp_free(ctx->level);
-        pgp_free(ctx->owner);
-        pgp_free(ctx->samples);
-        pgp_free(ctx);
+        free_context(ctx);
         return NULL;
     }
     return ctx;
@@ -513,45 +520,47 @@ static int read_features(zonal_run *run, OGRLayerH layer, OGRSpatialReferenceH r
     return CPLGetLastErrorType() == CE_Failure ? -1 : 0;
 }
 
-/* The bucket index: for each tile, the features whose pixel envelope meets it,
- * in layer order. */
+/* Feature i's share of the bucket index: counts one more feature for each tile
+ * its envelope meets, or (fill != NULL) appends i to those tiles' slices. */
+static void place_feature(zonal_run *run, size_t i, size_t *fill)
+{
+    const feature_geometry *f = &run->geometries[i];
+    int tx, ty;
+    if (f->geometry == NULL || f->px0 >= f->px1 || f->py0 >= f->py1)
+        return;
+    for (ty = f->py0 / run->tile_h; ty <= (f->py1 - 1) / run->tile_h; ty++)
+        for (tx = f->px0 / run->tile_w; tx <= (f->px1 - 1) / run->tile_w; tx++) {
+            const size_t t = (size_t)ty * run->tiles_x + tx;
+            if (fill == NULL)
+                run->tile_start[t + 1]++;
+            else
+                run->tile_features[fill[t]++] = i;
+        }
+}
+
+/* The bucket index (CSR): for each tile, the features whose pixel envelope
+ * meets it, in layer order. */
 static int index_tiles(zonal_run *run, size_t n_features, size_t n_tiles)
 {
-    size_t i, total = 0;
+    size_t i, *fill;
     run->tile_start = (size_t *)pgp_calloc(n_tiles + 1, sizeof(size_t));
     if (run->tile_start == NULL)
         return -1;
-    for (i = 0; i < n_features; i++) {
-        const feature_geometry *f = &run->geometries[i];
-        int tx, ty;
-        if (f->geometry == NULL || f->px0 >= f->px1 || f->py0 >= f->py1)
-            continue;
-        for (ty = f->py0 / run->tile_h; ty <= (f->py1 - 1) / run->tile_h; ty++)
-            for (tx = f->px0 / run->tile_w; tx <= (f->px1 - 1) / run->tile_w; tx++)
-                run->tile_start[(size_t)ty * run->tiles_x + tx + 1]++;
-    }
+    for (i = 0; i < n_features; i++)
+        place_feature(run, i, NULL);
     for (i = 0; i < n_tiles; i++)
         run->tile_start[i + 1] += run->tile_start[i];
-    total = run->tile_start[n_tiles];
-    run->tile_features = (size_t *)pgp_malloc_array(total ? total : 1, sizeof(size_t));
-    if (run->tile_features == NULL)
-        return -1;
-    {
-        size_t *fill = (size_t *)pgp_malloc_array(n_tiles, sizeof(size_t));
-        if (fill == NULL)
-            return -1;
-        memcpy(fill, run->tile_start, n_tiles * sizeof(size_t));
-        for (i = 0; i < n_features; i++) {
-            const feature_geometry *f = &run->geometries[i];
-            int tx, ty;
-            if (f->geometry == NULL || f->px0 >= f->px1 || f->py0 >= f->py1)
-                continue;
-            for (ty = f->py0 / run->tile_h; ty <= (f->py1 - 1) / run->tile_h; ty++)
-                for (tx = f->px0 / run->tile_w; tx <= (f->px1 - 1) / run->tile_w; tx++)
-                    run->tile_features[fill[(size_t)ty * run->tiles_x + tx]++] = i;
-        }
+    run->tile_features = (size_t *)pgp_malloc_array(MAX(run->tile_start[n_tiles], 1),
+                                                    sizeof(size_t));
+    fill = (size_t *)pgp_malloc_array(n_tiles, sizeof(size_t));
+    if (run->tile_features == NULL || fill == NULL) {
         pgp_free(fill);
+        return -1;
     }
+    memcpy(fill, run->tile_start, n_tiles * sizeof(size_t));
+    for (i = 0; i < n_features; i++)
+        place_feature(run, i, fill);
+    pgp_free(fill);
     return 0;
 }
 
@@ -609,13 +618,7 @@ static void free_contexts(zonal_run *run)
     while (run->idle_contexts != NULL) {
         worker_context *ctx = run->idle_contexts;
         run->idle_contexts = ctx->next;
-        if (ctx->raster != NULL)
-            GDALClose(ctx->raster);
-        pgp_free(ctx->values);
-        pgp_free(ctx->level);
-        pgp_free(ctx->owner);
-        pgp_free(ctx->samples);
-        pgp_free(ctx);
+        free_context(ctx);
     }
 }
 

@@ -68,13 +68,23 @@ def where():
     return f"host {socket.gethostname()} (process {os.getpid()})"
 
 
+_LIBRARY = []  # the loaded plugin, once found
+
+
 def library():
     """The loaded plugin as a ctypes library, for its exported C entry points
-    (pgp/zonal.h): the gdal_PGP.so this process mapped (GDAL's or ours)."""
+    (pgp/zonal.h): the gdal_PGP.so this process mapped (GDAL's or ours). Found
+    once: a plugin file rebuilt or upgraded since shows as "(deleted)" in the maps,
+    and dlopen of its path still returns the mapped copy GDAL uses."""
+    if _LIBRARY:
+        return _LIBRARY[0]
     ensure_registered()
     with open("/proc/self/maps") as maps:
         for line in maps:
             path = line.split(None, 5)[-1].strip()
+            if path.endswith(" (deleted)"):
+                path = path[:-len(" (deleted)")]
             if os.path.basename(path) == PLUGIN_NAME:
-                return ctypes.CDLL(path)
+                _LIBRARY.append(ctypes.CDLL(path))
+                return _LIBRARY[0]
     raise ImportError("pgp: the PGP driver is registered but no gdal_PGP.so is mapped")
