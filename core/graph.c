@@ -1,6 +1,7 @@
 /* graph.c — parse and validate a .pgp.vrt document into an immutable graph. */
 #include "pgp/graph.h"
 #include "pgp/alloc.h"
+#include "pgp/settings.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -42,13 +43,8 @@ static int parse_double(const char *text, double *value)
 
 static int parse_int(const char *text, long min, long max, int *value)
 {
-    char *end = NULL;
     long v;
-    if (text == NULL || *text == '\0')
-        return -1;
-    errno = 0;
-    v = strtol(text, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
+    if (pgp_parse_int(text, min, max, &v) != 0)
         return -1;
     *value = (int)v;
     return 0;
@@ -640,11 +636,7 @@ static int parse_flag(const CPLXMLNode *element, const char *where, const char *
         *value = fallback;
         return 0;
     }
-    if (EQUAL(text, "true") || EQUAL(text, "yes") || EQUAL(text, "1"))
-        *value = 1;
-    else if (EQUAL(text, "false") || EQUAL(text, "no") || EQUAL(text, "0"))
-        *value = 0;
-    else {
+    if (pgp_parse_bool(text, value) != 0) {
         report(where, "%s '%s' is not a boolean (true or false)", attribute, text);
         return -1;
     }

@@ -7,7 +7,6 @@
  * stamped with a fingerprint of the graph and its files so that a stale sidecar
  * is never served. No algorithm lives here.
  */
-#include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -28,6 +27,7 @@
 #include "pgp/convolve.h"
 #include "pgp/executor.h"
 #include "pgp/graph.h"
+#include "pgp/settings.h"
 #include "pgp/pixelfuncs.h"
 #include "pgp/render.h"
 #include "pgp/stats.h"
@@ -52,39 +52,11 @@ constexpr const char *kOpenOptions =
  * default -minsize). */
 constexpr int kOverviewMinSize = 256;
 
-constexpr long kMaxCacheMB = 1L << 24; /* 16 TB: anything larger is a typo */
-constexpr long kMaxPrefetch = 1L << 16;
-
-/* Parses an integer option; reports which option (and its origin) is wrong. */
-bool ParseCount(const char *value, const char *origin, long max, long *out)
+/* Reports a setting that pgp/settings.h rejected; no dataset. */
+GDALDataset *Invalid(const char *err)
 {
-    char *end = nullptr;
-    errno = 0;
-    const long v = value && *value ? std::strtol(value, &end, 10) : -1;
-    if (!value || !*value || errno != 0 || *end != '\0' || v < 0 || v > max) {
-        CPLError(CE_Failure, CPLE_IllegalArg,
-                 "%s='%s' is not valid: expected an integer from 0 to %ld", origin,
-                 value ? value : "", max);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-/* Parses a boolean option strictly: a typo must not silently mean NO. */
-bool ParseBool(const char *value, const char *origin, bool *out)
-{
-    static const char *const yes[] = {"YES", "TRUE", "ON", "1"};
-    static const char *const no[] = {"NO", "FALSE", "OFF", "0"};
-    for (int i = 0; i < 4; i++) {
-        if (EQUAL(value, yes[i]) || EQUAL(value, no[i])) {
-            *out = EQUAL(value, yes[i]);
-            return true;
-        }
-    }
-    CPLError(CE_Failure, CPLE_IllegalArg, "%s='%s' is not valid: expected YES or NO", origin,
-             value);
-    return false;
+    CPLError(CE_Failure, CPLE_IllegalArg, "%s", err);
+    return nullptr;
 }
 
 /* An option from the open options, else the config option, with its origin. */
@@ -418,24 +390,24 @@ GDALDataset *PGPDataset::Open(GDALOpenInfo *info)
     }
 
     CPLString origin;
-    int threads = pgp_executor_default_threads();
-    const char *spec = OptionValue(info, "EXECUTOR", "PGP_EXECUTOR", &origin);
+    int threads;
     char err[512];
-    if (spec && pgp_executor_parse_spec(spec, origin, &threads, err, sizeof err) != 0) {
-        CPLError(CE_Failure, CPLE_IllegalArg, "%s", err);
-        return nullptr;
-    }
+    const char *value = OptionValue(info, "EXECUTOR", "PGP_EXECUTOR", &origin);
+    if (pgp_setting_executor(value, origin, &threads, err, sizeof err) != 0)
+        return Invalid(err);
     long cache_mb = -1, prefetch = 2L * threads;
-    bool overviews = true;
-    const char *value = OptionValue(info, "CACHE_MB", "PGP_CACHE_MB", &origin);
-    if (value && !ParseCount(value, origin, kMaxCacheMB, &cache_mb))
-        return nullptr;
+    int overviews = 1;
+    value = OptionValue(info, "CACHE_MB", "PGP_CACHE_MB", &origin);
+    if (value &&
+        pgp_setting_count(value, origin, PGP_SETTINGS_MAX_CACHE_MB, &cache_mb, err, sizeof err))
+        return Invalid(err);
     value = OptionValue(info, "PREFETCH", "PGP_PREFETCH", &origin);
-    if (value && !ParseCount(value, origin, kMaxPrefetch, &prefetch))
-        return nullptr;
+    if (value &&
+        pgp_setting_count(value, origin, PGP_SETTINGS_MAX_PREFETCH, &prefetch, err, sizeof err))
+        return Invalid(err);
     value = OptionValue(info, "OVERVIEWS", "PGP_OVERVIEWS", &origin);
-    if (value && !ParseBool(value, origin, &overviews))
-        return nullptr;
+    if (value && pgp_setting_bool(value, origin, &overviews, err, sizeof err) != 0)
+        return Invalid(err);
 
     const bool from_text = IsRootElement(info->pszFilename);
     pgp_graph *graph = pgp_graph_open(from_text ? SkipProlog(info->pszFilename)

@@ -36,12 +36,6 @@ class PgpShutdownEnvironment : public ::testing::Environment {
 ::testing::Environment *const shutdown_environment =
     ::testing::AddGlobalTestEnvironment(new PgpShutdownEnvironment);
 
-int ExpectedAllCpus()
-{
-    int n = CPLGetNumCPUs();
-    return n < 1 ? 1 : (n > PGP_EXECUTOR_MAX_THREADS ? PGP_EXECUTOR_MAX_THREADS : n);
-}
-
 void SleepMs(double ms)
 {
     std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
@@ -82,22 +76,6 @@ class CollectErrors {
     }
 };
 
-class ScopedConfigOption {
-  public:
-    ScopedConfigOption(const char *key, const char *value)
-        : key_(key), had_old_(CPLGetConfigOption(key, nullptr) != nullptr),
-          old_(had_old_ ? CPLGetConfigOption(key, "") : "")
-    {
-        CPLSetConfigOption(key, value);
-    }
-    ~ScopedConfigOption() { CPLSetConfigOption(key_.c_str(), had_old_ ? old_.c_str() : nullptr); }
-
-  private:
-    std::string key_;
-    bool had_old_;
-    std::string old_;
-};
-
 // Runs f on another thread and aborts the test binary if it does not return
 // in time: a deadlock must fail rather than hang the suite.
 template <class F> void RunWithDeadline(F f, int seconds)
@@ -113,101 +91,6 @@ template <class F> void RunWithDeadline(F f, int seconds)
 }
 
 // ------------------------------------------------------------ spec parsing
-
-TEST(ExecutorSpec, ValidForms)
-{
-    const struct {
-        const char *spec;
-        int expected;
-    } cases[] = {
-        {"serial", 0},
-        {"SERIAL", 0},
-        {"Serial", 0},
-        {"threading", ExpectedAllCpus()},
-        {"THREADING", ExpectedAllCpus()},
-        {"multiprocessing", ExpectedAllCpus()},
-        {"MultiProcessing", ExpectedAllCpus()},
-        {"threading:1", 1},
-        {"threading:8", 8},
-        {"Threading:16", 16},
-        {"multiprocessing:3", 3},
-        {"MULTIPROCESSING:1024", 1024},
-    };
-    for (const auto &c : cases) {
-        int n = -7;
-        char err[256] = "untouched";
-        EXPECT_EQ(pgp_executor_parse_spec(c.spec, "PGP_EXECUTOR", &n, err, sizeof(err)), 0)
-            << c.spec << ": " << err;
-        EXPECT_EQ(n, c.expected) << c.spec;
-    }
-}
-
-TEST(ExecutorSpec, InvalidFormsNameOriginValueAndAcceptedForms)
-{
-    const char *cases[] = {"",
-                           "threading:0",
-                           "threading:-1",
-                           "threading:abc",
-                           "threading:2x",
-                           "threads:2",
-                           "threading:99999999999",
-                           "threading:1025",
-                           "threading:",
-                           "threading: 2",
-                           "threading:+2",
-                           "multiprocessing:0",
-                           "serial:1",
-                           " serial",
-                           "serial ",
-                           "thread",
-                           ":4"};
-    for (const char *spec : cases) {
-        int n = -7;
-        char err[512] = "";
-        EXPECT_EQ(pgp_executor_parse_spec(spec, "EXECUTOR", &n, err, sizeof(err)), -1) << spec;
-        std::string msg = err;
-        EXPECT_NE(msg.find(std::string("EXECUTOR='") + spec + "'"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("serial"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("threading:N"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("1024"), std::string::npos) << msg;
-    }
-}
-
-TEST(ExecutorSpec, ErrorIsTruncatedAndTerminated)
-{
-    char err[12];
-    memset(err, 'x', sizeof(err));
-    int n;
-    EXPECT_EQ(pgp_executor_parse_spec("bogus", "PGP_EXECUTOR", &n, err, sizeof(err)), -1);
-    EXPECT_EQ(std::string(err), "PGP_EXECUTO");
-}
-
-TEST(ExecutorSpec, DefaultThreadsFollowsGdalNumThreads)
-{
-    const struct {
-        const char *value;
-        int expected;
-    } cases[] = {
-        {"ALL_CPUS", ExpectedAllCpus()},
-        {"all_cpus", ExpectedAllCpus()},
-        {"3", 3},
-        {"1", 1},
-        {"5000", PGP_EXECUTOR_MAX_THREADS},
-        {"0", 0},
-        {"-2", 0},
-        {"abc", 0},
-        {"4x", 0},
-        {"", 0},
-    };
-    for (const auto &c : cases) {
-        ScopedConfigOption option("GDAL_NUM_THREADS", c.value);
-        EXPECT_EQ(pgp_executor_default_threads(), c.expected) << "'" << c.value << "'";
-    }
-    if (getenv("GDAL_NUM_THREADS") == nullptr) {
-        ScopedConfigOption option("GDAL_NUM_THREADS", nullptr);
-        EXPECT_EQ(pgp_executor_default_threads(), 0);
-    }
-}
 
 TEST(ExecutorRegistry, GetReturnsOnePoolPerThreadCount)
 {
