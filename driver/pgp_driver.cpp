@@ -13,6 +13,7 @@
 #include <vector>
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <memory>
 
 #include "cpl_conv.h"
@@ -191,12 +192,18 @@ class PGPDataset final : public GDALPamDataset
     CPLString m_xml_path{};
     CPLString m_fingerprint{};
     bool m_stale_sidecar = false;
+    bool m_resampling = false; /* inside Read's resample(): the window is computed */
     DerivedMetadata m_derived{};
 
     PGPDataset(PGPDataset *parent, pgp_renderer *overview, int x_size, int y_size);
     void AddBands();
     bool AddOverviews(pgp_executor *executor, int prefetch);
     void LoadSidecar();
+    CPLErr Read(int n_nodes, const int *nodes, int x, int y, int w, int h, void *buffer,
+                int buf_w, int buf_h, GDALDataType buf_type, GSpacing pixel_space,
+                GSpacing line_space, GSpacing band_space, GDALRasterIOExtraArg *extra,
+                const std::function<CPLErr(int *)> &overview,
+                const std::function<CPLErr()> &resample);
 
   public:
     PGPDataset(pgp_graph *graph, pgp_executor *executor, int prefetch, const char *path);
@@ -512,6 +519,38 @@ char **PGPDataset::GetMetadataDomainList()
     return m_derived.Domains(GDALPamDataset::GetMetadataDomainList());
 }
 
+/* The one read path of the dataset and its bands. At full resolution the
+ * nodes' tiles are copied out of the tile cache. A resampled read takes the
+ * best overview, else computes the window's tiles in parallel, once for all
+ * the nodes, and leaves the resampling to GDAL (resample()); the band reads
+ * that GDAL makes meanwhile find them computed and go straight to GDAL's
+ * resampling (m_resampling). */
+CPLErr PGPDataset::Read(int n_nodes, const int *nodes, int x, int y, int w, int h,
+                        void *buffer, int buf_w, int buf_h, GDALDataType buf_type,
+                        GSpacing pixel_space, GSpacing line_space, GSpacing band_space,
+                        GDALRasterIOExtraArg *extra, const std::function<CPLErr(int *)> &overview,
+                        const std::function<CPLErr()> &resample)
+{
+    if (buf_w == w && buf_h == h)
+        return pgp_renderer_read(m_renderer, n_nodes, nodes, x, y, w, h, buffer, buf_type,
+                                 pixel_space, line_space, band_space,
+                                 extra ? extra->pfnProgress : nullptr,
+                                 extra ? extra->pProgressData : nullptr);
+    int tried = FALSE;
+    if ((buf_w < w || buf_h < h) && !m_overviews.empty()) {
+        const CPLErr err = overview(&tried);
+        if (tried)
+            return err;
+    }
+    if (pgp_renderer_compute(m_renderer, n_nodes, nodes, x, y, w, h, nullptr, nullptr) !=
+        CE_None)
+        return CE_Failure;
+    m_resampling = true;
+    const CPLErr err = resample();
+    m_resampling = false;
+    return err;
+}
+
 CPLErr PGPDataset::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void *buffer,
                              int buf_w, int buf_h, GDALDataType buf_type, int band_count,
                              int *band_map, GSpacing pixel_space, GSpacing line_space,
@@ -523,27 +562,19 @@ CPLErr PGPDataset::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void *bu
     std::vector<int> nodes(band_count);
     for (int i = 0; i < band_count; i++)
         nodes[i] = m_graph->bands[band_map[i] - 1].node;
-    if (buf_w != w || buf_h != h) {
-        /* The best overview, else GDAL resamples blocks: computed in parallel first. */
-        int tried = FALSE;
-        if ((buf_w < w || buf_h < h) && !m_overviews.empty()) {
-            const CPLErr err = TryOverviewRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h,
-                                                   buf_type, band_count, band_map, pixel_space,
-                                                   line_space, band_space, extra, &tried);
-            if (tried)
-                return err;
-        }
-        if (pgp_renderer_compute(m_renderer, band_count, nodes.data(), x, y, w, h, nullptr,
-                                 nullptr) != CE_None)
-            return CE_Failure;
-        return GDALPamDataset::IRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
-                                         band_count, band_map, pixel_space, line_space,
-                                         band_space, extra);
-    }
-    return pgp_renderer_read(m_renderer, band_count, nodes.data(), x, y, w, h, buffer, buf_type,
-                             pixel_space, line_space, band_space,
-                             extra ? extra->pfnProgress : nullptr,
-                             extra ? extra->pProgressData : nullptr);
+    return Read(
+        band_count, nodes.data(), x, y, w, h, buffer, buf_w, buf_h, buf_type, pixel_space,
+        line_space, band_space, extra,
+        [&](int *tried) {
+            return TryOverviewRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
+                                       band_count, band_map, pixel_space, line_space,
+                                       band_space, extra, tried);
+        },
+        [&] {
+            return GDALPamDataset::IRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
+                                             band_count, band_map, pixel_space, line_space,
+                                             band_space, extra);
+        });
 }
 
 /* ---- band ------------------------------------------------------------------- */
@@ -629,25 +660,20 @@ CPLErr PGPRasterBand::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void 
 {
     if (rw != GF_Read)
         return RefuseWrite();
-    if (buf_w != w || buf_h != h) {
-        /* The best overview, else GDAL resamples blocks: computed in parallel first. */
-        int tried = FALSE;
-        if ((buf_w < w || buf_h < h) && GetOverviewCount() > 0) {
-            const CPLErr err = TryOverviewRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h,
-                                                   buf_type, pixel_space, line_space, extra,
-                                                   &tried);
-            if (tried)
-                return err;
-        }
-        if (pgp_renderer_compute(Renderer(), 1, &m_node, x, y, w, h, nullptr, nullptr) !=
-            CE_None)
-            return CE_Failure;
+    auto resample = [&] {
         return GDALPamRasterBand::IRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
                                             pixel_space, line_space, extra);
-    }
-    return pgp_renderer_read(Renderer(), 1, &m_node, x, y, w, h, buffer, buf_type, pixel_space,
-                             line_space, 0, extra ? extra->pfnProgress : nullptr,
-                             extra ? extra->pProgressData : nullptr);
+    };
+    if (Dataset()->m_resampling)
+        return resample();
+    return Dataset()->Read(
+        1, &m_node, x, y, w, h, buffer, buf_w, buf_h, buf_type, pixel_space, line_space, 0,
+        extra,
+        [&](int *tried) {
+            return TryOverviewRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
+                                       pixel_space, line_space, extra, tried);
+        },
+        resample);
 }
 
 /* Statistics of every pixel of this level, the same for every executor. */
