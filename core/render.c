@@ -291,120 +291,65 @@ static int read_as_doubles(pgp_renderer *r, worker_context *ctx, int node, const
     return 0;
 }
 
-/* A buffer for a tile of node's data type: an evicted tile's when the cache
- * has one spare (count is at most a block: PGP_MAX_BLOCK_PIXELS fits an int). */
-static void *tile_buffer(pgp_renderer *r, const pgp_node *n, size_t count)
+/* ---- what a job offers the node kinds (pgp/node.h) ---------------------------- */
+
+struct pgp_job {
+    pgp_renderer *r;
+    worker_context *ctx;
+};
+
+const pgp_graph *pgp_job_graph(const pgp_job *job)
 {
-    return pgp_tile_cache_buffer(r->cache, count * GDALGetDataTypeSizeBytes(n->data_type));
+    return job->r->graph;
 }
 
-/* The node's doubles converted to its data type in a tile buffer. */
-static void *to_tile_pixels(pgp_renderer *r, const pgp_node *n, const double *values,
-                            size_t count)
+void pgp_job_level_size(const pgp_job *job, int *x_size, int *y_size)
 {
-    void *pixels = tile_buffer(r, n, count);
+    *x_size = job->r->x_size;
+    *y_size = job->r->y_size;
+}
+
+int pgp_job_read(pgp_job *job, int node, const pgp_rect *rect, int depth, double *values,
+                 int stride)
+{
+    return read_as_doubles(job->r, job->ctx, node, rect, depth, values, stride);
+}
+
+void *pgp_job_scratch(pgp_job *job, int depth, size_t bytes)
+{
+    return pgp_scratch_reserve(&job->ctx->calc_scratch[depth], bytes);
+}
+
+/* An evicted tile's buffer when the cache has one spare (count is at most a
+ * block: PGP_MAX_BLOCK_PIXELS fits an int). */
+void *pgp_job_tile_buffer(pgp_job *job, int node, size_t count)
+{
+    return pgp_tile_cache_buffer(
+        job->r->cache, count * GDALGetDataTypeSizeBytes(job->r->graph->nodes[node].data_type));
+}
+
+void *pgp_job_tile(pgp_job *job, int node, const double *values, size_t count)
+{
+    void *pixels = pgp_job_tile_buffer(job, node, count);
     if (pixels != NULL)
-        pgp_copy_row(values, GDT_Float64, pixels, n->data_type, (int)count);
+        pgp_copy_row(values, GDT_Float64, pixels, job->r->graph->nodes[node].data_type, (int)count);
     return pixels;
 }
 
-/* A tile of a Convolve: the input over the tile grown by the kernel's reach
- * (clipped to the raster, zero and invalid beyond it), then convolve_2d. */
-static void *compute_convolve(pgp_renderer *r, worker_context *ctx, int node,
-                              const tile_rect *t, int depth)
+const pgp_kernel *pgp_job_kernel(const pgp_job *job, int node)
 {
-    const pgp_graph *g = r->graph;
-    const pgp_node *n = &g->nodes[node];
-    const pgp_nodata *input_nodata = &g->nodes[n->input_nodes[0]].nodata;
-    int up, down, left, right, row, col;
-    size_t window_count, count = (size_t)t->w * t->h;
-    double *window, *out;
-    unsigned char *valid;
-    tile_rect region;
-    void *pixels = NULL;
-
-    pgp_kernel_reach(r->kernels[node], &up, &down, &left, &right);
-    const int ww = t->w + left + right, wh = t->h + up + down;
-    window_count = (size_t)ww * wh;
-    window = (double *)pgp_scratch_reserve(&ctx->calc_scratch[depth],
-                                       (window_count + count) * sizeof(double) + window_count);
-    if (window == NULL)
-        return NULL;
-    out = window + window_count;
-    valid = (unsigned char *)(out + count);
-    region.tx = region.ty = -1;
-    region.x = MAX(t->x - left, 0);
-    region.y = MAX(t->y - up, 0);
-    region.w = MIN(t->x + t->w + right, r->x_size) - region.x;
-    region.h = MIN(t->y + t->h + down, r->y_size) - region.y;
-    if (region.w < ww || region.h < wh) { /* beyond the raster: zero and invalid */
-        memset(window, 0, window_count * sizeof(double));
-        memset(valid, 0, window_count);
-    }
-    {
-        const size_t origin = (size_t)(region.y - (t->y - up)) * ww + (region.x - (t->x - left));
-        if (read_as_doubles(r, ctx, n->input_nodes[0], &region, depth + 1, window + origin,
-                            ww) != 0)
-            return NULL;
-        for (row = 0; row < region.h; row++)
-            for (col = 0; col < region.w; col++) {
-                const size_t i = origin + (size_t)row * ww + col;
-                valid[i] = !pgp_is_nodata(input_nodata, window[i]);
-                if (!valid[i])
-                    window[i] = 0;
-            }
-    }
-    if (pgp_convolve_tile(r->kernels[node], &n->convolve, window, valid, t->w, t->h, g->block_x,
-                          g->block_y, n->nodata.value, out, &ctx->convolve) == 0)
-        pixels = to_tile_pixels(r, n, out, count);
-    return pixels;
+    return job->r->kernels[node];
 }
 
-static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
-                          int depth)
+pgp_convolve_scratch *pgp_job_convolve_scratch(pgp_job *job)
 {
-    const pgp_graph *g = r->graph;
-    const pgp_node *n = &g->nodes[node];
-    const size_t count = (size_t)t->w * t->h;
-    /* Input rows, the output, then the inputs by node (as pgp_calc_eval wants). */
-    double *buffers = (double *)pgp_scratch_reserve(
-        &ctx->calc_scratch[depth],
-        (n->n_inputs + 1) * count * sizeof(double) + g->n_nodes * sizeof(double *));
-    double **inputs;
-    double *out;
-    void *pixels = NULL;
-    int i, ok = buffers != NULL;
-    if (!ok)
-        return NULL;
-    out = buffers + n->n_inputs * count;
-    inputs = (double **)(out + count);
-    memset(inputs, 0, g->n_nodes * sizeof(double *));
-    for (i = 0; i < n->n_inputs && ok; i++) {
-        const int input = n->input_nodes[i];
-        inputs[input] = buffers + i * count;
-        ok = read_as_doubles(r, ctx, input, t, depth + 1, inputs[input], t->w) == 0;
-    }
-    if (ok && pgp_calc_eval(&n->rules, (const double *const *)inputs, count, out) == 0)
-        pixels = to_tile_pixels(r, n, out, count);
-    return pixels;
+    return &job->ctx->convolve;
 }
 
-static void *compute_tile(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
-                          int depth)
+int pgp_job_read_source(pgp_job *job, int node, const pgp_rect *r, void *pixels, GDALDataType type,
+                        int stride)
 {
-    const pgp_node *n = &r->graph->nodes[node];
-    void *pixels;
-    if (n->kind == PGP_NODE_CALC)
-        return compute_calc(r, ctx, node, t, depth);
-    if (n->kind == PGP_NODE_CONVOLVE)
-        return compute_convolve(r, ctx, node, t, depth);
-    pixels = tile_buffer(r, n, (size_t)t->w * t->h);
-    if (pixels != NULL &&
-        pgp_source_read(&r->sources, &ctx->src, node, t, pixels, n->data_type, t->w) != 0) {
-        pgp_free(pixels);
-        pixels = NULL;
-    }
-    return pixels;
+    return pgp_source_read(&job->r->sources, &job->ctx->src, node, r, pixels, type, stride);
 }
 
 /* Pins node's tile t in the cache, computing it here if no thread has. depth
@@ -442,7 +387,12 @@ static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const ti
     case PGP_TILE_MUST_COMPUTE:
         atomic_fetch_add(&r->tiles_computed, 1);
         atomic_fetch_add(&process_tiles[r->is_overview], 1);
-        pixels = compute_tile(r, ctx, node, t, depth);
+        {
+            pgp_job job;
+            job.r = r;
+            job.ctx = ctx;
+            pixels = n->def->compute(&job, node, t, depth);
+        }
         if (pixels != NULL) {
             pgp_tile_cache_publish(r->cache, *tile, pixels,
                                    (size_t)t->w * t->h * GDALGetDataTypeSizeBytes(n->data_type));

@@ -46,7 +46,8 @@ static double source_pixel_on_grid(const pgp_source_level *r, const pgp_node *n)
     if (!r->align->reproject)
         return fabs(n->geotransform[1]);
     box = pgp_grid_raster_bbox(n->geotransform, n->x_size, n->y_size);
-    if (pgp_grid_transform_bbox(box, n->srs_wkt, r->align->srs_wkt, &on_grid, err, sizeof err) != 0) {
+    if (pgp_grid_transform_bbox(box, n->srs_wkt, r->align->srs_wkt, &on_grid, err, sizeof err) !=
+        0) {
         CPLError(CE_Failure, CPLE_AppDefined, "%s: choosing a source overview: %s", n->where,
                  err);
         return -1;

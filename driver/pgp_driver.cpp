@@ -28,6 +28,7 @@
 #include "pgp/convolve.h"
 #include "pgp/executor.h"
 #include "pgp/graph.h"
+#include "pgp/node.h"
 #include "pgp/settings.h"
 #include "pgp/pixelfuncs.h"
 #include "pgp/render.h"
@@ -594,13 +595,13 @@ PGPRasterBand::PGPRasterBand(PGPDataset *ds, int band, const pgp_band_def &def)
     GDALMajorObject::SetDescription(def.description && *def.description ? def.description
                                                                          : node.name);
     m_derived.Set("PGP_NODE", node.name);
-    if (node.kind == PGP_NODE_CALC)
-        m_derived.Set("PGP_EXPRESSION", node.expression);
-    if (node.kind == PGP_NODE_CONVOLVE) {
-        m_derived.Set("PGP_INPUT", node.input);
-        m_derived.Set("PGP_KERNEL", CPLSPrintf("%dx%d", pgp_kernel_rows(node.kernel),
-                                               pgp_kernel_cols(node.kernel)));
-    }
+    if (node.def->metadata)
+        node.def->metadata(
+            &node,
+            [](void *self, const char *key, const char *value) {
+                static_cast<DerivedMetadata *>(self)->Set(key, value);
+            },
+            &m_derived);
     if (node.signed_byte)
         m_derived.Set("PIXELTYPE", "SIGNEDBYTE", "IMAGE_STRUCTURE");
 }

@@ -22,12 +22,7 @@
 #include "pgp/cache.h"
 #include "pgp/graph.h"
 #include "pgp/grid.h"
-
-/* A rectangle of a level's grid; tx, ty: the tile it is, -1 when none. */
-typedef struct pgp_rect {
-    int tx, ty;
-    int x, y, w, h;
-} pgp_rect;
+#include "pgp/node.h"
 
 /* Memory reused from tile to tile: fresh large allocations cost a page fault
  * per 4 KiB, which dominated rendering before buffers were kept. */
