@@ -360,8 +360,12 @@ pgp_tile_status pgp_tile_cache_acquire(pgp_tile_cache *cache, const pgp_tile_key
     } else {
         if (t->pins++ == 0) /* unpinned entries of the table are on the LRU list */
             lru_remove(cache, t);
-        while (t->state == TILE_COMPUTING)
-            CPLCondWait(cache->state_changed, cache->mutex);
+        if (t->state == TILE_COMPUTING) {
+            cache->stats.waiting++;
+            while (t->state == TILE_COMPUTING)
+                CPLCondWait(cache->state_changed, cache->mutex);
+            cache->stats.waiting--;
+        }
         if (t->state == TILE_READY) {
             cache->stats.hits++;
             status = PGP_TILE_READY;
