@@ -546,6 +546,15 @@ size_t pgp_background_pending(pgp_background *group)
     return pending;
 }
 
+void pgp_background_wait(pgp_background *group)
+{
+    pgp_executor *ex = group->ex;
+    CPLAcquireMutex(ex->mutex, 1000.0);
+    while (group->n_queued + group->n_running > 0)
+        CPLCondWait(group->idle_cond, ex->mutex);
+    CPLReleaseMutex(ex->mutex);
+}
+
 void pgp_background_free(pgp_background *group)
 {
     pgp_executor *ex;

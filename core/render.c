@@ -210,6 +210,11 @@ uint64_t pgp_renderer_tiles_computed(const pgp_renderer *r)
     return atomic_load(&r->tiles_computed);
 }
 
+void pgp_renderer_wait_prefetch(pgp_renderer *r)
+{
+    pgp_background_wait(r->prefetch);
+}
+
 void pgp_render_process_totals(uint64_t *full_resolution_tiles, uint64_t *overview_tiles)
 {
     *full_resolution_tiles = atomic_load(&process_tiles[0]);

@@ -80,6 +80,9 @@ void pgp_background_submit(pgp_background *group, pgp_job_fn fn, void *arg, size
 /* Jobs of the group queued or running. */
 size_t pgp_background_pending(pgp_background *group);
 
+/* Waits until the group has no job queued or running (tests, benchmarks). */
+void pgp_background_wait(pgp_background *group);
+
 /* Drops the group's queued jobs, waits for its running ones, frees it. */
 void pgp_background_free(pgp_background *group);
 

@@ -597,6 +597,26 @@ int MeetTheOthers(void *arg, size_t index)
     return 0;
 }
 
+int CountSlowly(void *arg, size_t)
+{
+    std::this_thread::sleep_for(std::chrono::milliseconds(2)); // still queued when waited on
+    ++*static_cast<std::atomic<int> *>(arg);
+    return 0;
+}
+
+TEST(ExecutorBackground, WaitReturnsOnceEveryJobHasRun)
+{
+    std::atomic<int> ran{0};
+    pgp_background *group = pgp_background_new(Executor(3));
+    ASSERT_NE(group, nullptr);
+    for (size_t i = 0; i < 40; i++)
+        pgp_background_submit(group, CountSlowly, &ran, i);
+    pgp_background_wait(group);
+    EXPECT_EQ(ran.load(), 40);
+    EXPECT_EQ(pgp_background_pending(group), 0u);
+    pgp_background_free(group);
+}
+
 TEST(ExecutorBackground, PrefetchOccupiesAtMostHalfThePool)
 {
     for (int threads : {1, 2, 4}) {
