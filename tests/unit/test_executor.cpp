@@ -184,16 +184,41 @@ TEST_P(ExecutorThreads, ManyCallersShareThePool)
 
 INSTANTIATE_TEST_SUITE_P(Pools, ExecutorThreads, ::testing::Values(1, 2, 4, 8));
 
+struct Rendezvous {
+    std::mutex mutex;
+    std::condition_variable changed;
+    int arrived = 0;
+    int needed = 0;
+};
+
+int MeetTheOthers(void *arg, size_t index)
+{
+    auto *r = static_cast<Rendezvous *>(arg);
+    std::unique_lock<std::mutex> lock(r->mutex);
+    r->arrived++;
+    r->changed.notify_all();
+    if (!r->changed.wait_for(lock, std::chrono::seconds(20),
+                             [r] { return r->arrived >= r->needed; })) {
+        CPLError(CE_Failure, CPLE_AppDefined, "job %zu ran alone: the others never started",
+                 index);
+        return 1;
+    }
+    return 0;
+}
+
+// Each job waits for the other, so both must run at once on two threads.
 struct ThreadLog {
+    Rendezvous meet;
     std::mutex mutex;
     std::set<std::thread::id> threads;
     std::vector<std::thread::id> by_job;
 };
 
-int LogThreadSlowly(void *arg, size_t index)
+int LogThreadTogether(void *arg, size_t index)
 {
     auto *log = static_cast<ThreadLog *>(arg);
-    SleepMs(50);
+    if (MeetTheOthers(&log->meet, index) != 0)
+        return 1;
     std::lock_guard<std::mutex> lock(log->mutex);
     log->threads.insert(std::this_thread::get_id());
     log->by_job[index] = std::this_thread::get_id();
@@ -203,8 +228,9 @@ int LogThreadSlowly(void *arg, size_t index)
 TEST(ExecutorRun, CallerRunsJobsBesideTheWorkers)
 {
     ThreadLog log;
+    log.meet.needed = 2;
     log.by_job.resize(2);
-    ASSERT_EQ(pgp_executor_run(Executor(1), 2, LogThreadSlowly, &log, nullptr, nullptr), CE_None);
+    ASSERT_EQ(pgp_executor_run(Executor(1), 2, LogThreadTogether, &log, nullptr, nullptr), CE_None);
     EXPECT_EQ(log.threads.size(), 2u);
     EXPECT_TRUE(log.by_job[0] == std::this_thread::get_id() ||
                 log.by_job[1] == std::this_thread::get_id());
@@ -575,27 +601,6 @@ int WaitAtGate(void *arg, size_t)
 
 // Foreground jobs that each wait (bounded) until all of them run at once: the
 // batch only succeeds if enough threads are free to run it concurrently.
-struct Rendezvous {
-    std::mutex mutex;
-    std::condition_variable changed;
-    int arrived = 0;
-    int needed = 0;
-};
-
-int MeetTheOthers(void *arg, size_t index)
-{
-    auto *r = static_cast<Rendezvous *>(arg);
-    std::unique_lock<std::mutex> lock(r->mutex);
-    r->arrived++;
-    r->changed.notify_all();
-    if (!r->changed.wait_for(lock, std::chrono::seconds(20),
-                             [r] { return r->arrived >= r->needed; })) {
-        CPLError(CE_Failure, CPLE_AppDefined, "job %zu ran alone: the others never started",
-                 index);
-        return 1;
-    }
-    return 0;
-}
 
 int CountSlowly(void *arg, size_t)
 {
