@@ -11,9 +11,9 @@
  * costs a page fault per 4 KiB.
  */
 #include "pgp/cache.h"
+#include "pgp/settings.h"
 #include "pgp/alloc.h"
 
-#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -262,22 +262,10 @@ void pgp_tile_cache_free(pgp_tile_cache *cache)
 static CPLMutex *global_mutex;
 static pgp_tile_cache *global_cache, *global_block_cache;
 
-/* PGP_CACHE_MB as bytes; the driver reports invalid values, here they mean
- * the default. */
+/* PGP_CACHE_MB as bytes. */
 static size_t budget_from_config(void)
 {
-    const char *value = CPLGetConfigOption("PGP_CACHE_MB", "256");
-    unsigned long long mb = 256;
-    if (value[0] >= '0' && value[0] <= '9') {
-        char *end;
-        errno = 0;
-        mb = strtoull(value, &end, 10);
-        if (*end != '\0')
-            mb = 256;
-        else if (errno == ERANGE || mb > SIZE_MAX / (1024 * 1024))
-            return SIZE_MAX;
-    }
-    return (size_t)mb * 1024 * 1024;
+    return (size_t)pgp_settings_cache_mb() * 1024 * 1024;
 }
 
 /* *slot, created on first use with budget_from_config() / divisor. Created
@@ -372,8 +360,12 @@ pgp_tile_status pgp_tile_cache_acquire(pgp_tile_cache *cache, const pgp_tile_key
     } else {
         if (t->pins++ == 0) /* unpinned entries of the table are on the LRU list */
             lru_remove(cache, t);
-        while (t->state == TILE_COMPUTING)
-            CPLCondWait(cache->state_changed, cache->mutex);
+        if (t->state == TILE_COMPUTING) {
+            cache->stats.waiting++;
+            while (t->state == TILE_COMPUTING)
+                CPLCondWait(cache->state_changed, cache->mutex);
+            cache->stats.waiting--;
+        }
         if (t->state == TILE_READY) {
             cache->stats.hits++;
             status = PGP_TILE_READY;

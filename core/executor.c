@@ -94,83 +94,6 @@ struct pgp_executor {
     pgp_executor *next_in_registry;
 };
 
-/* ---------------------------------------------------------------- specs */
-
-/* Parses a decimal integer made of digits only, saturating at cap + 1. */
-static int parse_decimal(const char *s, long cap, long *value)
-{
-    long v = 0;
-    if (*s == '\0')
-        return 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return 0;
-        v = v * 10 + (*s - '0');
-        if (v > cap)
-            v = cap + 1;
-    }
-    *value = v;
-    return 1;
-}
-
-static int all_cpus(void)
-{
-    int n = CPLGetNumCPUs();
-    if (n < 1)
-        return 1;
-    return n > PGP_EXECUTOR_MAX_THREADS ? PGP_EXECUTOR_MAX_THREADS : n;
-}
-
-static int is_keyword(const char *spec, size_t len, const char *keyword)
-{
-    return strlen(keyword) == len && EQUALN(spec, keyword, len);
-}
-
-int pgp_executor_parse_spec(const char *spec, const char *origin, int *n_threads,
-                            char *err, size_t errlen)
-{
-    if (spec != NULL) {
-        const char *colon = strchr(spec, ':');
-        size_t keyword_len = colon ? (size_t)(colon - spec) : strlen(spec);
-        long n;
-        if (!colon && is_keyword(spec, keyword_len, "serial")) {
-            *n_threads = 0;
-            return 0;
-        }
-        if (is_keyword(spec, keyword_len, "threading") ||
-            is_keyword(spec, keyword_len, "multiprocessing")) {
-            if (!colon) {
-                *n_threads = all_cpus();
-                return 0;
-            }
-            if (parse_decimal(colon + 1, PGP_EXECUTOR_MAX_THREADS, &n) && n >= 1 &&
-                n <= PGP_EXECUTOR_MAX_THREADS) {
-                *n_threads = (int)n;
-                return 0;
-            }
-        }
-    }
-    if (err != NULL && errlen > 0)
-        snprintf(err, errlen,
-                 "%s='%s' is not valid: expected serial, threading, threading:N, "
-                 "multiprocessing or multiprocessing:N with N from 1 to %d",
-                 origin ? origin : "executor", spec ? spec : "", PGP_EXECUTOR_MAX_THREADS);
-    return -1;
-}
-
-int pgp_executor_default_threads(void)
-{
-    const char *value = CPLGetConfigOption("GDAL_NUM_THREADS", NULL);
-    long n;
-    if (value == NULL)
-        return 0;
-    if (EQUAL(value, "ALL_CPUS"))
-        return all_cpus();
-    if (parse_decimal(value, PGP_EXECUTOR_MAX_THREADS, &n) && n >= 1)
-        return n > PGP_EXECUTOR_MAX_THREADS ? PGP_EXECUTOR_MAX_THREADS : (int)n;
-    return 0;
-}
-
 /* ---------------------------------------------------------------- queue */
 
 static void queue_push(pgp_batch_queue *q, pgp_batch *b)
@@ -621,6 +544,15 @@ size_t pgp_background_pending(pgp_background *group)
     pending = group->n_queued + group->n_running;
     CPLReleaseMutex(group->ex->mutex);
     return pending;
+}
+
+void pgp_background_wait(pgp_background *group)
+{
+    pgp_executor *ex = group->ex;
+    CPLAcquireMutex(ex->mutex, 1000.0);
+    while (group->n_queued + group->n_running > 0)
+        CPLCondWait(group->idle_cond, ex->mutex);
+    CPLReleaseMutex(ex->mutex);
 }
 
 void pgp_background_free(pgp_background *group)

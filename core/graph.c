@@ -1,6 +1,8 @@
 /* graph.c — parse and validate a .pgp.vrt document into an immutable graph. */
 #include "pgp/graph.h"
+#include "pgp/node.h"
 #include "pgp/alloc.h"
+#include "pgp/settings.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -16,9 +18,7 @@
 #include "ogr_srs_api.h"
 
 /* Every problem is reported as "<where>: <what>" so users find the element. */
-static void report(const char *where, const char *fmt, ...) CPL_PRINT_FUNC_FORMAT(2, 3);
-
-static void report(const char *where, const char *fmt, ...)
+void pgp_graph_report(const char *where, const char *fmt, ...)
 {
     char what[1024];
     va_list args;
@@ -28,7 +28,7 @@ static void report(const char *where, const char *fmt, ...)
     CPLError(CE_Failure, CPLE_AppDefined, "%s: %s", where, what);
 }
 
-static int parse_double(const char *text, double *value)
+int pgp_graph_parse_double(const char *text, double *value)
 {
     char *end = NULL;
     if (text == NULL || *text == '\0')
@@ -40,23 +40,18 @@ static int parse_double(const char *text, double *value)
     return (*end == '\0' && end != text) ? 0 : -1;
 }
 
-static int parse_int(const char *text, long min, long max, int *value)
+int pgp_graph_parse_int(const char *text, long min, long max, int *value)
 {
-    char *end = NULL;
     long v;
-    if (text == NULL || *text == '\0')
-        return -1;
-    errno = 0;
-    v = strtol(text, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
+    if (pgp_parse_int(text, min, max, &v) != 0)
         return -1;
     *value = (int)v;
     return 0;
 }
 
 /* Rejects attributes an element does not define: a typo must not be ignored. */
-static int check_attributes(const CPLXMLNode *element, const char *where,
-                            const char *const *allowed)
+int pgp_graph_check_attributes(const CPLXMLNode *element, const char *where,
+                               const char *const *allowed)
 {
     const CPLXMLNode *child;
     for (child = element->psChild; child != NULL; child = child->psNext) {
@@ -66,7 +61,7 @@ static int check_attributes(const CPLXMLNode *element, const char *where,
         for (i = 0; allowed[i] != NULL && !known; i++)
             known = strcmp(child->pszValue, allowed[i]) == 0;
         if (!known) {
-            report(where, "unknown attribute '%s'", child->pszValue);
+            pgp_graph_report(where, "unknown attribute '%s'", child->pszValue);
             return -1;
         }
     }
@@ -75,7 +70,7 @@ static int check_attributes(const CPLXMLNode *element, const char *where,
 
 /* An attribute by exact name (CPLGetXMLValue would also match a child element
  * with that name in any case: kernel= versus <Kernel>). */
-static const char *attribute(const CPLXMLNode *element, const char *name)
+const char *pgp_graph_attribute(const CPLXMLNode *element, const char *name)
 {
     const CPLXMLNode *child;
     for (child = element->psChild; child != NULL; child = child->psNext)
@@ -103,12 +98,14 @@ static char *describe(const char *element, const char *name)
                 : pgp_strdup(CPLSPrintf("<%s>", element));
 }
 
-static int parse_data_type(const char *text, const char *where, GDALDataType *type)
+int pgp_graph_parse_data_type(const char *text, const char *where, GDALDataType *type)
 {
     *type = GDALGetDataTypeByName(text);
     if (*type == GDT_Unknown || GDALDataTypeIsComplex(*type)) {
-        report(where, "dataType '%s' is not a real GDAL data type (Byte, UInt16, Int16, "
-                      "UInt32, Int32, UInt64, Int64, Float32, Float64)", text);
+        pgp_graph_report(where,
+                         "dataType '%s' is not a real GDAL data type (Byte, UInt16, Int16, "
+                         "UInt32, Int32, UInt64, Int64, Float32, Float64)",
+                         text);
         return -1;
     }
     return 0;
@@ -116,8 +113,8 @@ static int parse_data_type(const char *text, const char *where, GDALDataType *ty
 
 /* A noData attribute must be a number the data type can hold exactly, or the
  * output could never be recognised as nodata. */
-static int parse_nodata(const char *text, GDALDataType type, const char *where,
-                        pgp_nodata *nodata)
+int pgp_graph_parse_nodata(const char *text, GDALDataType type, const char *where,
+                           pgp_nodata *nodata)
 {
     int clamped = FALSE, rounded = FALSE;
     double value;
@@ -125,24 +122,65 @@ static int parse_nodata(const char *text, GDALDataType type, const char *where,
     nodata->present = text != NULL;
     if (text == NULL)
         return 0;
-    if (parse_double(text, &value) != 0) {
-        report(where, "noData '%s' is not a number", text);
+    if (pgp_graph_parse_double(text, &value) != 0) {
+        pgp_graph_report(where, "noData '%s' is not a number", text);
         return -1;
     }
     if (!CPLIsNan(value))
         GDALAdjustValueToDataType(type, value, &clamped, &rounded);
     if (clamped || rounded || (nodata->exact && CPLIsNan(value))) {
-        report(where, "noData %s cannot be represented in %s", text, GDALGetDataTypeName(type));
+        pgp_graph_report(where, "noData %s cannot be represented in %s", text,
+                         GDALGetDataTypeName(type));
         return -1;
     }
     nodata->value = value;
     return 0;
 }
 
+/* ---- kinds ------------------------------------------------------------------- */
+
+/* The table of node kinds: one row per kind, built-ins first. */
+#define MAX_KINDS 32
+static const pgp_node_kind_def *kinds[MAX_KINDS] = {&pgp_node_source, &pgp_node_calc,
+                                                    &pgp_node_convolve};
+static int n_kinds = 3;
+
+int pgp_node_kind_register(const pgp_node_kind_def *def)
+{
+    if (n_kinds == MAX_KINDS || pgp_node_kind_find(def->element) != NULL)
+        return -1;
+    kinds[n_kinds++] = def;
+    return 0;
+}
+
+const pgp_node_kind_def *pgp_node_kind_find(const char *element)
+{
+    int i;
+    for (i = 0; i < n_kinds; i++)
+        if (strcmp(kinds[i]->element, element) == 0)
+            return kinds[i];
+    return NULL;
+}
+
+int pgp_graph_link_one(pgp_graph *graph, pgp_node *node, const char *input)
+{
+    const int found = pgp_graph_find(graph, input);
+    if (found < 0) {
+        pgp_graph_report(node->where, "input '%s' names no <Source>, <Calc> or <Convolve>", input);
+        return -1;
+    }
+    node->input_nodes = (int *)pgp_calloc(1, sizeof(int));
+    if (node->input_nodes == NULL)
+        return -1;
+    node->input_nodes[0] = found;
+    node->n_inputs = 1;
+    return 0;
+}
+
 /* ---- sources ----------------------------------------------------------------- */
 
 /* Paths are relative to the .pgp.vrt unless absolute or /vsi... */
-static const char *resolve_path(const char *base_dir, const char *file)
+const char *pgp_graph_resolve_path(const char *base_dir, const char *file)
 {
     return STARTS_WITH(file, "/vsi") || !CPLIsFilenameRelative(file)
                ? file
@@ -159,85 +197,10 @@ static int geotransforms_equal(const double *a, const double *b)
     return 1;
 }
 
-static void add_source_file(pgp_graph *graph, const char *path)
+void pgp_graph_add_file(pgp_graph *graph, const char *path)
 {
     if (CSLFindString(graph->source_files, path) < 0)
         graph->source_files = CSLAddString(graph->source_files, path);
-}
-
-static int open_source(pgp_graph *graph, pgp_node *node)
-{
-    GDALDatasetH ds;
-    GDALRasterBandH band;
-    double gt[6];
-    int has_gt, band_count, has_nodata = FALSE;
-    double nodata;
-    const char *pixel_type;
-
-    CPLErrorReset();
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    ds = GDALOpenEx(node->path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR,
-                    NULL, NULL, NULL);
-    CPLPopErrorHandler();
-    if (ds == NULL) {
-        report(node->where, "cannot open '%s': %s", node->path, CPLGetLastErrorMsg());
-        return -1;
-    }
-    /* Passed on, not hidden: libtiff, for one, turns a failed read of a tag
-     * (GDAL_NODATA) into a warning and opens the file without it. */
-    if (CPLGetLastErrorType() == CE_Warning) {
-        char warning[1024]; /* copied: CPLError formats into the message's buffer */
-        CPLStrlcpy(warning, CPLGetLastErrorMsg(), sizeof warning);
-        CPLError(CE_Warning, CPLGetLastErrorNo(), "%s: opening '%s': %s", node->where,
-                 node->path, warning);
-    }
-    band_count = GDALGetRasterCount(ds);
-    if (node->band > band_count) {
-        report(node->where, "band %d does not exist: '%s' has %d band%s", node->band,
-               node->path, band_count, band_count == 1 ? "" : "s");
-        GDALClose(ds);
-        return -1;
-    }
-    band = GDALGetRasterBand(ds, node->band);
-    node->data_type = GDALGetRasterDataType(band);
-    if (GDALDataTypeIsComplex(node->data_type)) {
-        report(node->where, "'%s' band %d is complex (%s), which pgp does not compute with",
-               node->path, node->band, GDALGetDataTypeName(node->data_type));
-        GDALClose(ds);
-        return -1;
-    }
-    pixel_type = GDALGetMetadataItem(band, "PIXELTYPE", "IMAGE_STRUCTURE");
-    node->signed_byte = node->data_type == GDT_Byte && pixel_type != NULL &&
-                        EQUAL(pixel_type, "SIGNEDBYTE");
-    if (!node->nodata.present) {
-        nodata = GDALGetRasterNoDataValue(band, &has_nodata);
-        node->nodata.present = has_nodata;
-        node->nodata.value = nodata;
-    }
-    node->nodata.exact = GDALDataTypeIsInteger(node->data_type);
-    has_gt = GDALGetGeoTransform(ds, gt) == CE_None;
-
-    {
-        const OGRSpatialReferenceH srs = GDALGetSpatialRef(ds);
-        node->x_size = GDALGetRasterXSize(ds);
-        node->y_size = GDALGetRasterYSize(ds);
-        node->has_geotransform = has_gt;
-        memcpy(node->geotransform, gt, sizeof gt);
-        if (srs != NULL) {
-            char *wkt = NULL;
-            const char *options[] = {"FORMAT=WKT2_2018", NULL};
-            if (OSRExportToWktEx(srs, &wkt, options) == OGRERR_NONE &&
-                (node->srs_wkt = pgp_strdup(wkt)) == NULL) {
-                CPLFree(wkt);
-                GDALClose(ds);
-                return -1;
-            }
-            CPLFree(wkt);
-        }
-    }
-    GDALClose(ds);
-    add_source_file(graph, node->path);
-    return 0;
 }
 
 /* Without <Align>, every source must be on the first one's grid. */
@@ -262,53 +225,26 @@ static int check_shared_grid(pgp_graph *graph)
         }
         g = graph->geotransform;
         if (n->x_size != graph->x_size || n->y_size != graph->y_size) {
-            report(n->where,
-                   "'%s' is %dx%d pixels but %s is %dx%d; put the sources on one grid with "
-                   "<Align>",
-                   n->path, n->x_size, n->y_size, first->where, graph->x_size, graph->y_size);
+            pgp_graph_report(
+                n->where,
+                "'%s' is %dx%d pixels but %s is %dx%d; put the sources on one grid with "
+                "<Align>",
+                n->path, n->x_size, n->y_size, first->where, graph->x_size, graph->y_size);
             return -1;
         }
         if (n->has_geotransform != graph->has_geotransform ||
             (n->has_geotransform && !geotransforms_equal(gt, g))) {
-            report(n->where,
-                   "geotransform (%.15g,%.15g,%.15g,%.15g,%.15g,%.15g) of '%s' differs from %s's "
-                   "(%.15g,%.15g,%.15g,%.15g,%.15g,%.15g); put the sources on one grid with "
-                   "<Align>",
-                   gt[0], gt[1], gt[2], gt[3], gt[4], gt[5], n->path, first->where, g[0], g[1],
-                   g[2], g[3], g[4], g[5]);
+            pgp_graph_report(
+                n->where,
+                "geotransform (%.15g,%.15g,%.15g,%.15g,%.15g,%.15g) of '%s' differs from %s's "
+                "(%.15g,%.15g,%.15g,%.15g,%.15g,%.15g); put the sources on one grid with "
+                "<Align>",
+                gt[0], gt[1], gt[2], gt[3], gt[4], gt[5], n->path, first->where, g[0], g[1], g[2],
+                g[3], g[4], g[5]);
             return -1;
         }
     }
     return 0;
-}
-
-static int parse_source(const CPLXMLNode *element, const char *base_dir, pgp_node *node)
-{
-    static const char *const attributes[] = {"name", "file", "band", "noData", NULL};
-    const char *file = CPLGetXMLValue(element, "file", NULL);
-    const char *band = CPLGetXMLValue(element, "band", "1");
-    const char *nodata = CPLGetXMLValue(element, "noData", NULL);
-
-    node->kind = PGP_NODE_SOURCE;
-    if (check_attributes(element, node->where, attributes) != 0)
-        return -1;
-    if (file == NULL || *file == '\0') {
-        report(node->where, "missing attribute 'file'");
-        return -1;
-    }
-    if (parse_int(band, 1, INT_MAX, &node->band) != 0) {
-        report(node->where, "band '%s' is not a band number (1, 2, ...)", band);
-        return -1;
-    }
-    if (nodata != NULL) {
-        if (parse_double(nodata, &node->nodata.value) != 0) {
-            report(node->where, "noData '%s' is not a number", nodata);
-            return -1;
-        }
-        node->nodata.present = 1;
-    }
-    node->path = pgp_strdup(resolve_path(base_dir, file));
-    return node->path != NULL ? 0 : -1;
 }
 
 /* ---- align ------------------------------------------------------------------- */
@@ -356,26 +292,27 @@ static int parse_align_input(pgp_graph *graph, const CPLXMLNode *input, char *se
     char err[512];
     int node;
     if (strcmp(input->pszValue, "Input") != 0) {
-        report("<Align>",
-               "unexpected element <%s>: <Align> holds <Input ref resampling> and one <Mask>",
-               input->pszValue);
+        pgp_graph_report(
+            "<Align>",
+            "unexpected element <%s>: <Align> holds <Input ref resampling> and one <Mask>",
+            input->pszValue);
         return -1;
     }
-    if (check_attributes(input, "<Align> <Input>", attributes) != 0)
+    if (pgp_graph_check_attributes(input, "<Align> <Input>", attributes) != 0)
         return -1;
     node = ref ? pgp_graph_find(graph, ref) : -1;
     if (node < 0 || graph->nodes[node].kind != PGP_NODE_SOURCE) {
-        report("<Align> <Input>", "ref '%s' names no <Source>", ref ? ref : "");
+        pgp_graph_report("<Align> <Input>", "ref '%s' names no <Source>", ref ? ref : "");
         return -1;
     }
     if (seen[node]) {
-        report("<Align> <Input>", "source '%s' has two <Input>s", ref);
+        pgp_graph_report("<Align> <Input>", "source '%s' has two <Input>s", ref);
         return -1;
     }
     seen[node] = 1;
     if (pgp_grid_parse_resampling(CPLGetXMLValue(input, "resampling", "near"),
                                   &graph->nodes[node].resampling, err, sizeof err) != 0) {
-        report(CPLSPrintf("<Align> <Input ref='%s'>", ref), "%s", err);
+        pgp_graph_report(CPLSPrintf("<Align> <Input ref='%s'>", ref), "%s", err);
         return -1;
     }
     return 0;
@@ -405,17 +342,17 @@ static int parse_vectors(pgp_graph *graph, const char *list, const char *base_di
     *n = *vectors != NULL ? CSLCount(paths) : 0;
     status = *vectors != NULL ? 0 : -1;
     for (i = 0; i < *n && status == 0; i++) {
-        char *srs = NULL, *path = pgp_strdup(resolve_path(base_dir, paths[i]));
+        char *srs = NULL, *path = pgp_strdup(pgp_graph_resolve_path(base_dir, paths[i]));
         if (path == NULL) {
             status = -1;
             break;
         }
         status = pgp_grid_vector_bbox(path, NULL, &(*vectors)[i].bbox, &srs, err, sizeof err);
-        add_source_file(graph, path);
+        pgp_graph_add_file(graph, path);
         pgp_free(path);
         (*vectors)[i].srs_wkt = srs;
         if (status != 0)
-            report("<Align>", "vectors: '%s': %s", paths[i], err);
+            pgp_graph_report("<Align>", "vectors: '%s': %s", paths[i], err);
     }
     CSLDestroy(paths);
     return status;
@@ -434,31 +371,31 @@ static int parse_mask(const CPLXMLNode *align, const char *base_dir, pgp_grid_ma
         if (child->eType != CXT_Element || strcmp(child->pszValue, "Mask") != 0)
             continue;
         if (element != NULL) {
-            report("<Align> <Mask>", "<Align> holds at most one <Mask>");
+            pgp_graph_report("<Align> <Mask>", "<Align> holds at most one <Mask>");
             return -1;
         }
         element = child;
     }
     if (element == NULL)
         return 0;
-    vector = attribute(element, "vector");
-    if (check_attributes(element, "<Align> <Mask>", attributes) != 0)
+    vector = pgp_graph_attribute(element, "vector");
+    if (pgp_graph_check_attributes(element, "<Align> <Mask>", attributes) != 0)
         return -1;
     if (vector == NULL || *vector == '\0') {
-        report("<Align> <Mask>", "missing vector (the polygons to keep)");
+        pgp_graph_report("<Align> <Mask>", "missing vector (the polygons to keep)");
         return -1;
     }
-    mask->path = pgp_strdup(resolve_path(base_dir, vector));
+    mask->path = pgp_strdup(pgp_graph_resolve_path(base_dir, vector));
     if (mask->path == NULL)
         return -1;
-    if (attribute(element, "layer") != NULL &&
-        (mask->layer = pgp_strdup(attribute(element, "layer"))) == NULL)
+    if (pgp_graph_attribute(element, "layer") != NULL &&
+        (mask->layer = pgp_strdup(pgp_graph_attribute(element, "layer"))) == NULL)
         return -1;
-    if (attribute(element, "where") != NULL &&
-        (mask->where = pgp_strdup(attribute(element, "where"))) == NULL)
+    if (pgp_graph_attribute(element, "where") != NULL &&
+        (mask->where = pgp_strdup(pgp_graph_attribute(element, "where"))) == NULL)
         return -1;
     if (pgp_grid_mask_bbox(mask, &box->bbox, &srs, err, sizeof err) != 0) {
-        report("<Align> <Mask>", "%s", err);
+        pgp_graph_report("<Align> <Mask>", "%s", err);
         return -1;
     }
     box->srs_wkt = srs;
@@ -482,18 +419,18 @@ static int parse_align(pgp_graph *graph, const CPLXMLNode *align, const char *ba
     char err[1024];
     int i, n_inputs = 0, n_vectors = 0, align_index = -1, status = -1;
 
-    if (check_attributes(align, "<Align>", attributes) != 0 ||
+    if (pgp_graph_check_attributes(align, "<Align>", attributes) != 0 ||
         parse_align_inputs(graph, align) != 0)
         return -1;
     if (pgp_grid_parse_bbox(CPLGetXMLValue(align, "boundingBox", "intersection"), &bbox, err,
                             sizeof err) != 0 ||
         pgp_grid_parse_pixel_size(CPLGetXMLValue(align, "pixelSize", ""), pixel_size, err,
                                   sizeof err) != 0) {
-        report("<Align>", "%s", err);
+        pgp_graph_report("<Align>", "%s", err);
         return -1;
     }
     if (align_to != NULL && (align_index = source_position(graph, align_to)) < 0) {
-        report("<Align>", "alignTo '%s' names no <Source>", align_to);
+        pgp_graph_report("<Align>", "alignTo '%s' names no <Source>", align_to);
         return -1;
     }
     if (srs_text != NULL) {
@@ -501,9 +438,10 @@ static int parse_align(pgp_graph *graph, const CPLXMLNode *align, const char *ba
         /* Reprojecting needs every source's projection, whatever the box mode. */
         for (i = 0; i < graph->n_nodes; i++)
             if (graph->nodes[i].kind == PGP_NODE_SOURCE && graph->nodes[i].srs_wkt == NULL) {
-                report(graph->nodes[i].where,
-                       "'%s' has no projection, so <Align> cannot reproject it to srs '%s'",
-                       graph->nodes[i].path, srs_text);
+                pgp_graph_report(
+                    graph->nodes[i].where,
+                    "'%s' has no projection, so <Align> cannot reproject it to srs '%s'",
+                    graph->nodes[i].path, srs_text);
                 return -1;
             }
         srs = OSRNewSpatialReference(NULL);
@@ -511,7 +449,7 @@ static int parse_align(pgp_graph *graph, const CPLXMLNode *align, const char *ba
         if (OSRSetFromUserInput(srs, srs_text) != OGRERR_NONE ||
             OSRExportToWkt(srs, &target_srs) != OGRERR_NONE) {
             CPLPopErrorHandler();
-            report("<Align>", "srs '%s' is not a spatial reference GDAL knows", srs_text);
+            pgp_graph_report("<Align>", "srs '%s' is not a spatial reference GDAL knows", srs_text);
             OSRDestroySpatialReference(srs);
             CPLFree(target_srs);
             return -1;
@@ -527,13 +465,13 @@ static int parse_align(pgp_graph *graph, const CPLXMLNode *align, const char *ba
             pgp_grid_compute(inputs, n_inputs, &bbox, pixel_size, align_index, target_srs,
                              vectors, n_vectors, mask.path ? &mask_box : NULL, &graph->align,
                              err, sizeof err) != 0)
-            report("<Align>", "%s", err);
+            pgp_graph_report("<Align>", "%s", err);
         else if (inputs != NULL)
             status = 0;
     }
     if (status == 0) {
         if (mask.path != NULL)
-            add_source_file(graph, mask.path);
+            pgp_graph_add_file(graph, mask.path);
         graph->align.mask = mask; /* the grid owns the strings now */
         memset(&mask, 0, sizeof mask);
         graph->aligned = 1;
@@ -557,288 +495,6 @@ static int parse_align(pgp_graph *graph, const CPLXMLNode *align, const char *ba
     return status;
 }
 
-/* ---- calc -------------------------------------------------------------------- */
-
-static int parse_calc(const CPLXMLNode *element, pgp_node *node)
-{
-    static const char *const attributes[] = {"name", "dataType", "noData", "noDataPolicy", NULL};
-    const char *type = CPLGetXMLValue(element, "dataType", "Float64");
-    const char *policy = CPLGetXMLValue(element, "noDataPolicy", "propagate");
-    const CPLXMLNode *child, *expression = NULL;
-
-    node->kind = PGP_NODE_CALC;
-    if (check_attributes(element, node->where, attributes) != 0 ||
-        parse_data_type(type, node->where, &node->data_type) != 0 ||
-        parse_nodata(CPLGetXMLValue(element, "noData", NULL), node->data_type, node->where,
-                     &node->nodata) != 0)
-        return -1;
-    if (EQUAL(policy, "propagate"))
-        node->rules.policy = PGP_NODATA_PROPAGATE;
-    else if (EQUAL(policy, "expression"))
-        node->rules.policy = PGP_NODATA_EXPRESSION;
-    else {
-        report(node->where, "noDataPolicy '%s' is neither 'propagate' nor 'expression'", policy);
-        return -1;
-    }
-    for (child = element->psChild; child != NULL; child = child->psNext) {
-        if (child->eType != CXT_Element)
-            continue;
-        if (strcmp(child->pszValue, "Expression") != 0 || expression != NULL) {
-            report(node->where, "unexpected element <%s>: a <Calc> holds one <Expression>",
-                   child->pszValue);
-            return -1;
-        }
-        expression = child;
-    }
-    node->expression = pgp_strdup(expression ? CPLGetXMLValue(expression, NULL, "") : "");
-    if (node->expression == NULL)
-        return -1;
-    if (expression == NULL || node->expression[strspn(node->expression, " \t\r\n")] == '\0') {
-        report(node->where, "missing or empty <Expression>");
-        return -1;
-    }
-    return 0;
-}
-
-static int compile_calc(pgp_graph *graph, pgp_node *node, const pgp_expr_var *vars)
-{
-    char err[1024];
-    int i, missing;
-    node->program = pgp_expr_compile(node->expression, vars, graph->n_nodes, err, sizeof err);
-    if (node->program == NULL) {
-        report(node->where, "%s", err);
-        return -1;
-    }
-    node->rules.program = node->program;
-    node->rules.n_vars = graph->n_nodes;
-    node->rules.var_nodata = graph->var_nodata;
-    node->rules.out_nodata = node->nodata;
-    node->input_nodes = (int *)pgp_calloc(graph->n_nodes, sizeof(int));
-    if (node->input_nodes == NULL)
-        return -1;
-    for (i = 0; i < graph->n_nodes; i++)
-        if (pgp_expr_reads_var(node->program, i))
-            node->input_nodes[node->n_inputs++] = i;
-    missing = pgp_calc_missing_nodata(&node->rules);
-    if (missing >= 0) {
-        report(node->where,
-               "input '%s' has nodata but the Calc declares no noData; add noData=\"...\" "
-               "or noDataPolicy=\"expression\"",
-               graph->nodes[missing].name);
-        return -1;
-    }
-    return 0;
-}
-
-/* ---- convolve ---------------------------------------------------------------- */
-
-static int parse_flag(const CPLXMLNode *element, const char *where, const char *attribute,
-                      int fallback, int *value)
-{
-    const char *text = CPLGetXMLValue(element, attribute, NULL);
-    if (text == NULL) {
-        *value = fallback;
-        return 0;
-    }
-    if (EQUAL(text, "true") || EQUAL(text, "yes") || EQUAL(text, "1"))
-        *value = 1;
-    else if (EQUAL(text, "false") || EQUAL(text, "no") || EQUAL(text, "0"))
-        *value = 0;
-    else {
-        report(where, "%s '%s' is not a boolean (true or false)", attribute, text);
-        return -1;
-    }
-    return 0;
-}
-
-/* Kernel pixels from band 1 of a raster; its nodata pixels weigh 0. */
-static pgp_kernel *read_kernel_raster(const char *path, const char *where)
-{
-    char err[512];
-    GDALDatasetH ds;
-    GDALRasterBandH band;
-    pgp_kernel *kernel = NULL;
-    pgp_nodata nodata;
-    double *weights;
-    unsigned char *valid;
-    int rows, cols, i;
-
-    CPLErrorReset();
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR,
-                    NULL, NULL, NULL);
-    CPLPopErrorHandler();
-    if (ds == NULL) {
-        report(where, "cannot open kernel '%s': %s", path, CPLGetLastErrorMsg());
-        return NULL;
-    }
-    band = GDALGetRasterBand(ds, 1);
-    rows = GDALGetRasterYSize(ds);
-    cols = GDALGetRasterXSize(ds);
-    if (rows > PGP_KERNEL_MAX_SIZE || cols > PGP_KERNEL_MAX_SIZE) {
-        report(where, "kernel '%s' of %dx%d exceeds the %dx%d limit", path, rows, cols,
-               PGP_KERNEL_MAX_SIZE, PGP_KERNEL_MAX_SIZE);
-        GDALClose(ds);
-        return NULL;
-    }
-    nodata.value = GDALGetRasterNoDataValue(band, &nodata.present);
-    nodata.exact = GDALDataTypeIsInteger(GDALGetRasterDataType(band));
-    weights = (double *)pgp_malloc_array((size_t)rows * cols, sizeof(double));
-    valid = (unsigned char *)pgp_malloc_array(rows, cols);
-    if (weights != NULL && valid != NULL &&
-        GDALRasterIO(band, GF_Read, 0, 0, cols, rows, weights, cols, rows, GDT_Float64, 0, 0) ==
-            CE_None) {
-        for (i = 0; i < rows * cols; i++)
-            valid[i] = !pgp_is_nodata(&nodata, weights[i]);
-        kernel = pgp_kernel_new(weights, valid, rows, cols, err, sizeof err);
-        if (kernel == NULL)
-            report(where, "kernel '%s': %s", path, err);
-    } else {
-        report(where, "reading kernel '%s' failed: %s", path, CPLGetLastErrorMsg());
-    }
-    pgp_free(weights);
-    pgp_free(valid);
-    GDALClose(ds);
-    return kernel;
-}
-
-/* <Kernel rows="3" cols="3">1 2 1  2 4 2  1 2 1</Kernel>: numbers separated by
- * white space or commas, row by row. */
-static pgp_kernel *parse_inline_kernel(const CPLXMLNode *element, const char *where)
-{
-    static const char *const attributes[] = {"rows", "cols", NULL};
-    const char *rows_text = CPLGetXMLValue(element, "rows", NULL);
-    const char *cols_text = CPLGetXMLValue(element, "cols", NULL);
-    char **values = CSLTokenizeString2(CPLGetXMLValue(element, NULL, ""), " ,\t\r\n", 0);
-    pgp_kernel *kernel = NULL;
-    double *weights = NULL;
-    char err[512];
-    int rows = 0, cols = 0, count = CSLCount(values), i;
-
-    if (check_attributes(element, where, attributes) != 0)
-        goto done;
-    if (parse_int(rows_text, 1, PGP_KERNEL_MAX_SIZE, &rows) != 0 ||
-        parse_int(cols_text, 1, PGP_KERNEL_MAX_SIZE, &cols) != 0) {
-        report(where, "<Kernel> rows '%s' and cols '%s' must be integers from 1 to %d",
-               rows_text ? rows_text : "", cols_text ? cols_text : "", PGP_KERNEL_MAX_SIZE);
-        goto done;
-    }
-    if (count != rows * cols) {
-        report(where, "<Kernel> of %dx%d needs %d values but has %d", rows, cols, rows * cols,
-               count);
-        goto done;
-    }
-    weights = (double *)pgp_malloc_array(count, sizeof(double));
-    if (weights == NULL)
-        goto done;
-    for (i = 0; i < count; i++)
-        if (parse_double(values[i], &weights[i]) != 0) {
-            report(where, "<Kernel> value %d '%s' is not a number", i + 1, values[i]);
-            goto done;
-        }
-    kernel = pgp_kernel_new(weights, NULL, rows, cols, err, sizeof err);
-    if (kernel == NULL)
-        report(where, "<Kernel>: %s", err);
-done:
-    pgp_free(weights);
-    CSLDestroy(values);
-    return kernel;
-}
-
-static int parse_convolve(const CPLXMLNode *element, const char *base_dir, pgp_node *node)
-{
-    static const char *const attributes[] = {
-        "name", "input", "kernel", "normalizeKernel", "ignoreNoDataAndEdges", "maskNoData",
-        "setTolToZero", "dataType", "noData", "method", NULL};
-    /* pygeoprocessing's default target nodata: float32's lowest value. */
-    static const char float32_lowest[] = "-3.4028234663852886e38";
-    const char *input = CPLGetXMLValue(element, "input", NULL);
-    const char *kernel_file = attribute(element, "kernel");
-    const char *type = CPLGetXMLValue(element, "dataType", "Float64");
-    const char *nodata = CPLGetXMLValue(element, "noData", NULL);
-    const char *tol = CPLGetXMLValue(element, "setTolToZero", "1e-8");
-    const char *method = CPLGetXMLValue(element, "method", "auto");
-    const CPLXMLNode *child, *inline_kernel = NULL;
-    pgp_convolve_options *opt = &node->convolve;
-
-    node->kind = PGP_NODE_CONVOLVE;
-    if (check_attributes(element, node->where, attributes) != 0 ||
-        parse_flag(element, node->where, "normalizeKernel", 0, &opt->normalize_kernel) != 0 ||
-        parse_flag(element, node->where, "ignoreNoDataAndEdges", 0,
-                   &opt->ignore_nodata_and_edges) != 0 ||
-        parse_flag(element, node->where, "maskNoData", 1, &opt->mask_nodata) != 0 ||
-        parse_data_type(type, node->where, &node->data_type) != 0)
-        return -1;
-    if (input == NULL) {
-        report(node->where, "missing attribute 'input'");
-        return -1;
-    }
-    node->input = pgp_strdup(input);
-    if (node->input == NULL)
-        return -1;
-    if (nodata == NULL && node->data_type != GDT_Float64) {
-        report(node->where, "dataType %s needs a noData (only Float64 has a default)", type);
-        return -1;
-    }
-    if (parse_nodata(nodata ? nodata : float32_lowest, node->data_type, node->where,
-                     &node->nodata) != 0)
-        return -1;
-    opt->has_tol = !EQUAL(tol, "none");
-    if (opt->has_tol && (parse_double(tol, &opt->tol) != 0 || !(opt->tol >= 0))) {
-        report(node->where, "setTolToZero '%s' is neither a non-negative number nor 'none'", tol);
-        return -1;
-    }
-    if (EQUAL(method, "auto"))
-        opt->method = PGP_CONVOLVE_AUTO;
-    else if (EQUAL(method, "direct"))
-        opt->method = PGP_CONVOLVE_DIRECT;
-    else if (EQUAL(method, "fft"))
-        opt->method = PGP_CONVOLVE_FFT;
-    else {
-        report(node->where, "method '%s' is not auto, direct or fft", method);
-        return -1;
-    }
-    for (child = element->psChild; child != NULL; child = child->psNext) {
-        if (child->eType != CXT_Element)
-            continue;
-        if (strcmp(child->pszValue, "Kernel") != 0 || inline_kernel != NULL) {
-            report(node->where, "unexpected element <%s>: a <Convolve> holds at most one <Kernel>",
-                   child->pszValue);
-            return -1;
-        }
-        inline_kernel = child;
-    }
-    if ((kernel_file != NULL) == (inline_kernel != NULL)) {
-        report(node->where, "give the kernel either as kernel=\"file\" or as one <Kernel>");
-        return -1;
-    }
-    if (inline_kernel != NULL) {
-        node->kernel = parse_inline_kernel(inline_kernel, node->where);
-    } else {
-        /* A copy: CPLProjectRelativeFilename's buffer is reused by GDALOpenEx. */
-        node->path = pgp_strdup(resolve_path(base_dir, kernel_file));
-        if (node->path == NULL)
-            return -1;
-        node->kernel = read_kernel_raster(node->path, node->where);
-    }
-    return node->kernel != NULL ? 0 : -1;
-}
-
-static int link_convolve(pgp_graph *graph, pgp_node *node)
-{
-    const int input = pgp_graph_find(graph, node->input);
-    if (input < 0) {
-        report(node->where, "input '%s' names no <Source>, <Calc> or <Convolve>", node->input);
-        return -1;
-    }
-    node->input_nodes = (int *)pgp_calloc(1, sizeof(int));
-    if (node->input_nodes == NULL)
-        return -1;
-    node->input_nodes[0] = input;
-    node->n_inputs = 1;
-    return 0;
-}
-
 /* Depth-first search with colours; the stack holds the path for the message. */
 static int find_cycle(const pgp_graph *graph, int node, char *colour, int *path, int depth)
 {
@@ -859,7 +515,7 @@ static int find_cycle(const pgp_graph *graph, int node, char *colour, int *path,
             message = longer;
         }
         if (message != NULL)
-            report(n->where, "the graph has a cycle: %s", message);
+            pgp_graph_report(n->where, "the graph has a cycle: %s", message);
         pgp_free(message);
         return -1;
     }
@@ -889,18 +545,12 @@ static int check_acyclic(const pgp_graph *graph)
 static double job_bytes(const pgp_graph *graph, int node, double *need)
 {
     const pgp_node *n = &graph->nodes[node];
-    const double block = (double)graph->block_x * graph->block_y;
     double own = 0, deepest = 0;
-    int i, up, down, left, right;
+    int i;
     if (need[node] >= 0)
         return need[node];
-    if (n->kind == PGP_NODE_CALC) {
-        own = (n->n_inputs + 1) * block * sizeof(double);
-    } else if (n->kind == PGP_NODE_CONVOLVE) {
-        pgp_kernel_reach(n->kernel, &up, &down, &left, &right);
-        own = (double)(graph->block_x + left + right) * (graph->block_y + up + down) *
-                  (sizeof(double) + 1) + block * sizeof(double);
-    }
+    if (n->def->scratch_bytes != NULL)
+        own = n->def->scratch_bytes(graph, n);
     for (i = 0; i < n->n_inputs; i++)
         deepest = MAX(deepest, job_bytes(graph, n->input_nodes[i], need));
     return need[node] = own + deepest;
@@ -920,12 +570,12 @@ static int check_job_memory(const pgp_graph *graph)
         if (job_bytes(graph, i, need) > need[worst])
             worst = i;
     if (need[worst] > PGP_MAX_JOB_BYTES) {
-        report(graph->nodes[worst].where,
-               "computing one tile needs %.0f MB of scratch per worker (nodes nested "
-               "%dx%d-pixel tiles deep), above the %d MB limit: use smaller blocks "
-               "(blockXSize/blockYSize) or a shallower graph",
-               need[worst] / (1 << 20), graph->block_x, graph->block_y,
-               (int)(PGP_MAX_JOB_BYTES >> 20));
+        pgp_graph_report(graph->nodes[worst].where,
+                         "computing one tile needs %.0f MB of scratch per worker (nodes nested "
+                         "%dx%d-pixel tiles deep), above the %d MB limit: use smaller blocks "
+                         "(blockXSize/blockYSize) or a shallower graph",
+                         need[worst] / (1 << 20), graph->block_x, graph->block_y,
+                         (int)(PGP_MAX_JOB_BYTES >> 20));
         status = -1;
     }
     pgp_free(need);
@@ -941,15 +591,15 @@ static int parse_band(const pgp_graph *graph, const CPLXMLNode *element, int ind
     const char *ref = CPLGetXMLValue(element, "ref", NULL);
     char where[64];
     snprintf(where, sizeof where, "<Band> #%d", index + 1);
-    if (check_attributes(element, where, attributes) != 0)
+    if (pgp_graph_check_attributes(element, where, attributes) != 0)
         return -1;
     if (ref == NULL) {
-        report(where, "missing attribute 'ref'");
+        pgp_graph_report(where, "missing attribute 'ref'");
         return -1;
     }
     band->node = pgp_graph_find(graph, ref);
     if (band->node < 0) {
-        report(where, "ref '%s' names no <Source>, <Calc> or <Convolve>", ref);
+        pgp_graph_report(where, "ref '%s' names no <Source>, <Calc> or <Convolve>", ref);
         return -1;
     }
     band->description = pgp_strdup(CPLGetXMLValue(element, "description", ""));
@@ -959,9 +609,9 @@ static int parse_band(const pgp_graph *graph, const CPLXMLNode *element, int ind
 static int parse_block_size(const CPLXMLNode *root, const char *attribute, int *size)
 {
     const char *text = CPLGetXMLValue(root, attribute, "256");
-    if (parse_int(text, 1, PGP_MAX_BLOCK_SIZE, size) != 0) {
-        report("<PGPDataset>", "%s '%s' must be an integer from 1 to %d", attribute,
-               text ? text : "", PGP_MAX_BLOCK_SIZE);
+    if (pgp_graph_parse_int(text, 1, PGP_MAX_BLOCK_SIZE, size) != 0) {
+        pgp_graph_report("<PGPDataset>", "%s '%s' must be an integer from 1 to %d", attribute,
+                         text ? text : "", PGP_MAX_BLOCK_SIZE);
         return -1;
     }
     return 0;
@@ -983,18 +633,19 @@ static int collect_nodes(pgp_graph *graph, const CPLXMLNode *root, const char *b
     const char *first_source = NULL;
     for (child = root->psChild; child != NULL; child = child->psNext) {
         const char *kind = child->pszValue;
+        const pgp_node_kind_def *def;
         const char *name;
         pgp_node *node;
         int status;
         if (child->eType != CXT_Element || strcmp(kind, "Band") == 0 ||
             strcmp(kind, "Align") == 0)
             continue;
-        if (strcmp(kind, "Source") != 0 && strcmp(kind, "Calc") != 0 &&
-            strcmp(kind, "Convolve") != 0) {
+        def = pgp_node_kind_find(kind);
+        if (def == NULL) {
             char *where = describe(kind, CPLGetXMLValue(child, "name", NULL));
             if (where != NULL)
-                report(where, "unknown element (a <PGPDataset> holds <Source>, <Align>, "
-                              "<Calc>, <Convolve> and <Band>)");
+                pgp_graph_report(where, "unknown element (a <PGPDataset> holds <Source>, <Align>, "
+                                        "<Calc>, <Convolve> and <Band>)");
             pgp_free(where);
             return -1;
         }
@@ -1005,34 +656,32 @@ static int collect_nodes(pgp_graph *graph, const CPLXMLNode *root, const char *b
         if (node->where == NULL)
             return -1;
         if (name == NULL || !is_identifier(name)) {
-            report(node->where, name ? "name is not an identifier ([A-Za-z_][A-Za-z0-9_]*)"
-                                     : "missing attribute 'name'");
+            pgp_graph_report(node->where, name
+                                              ? "name is not an identifier ([A-Za-z_][A-Za-z0-9_]*)"
+                                              : "missing attribute 'name'");
             return -1;
         }
         if (pgp_graph_find(graph, name) >= 0) {
-            report(node->where, "duplicate name: another element is already named '%s'", name);
+            pgp_graph_report(node->where, "duplicate name: another element is already named '%s'",
+                             name);
             return -1;
         }
         node->name = pgp_strdup(name);
         if (node->name == NULL)
             return -1;
-        if (strcmp(kind, "Source") == 0)
-            status = parse_source(child, base_dir, node);
-        else if (strcmp(kind, "Calc") == 0)
-            status = parse_calc(child, node);
-        else
-            status = parse_convolve(child, base_dir, node);
-        if (status == 0 && node->kind == PGP_NODE_SOURCE) {
-            status = open_source(graph, node);
-            first_source = node->where;
-        } else if (status == 0 && node->path != NULL) {
-            add_source_file(graph, node->path);
-        }
+        node->def = def;
+        node->kind = PGP_NODE_OTHER;
+        status = def->parse(graph, child, base_dir, node);
         if (status != 0)
             return -1;
+        if (node->kind == PGP_NODE_SOURCE)
+            first_source = node->where;
+        if (node->path != NULL)
+            pgp_graph_add_file(graph, node->path);
     }
     if (first_source == NULL) {
-        report("<PGPDataset>", "no <Source>: the grid of the dataset comes from its sources");
+        pgp_graph_report("<PGPDataset>",
+                         "no <Source>: the grid of the dataset comes from its sources");
         return -1;
     }
     return 0;
@@ -1045,19 +694,20 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
     pgp_expr_var *vars;
     int i, n_elements, status = 0;
 
-    if (check_attributes(root, "<PGPDataset>", attributes) != 0 ||
+    if (pgp_graph_check_attributes(root, "<PGPDataset>", attributes) != 0 ||
         parse_block_size(root, "blockXSize", &graph->block_x) != 0 ||
         parse_block_size(root, "blockYSize", &graph->block_y) != 0)
         return -1;
     if ((long long)graph->block_x * graph->block_y > PGP_MAX_BLOCK_PIXELS) {
-        report("<PGPDataset>", "block of %dx%d pixels exceeds the limit of %d pixels",
-               graph->block_x, graph->block_y, PGP_MAX_BLOCK_PIXELS);
+        pgp_graph_report("<PGPDataset>", "block of %dx%d pixels exceeds the limit of %d pixels",
+                         graph->block_x, graph->block_y, PGP_MAX_BLOCK_PIXELS);
         return -1;
     }
-    n_elements = count_elements(root, "Source") + count_elements(root, "Calc") +
-                 count_elements(root, "Convolve");
+    n_elements = 0;
+    for (i = 0; i < n_kinds; i++)
+        n_elements += count_elements(root, kinds[i]->element);
     if (n_elements > PGP_MAX_NODES) {
-        report("<PGPDataset>", "more than %d nodes", PGP_MAX_NODES);
+        pgp_graph_report("<PGPDataset>", "more than %d nodes", PGP_MAX_NODES);
         return -1;
     }
     /* Unknown elements are refused before they would overflow the array. */
@@ -1072,7 +722,7 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
         status = parse_align(graph, CPLGetXMLNode((CPLXMLNode *)root, "Align"), base_dir);
         break;
     default:
-        report("<Align>", "a <PGPDataset> holds at most one <Align>");
+        pgp_graph_report("<Align>", "a <PGPDataset> holds at most one <Align>");
         status = -1;
     }
     if (status != 0)
@@ -1093,10 +743,8 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
         vars[i].nodata = graph->var_nodata[i] = graph->nodes[i].nodata;
     }
     for (i = 0; i < graph->n_nodes && status == 0; i++)
-        if (graph->nodes[i].kind == PGP_NODE_CALC)
-            status = compile_calc(graph, &graph->nodes[i], vars);
-        else if (graph->nodes[i].kind == PGP_NODE_CONVOLVE)
-            status = link_convolve(graph, &graph->nodes[i]);
+        if (graph->nodes[i].def->link != NULL)
+            status = graph->nodes[i].def->link(graph, &graph->nodes[i], vars);
     pgp_free(vars);
     if (status != 0 || check_acyclic(graph) != 0 || check_job_memory(graph) != 0)
         return -1;
@@ -1113,7 +761,7 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
                 return -1;
         }
     if (graph->n_bands == 0) {
-        report("<PGPDataset>", "no <Band ref=\"...\"/>: the dataset would have no band");
+        pgp_graph_report("<PGPDataset>", "no <Band ref=\"...\"/>: the dataset would have no band");
         return -1;
     }
     return 0;
@@ -1181,8 +829,8 @@ static void report_malformed(const char *filename_or_xml, int from_text)
             text = (char *)bytes;
     }
     raw_markup_hint(from_text ? filename_or_xml : text, hint, sizeof hint);
-    report(from_text ? "<PGPDataset> text" : filename_or_xml, "malformed XML: %s%s", reason,
-           hint);
+    pgp_graph_report(from_text ? "<PGPDataset> text" : filename_or_xml, "malformed XML: %s%s",
+                     reason, hint);
     VSIFree(text);
 }
 
@@ -1225,15 +873,13 @@ void pgp_graph_free(pgp_graph *graph)
         return;
     for (i = 0; i < graph->n_nodes; i++) {
         pgp_node *node = &graph->nodes[i];
+        if (node->def != NULL && node->def->free != NULL)
+            node->def->free(node);
         pgp_free(node->name);
         pgp_free(node->where);
         pgp_free(node->path);
-        pgp_free(node->expression);
-        pgp_expr_free(node->program);
         pgp_free(node->input_nodes);
-        pgp_free(node->input);
         pgp_free(node->srs_wkt);
-        pgp_kernel_free(node->kernel);
     }
     for (i = 0; i < graph->n_bands; i++)
         pgp_free(graph->bands[i].description);

@@ -1,9 +1,9 @@
-/* render.c — renderers (one per level), worker contexts, source reads, tile
- * evaluation of Source, Calc and Convolve nodes, window reads, prefetch and
- * the tile visits behind statistics. */
+/* render.c — renderers (one per level), worker contexts, tile evaluation of
+ * Source, Calc and Convolve nodes, window reads with copy-out, prefetch and
+ * the tile visits behind statistics. Reading sources is source.c's. */
 #include "pgp/render.h"
 #include "pgp/alloc.h"
-#include "pgp/warp.h"
+#include "pgp/source.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -16,30 +16,13 @@
 #include "cpl_string.h"
 #include "cpl_vsi.h"
 
-/* Reports a failure in context, quoting the error that caused it. The cause is
- * copied first: CPLError formats into the buffer CPLGetLastErrorMsg returns.
- * No allocation: this also reports running out of memory. */
-static void fail_because(CPLErrorNum err_no, const char *context)
-{
-    char cause[2048];
-    CPLStrlcpy(cause, CPLGetLastErrorMsg(), sizeof cause);
-    CPLError(CE_Failure, err_no, "%s: %s", context, cause);
-}
-
-/* Scratch memory reused from tile to tile: fresh large allocations cost a page
- * fault per 4 KiB, which dominated rendering before buffers were kept. */
-typedef struct scratch {
-    void *data;
-    size_t bytes;
-} scratch;
-
-/* What one running job owns: a GDAL handle per source, opened on first use,
- * and scratch buffers. A Calc computing a Calc input nests one level deeper,
- * so the evaluation buffers are one per depth (at most one per node). */
+/* What one running job owns: a GDAL handle per source, opened when the
+ * context is created, and scratch buffers. A Calc computing a Calc input nests
+ * one level deeper, so the evaluation buffers are one per depth (at most one
+ * per node). */
 typedef struct worker_context {
-    GDALDatasetH *sources; /* indexed by node; NULL until opened */
-    scratch *calc_scratch; /* indexed by nesting depth           */
-    scratch source_block;  /* one block of a source, native type */
+    pgp_source_handles src;
+    pgp_scratch *calc_scratch; /* indexed by nesting depth */
     pgp_convolve_scratch convolve; /* inside pgp_convolve_tile, which never nests */
     struct worker_context *next;
 } worker_context;
@@ -48,8 +31,8 @@ struct pgp_renderer {
     const pgp_graph *graph;
     pgp_executor *executor;
     pgp_tile_cache *cache;
-    pgp_tile_cache *blocks; /* decoded source blocks: pgp_block_cache_global() */
     uint64_t owner;
+    pgp_source_level sources; /* the level as source.c reads it */
     /* The level's grid: the graph's at full resolution, coarser for overviews. */
     int x_size, y_size;
     double scale_x, scale_y; /* full-resolution pixels per pixel of this level */
@@ -61,8 +44,6 @@ struct pgp_renderer {
     pgp_background *prefetch;
     int last_window[4]; /* x, y, w, h of the previous read; w == 0 before any */
     _Atomic uint64_t tiles_computed;
-    _Atomic uint64_t source_pixels;
-    _Atomic uint64_t blocks_decoded;
     CPLMutex *contexts_mutex;
     worker_context *idle_contexts; /* free list; every context is here between jobs */
 };
@@ -71,10 +52,7 @@ struct pgp_renderer {
  * [1] at overview levels (pgp_render_process_totals). */
 static _Atomic uint64_t process_tiles[2];
 
-typedef struct tile_rect {
-    int tx, ty;
-    int x, y, w, h;
-} tile_rect;
+typedef pgp_rect tile_rect;
 
 static tile_rect tile_at(const pgp_renderer *r, int tx, int ty)
 {
@@ -103,12 +81,17 @@ static pgp_renderer *renderer_new(const pgp_graph *graph, pgp_executor *executor
     r->graph = graph;
     r->executor = executor;
     r->cache = cache;
-    r->blocks = pgp_block_cache_global();
     r->owner = pgp_tile_cache_new_owner();
     r->x_size = x_size;
     r->y_size = y_size;
     r->scale_x = (double)graph->x_size / x_size;
     r->scale_y = (double)graph->y_size / y_size;
+    r->sources.graph = graph;
+    r->sources.align = &r->align;
+    r->sources.scale_x = r->scale_x;
+    r->sources.scale_y = r->scale_y;
+    r->sources.blocks = pgp_block_cache_global();
+    r->sources.owner = r->owner;
     r->kernels = (pgp_kernel **)pgp_calloc(graph->n_nodes, sizeof(pgp_kernel *));
     r->tiles_x = (x_size + graph->block_x - 1) / graph->block_x;
     r->tiles_y = (y_size + graph->block_y - 1) / graph->block_y;
@@ -152,7 +135,7 @@ pgp_renderer *pgp_renderer_new_overview(const pgp_graph *graph, pgp_executor *ex
     r = renderer_new(graph, executor, cache, prefetch_tiles, x_size, y_size);
     if (r == NULL)
         return NULL;
-    r->is_overview = 1;
+    r->is_overview = r->sources.is_overview = 1;
     /* Same extent, bigger pixels: GDAL's convention for overviews. */
     r->align = graph->align;
     r->align.x_size = x_size;
@@ -181,15 +164,10 @@ pgp_renderer *pgp_renderer_new_overview(const pgp_graph *graph, pgp_executor *ex
 static void free_context(const pgp_renderer *r, worker_context *ctx)
 {
     int i;
-    for (i = 0; i < r->graph->n_nodes; i++) {
-        if (ctx->sources != NULL && ctx->sources[i] != NULL)
-            GDALClose(ctx->sources[i]);
-        if (ctx->calc_scratch != NULL)
-            pgp_free(ctx->calc_scratch[i].data);
-    }
-    pgp_free(ctx->source_block.data);
+    for (i = 0; ctx->calc_scratch != NULL && i < r->graph->n_nodes; i++)
+        pgp_free(ctx->calc_scratch[i].data);
+    pgp_source_handles_close(&r->sources, &ctx->src);
     pgp_convolve_scratch_free(&ctx->convolve);
-    pgp_free(ctx->sources);
     pgp_free(ctx->calc_scratch);
     pgp_free(ctx);
 }
@@ -205,7 +183,7 @@ void pgp_renderer_free(pgp_renderer *r)
         free_context(r, ctx);
     }
     pgp_tile_cache_purge_owner(r->cache, r->owner);
-    pgp_tile_cache_purge_owner(r->blocks, r->owner);
+    pgp_tile_cache_purge_owner(r->sources.blocks, r->owner);
     if (r->contexts_mutex != NULL)
         CPLDestroyMutex(r->contexts_mutex);
     if (r->is_overview) {
@@ -232,6 +210,11 @@ uint64_t pgp_renderer_tiles_computed(const pgp_renderer *r)
     return atomic_load(&r->tiles_computed);
 }
 
+void pgp_renderer_wait_prefetch(pgp_renderer *r)
+{
+    pgp_background_wait(r->prefetch);
+}
+
 void pgp_render_process_totals(uint64_t *full_resolution_tiles, uint64_t *overview_tiles)
 {
     *full_resolution_tiles = atomic_load(&process_tiles[0]);
@@ -240,12 +223,12 @@ void pgp_render_process_totals(uint64_t *full_resolution_tiles, uint64_t *overvi
 
 uint64_t pgp_renderer_source_pixels(const pgp_renderer *r)
 {
-    return atomic_load(&r->source_pixels);
+    return atomic_load(&r->sources.source_pixels);
 }
 
 uint64_t pgp_renderer_blocks_decoded(const pgp_renderer *r)
 {
-    return atomic_load(&r->blocks_decoded);
+    return atomic_load(&r->sources.blocks_decoded);
 }
 
 static worker_context *borrow_context(pgp_renderer *r)
@@ -260,9 +243,8 @@ static worker_context *borrow_context(pgp_renderer *r)
         ctx = (worker_context *)pgp_calloc(1, sizeof(worker_context));
         if (ctx == NULL)
             return NULL;
-        ctx->sources = (GDALDatasetH *)pgp_calloc(r->graph->n_nodes, sizeof(GDALDatasetH));
-        ctx->calc_scratch = (scratch *)pgp_calloc(r->graph->n_nodes, sizeof(scratch));
-        if (ctx->sources == NULL || ctx->calc_scratch == NULL) {
+        ctx->calc_scratch = (pgp_scratch *)pgp_calloc(r->graph->n_nodes, sizeof(pgp_scratch));
+        if (ctx->calc_scratch == NULL || pgp_source_handles_open(&r->sources, &ctx->src) != 0) {
             free_context(r, ctx);
             return NULL;
         }
@@ -278,375 +260,7 @@ static void return_context(pgp_renderer *r, worker_context *ctx)
     CPLReleaseMutex(r->contexts_mutex);
 }
 
-/* Returns s's buffer grown to at least bytes (contents not kept), or NULL. */
-static void *scratch_reserve(scratch *s, size_t bytes)
-{
-    if (s->bytes < bytes) {
-        pgp_free(s->data);
-        s->data = pgp_malloc(bytes);
-        s->bytes = s->data ? bytes : 0;
-    }
-    return s->data;
-}
-
 /* ---- evaluation -------------------------------------------------------------- */
-
-/* The width of one source pixel in the aligned grid's units: its own with no
- * reprojection, else the source's box transformed into the grid's SRS (as
- * transform_bounding_box does) divided by its width. -1 after CPLError when
- * the box cannot be transformed (it was at open: now it is a fault). */
-static double source_pixel_on_grid(const pgp_renderer *r, const pgp_node *n)
-{
-    pgp_bbox box, on_grid;
-    char err[256];
-    if (!r->align.reproject)
-        return fabs(n->geotransform[1]);
-    box = pgp_grid_raster_bbox(n->geotransform, n->x_size, n->y_size);
-    if (pgp_grid_transform_bbox(box, n->srs_wkt, r->align.srs_wkt, &on_grid, err, sizeof err) != 0) {
-        CPLError(CE_Failure, CPLE_AppDefined, "%s: choosing a source overview: %s", n->where,
-                 err);
-        return -1;
-    }
-    return (on_grid.maxx - on_grid.minx) / n->x_size;
-}
-
-/* For an overview level with <Align>: the source's coarsest overview whose
- * pixels are still no bigger than the level's, so the warp reads a fraction of
- * the source, as GDAL's downsampled RasterIO does for unaligned sources.
- * -1: full resolution; -2 after CPLError. */
-static int aligned_source_overview(const pgp_renderer *r, GDALDatasetH file, const pgp_node *n)
-{
-    GDALRasterBandH band = GDALGetRasterBand(file, n->band);
-    const double level_pixel = fabs(r->align.gt[1]) * (1 + 1e-9);
-    double source_pixel, best_pixel = 0;
-    int i, best = -1;
-    if (!r->is_overview || band == NULL || GDALGetOverviewCount(band) == 0)
-        return -1;
-    source_pixel = source_pixel_on_grid(r, n);
-    if (source_pixel < 0)
-        return -2;
-    for (i = 0; source_pixel > 0 && i < GDALGetOverviewCount(band); i++) {
-        GDALRasterBandH overview = GDALGetOverview(band, i);
-        const double pixel =
-            overview == NULL ? 0 : source_pixel * n->x_size / GDALGetRasterBandXSize(overview);
-        if (overview != NULL && pixel <= level_pixel && pixel > best_pixel) {
-            best = i;
-            best_pixel = pixel;
-        }
-    }
-    return best;
-}
-
-/* Opens node's source for this context: the file itself, or with <Align> a
- * warped view of it on the aligned grid, which then owns the file's handle. */
-static GDALDatasetH open_source_view(const pgp_renderer *r, const pgp_node *n)
-{
-    GDALDatasetH file, view;
-    char err[1024];
-    int overview;
-    file = GDALOpenEx(n->path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR,
-                      NULL, NULL, NULL);
-    if (file == NULL || !r->graph->aligned)
-        return file;
-    overview = aligned_source_overview(r, file, n);
-    if (overview == -2) {
-        GDALClose(file);
-        return NULL;
-    }
-    if (overview >= 0) {
-        char level[32];
-        const char *options[] = {level, NULL};
-        snprintf(level, sizeof level, "OVERVIEW_LEVEL=%d", overview);
-        GDALClose(file);
-        file = GDALOpenEx(n->path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR,
-                          NULL, options, NULL);
-        if (file == NULL)
-            return NULL;
-    }
-    view = pgp_warp_open_view(file, n->band, &r->align, n->resampling, r->graph->block_x,
-                                r->graph->block_y, err, sizeof err);
-    if (view == NULL) {
-        GDALClose(file);
-        CPLError(CE_Failure, CPLE_AppDefined, "%s", err);
-        return NULL;
-    }
-    GDALReleaseDataset(file);
-    return view;
-}
-
-static GDALRasterBandH source_band(const pgp_renderer *r, worker_context *ctx, int node)
-{
-    const pgp_node *n = &r->graph->nodes[node];
-    if (ctx->sources[node] == NULL) {
-        ctx->sources[node] = open_source_view(r, n);
-        if (ctx->sources[node] == NULL) {
-            fail_because(CPLE_OpenFailed, CPLSPrintf("%s: cannot open '%s'", n->where, n->path));
-            return NULL;
-        }
-    }
-    return GDALGetRasterBand(ctx->sources[node], r->graph->aligned ? 1 : n->band);
-}
-
-/* Copies n values of type to dst_type. Widening the common source types to
- * double is exact, and double to float is a plain C cast in GDAL 3.6 too, but
- * GDALCopyWords converts one value at a time (17% of a light Calc's profile):
- * these loops vectorise. Everything else (rounding and saturation into
- * integers) is GDALCopyWords'. */
-static void copy_row(const void *src, GDALDataType type, void *dst, GDALDataType dst_type, int n)
-{
-    double *out = (double *)dst;
-    int i;
-    if (type == GDT_Float64 && dst_type == GDT_Float32) {
-        for (i = 0; i < n; i++)
-            ((float *)dst)[i] = (float)((const double *)src)[i];
-        return;
-    }
-    if (dst_type == GDT_Float64) {
-        switch (type) {
-        case GDT_Float32:
-            for (i = 0; i < n; i++)
-                out[i] = ((const float *)src)[i];
-            return;
-        case GDT_Byte:
-            for (i = 0; i < n; i++)
-                out[i] = ((const GByte *)src)[i];
-            return;
-        case GDT_Int16:
-            for (i = 0; i < n; i++)
-                out[i] = ((const GInt16 *)src)[i];
-            return;
-        case GDT_UInt16:
-            for (i = 0; i < n; i++)
-                out[i] = ((const GUInt16 *)src)[i];
-            return;
-        case GDT_Int32:
-            for (i = 0; i < n; i++)
-                out[i] = ((const GInt32 *)src)[i];
-            return;
-        default:
-            break;
-        }
-    }
-    GDALCopyWords(src, type, GDALGetDataTypeSizeBytes(type), dst, dst_type,
-                  GDALGetDataTypeSizeBytes(dst_type), n);
-}
-
-/* When rect r is exactly one block of band (clipped at the raster's edge), it
- * is read with GDALReadBlock into reused scratch: no trip through GDAL's block
- * cache, whose fresh allocation per block costs more than the decoding.
- * Returns 1 when r is not one block. */
-static int read_whole_block(GDALRasterBandH band, worker_context *ctx, const tile_rect *r,
-                            void *pixels, GDALDataType type, int stride)
-{
-    const GDALDataType native = GDALGetRasterDataType(band);
-    const int native_size = GDALGetDataTypeSizeBytes(native);
-    const int type_size = GDALGetDataTypeSizeBytes(type);
-    const GByte *block;
-    int bx, by, row;
-    GDALGetBlockSize(band, &bx, &by);
-    if (r->x % bx != 0 || r->y % by != 0 ||
-        (r->w != bx && r->x + r->w != GDALGetRasterBandXSize(band)) ||
-        (r->h != by && r->y + r->h != GDALGetRasterBandYSize(band)) || r->w > bx || r->h > by)
-        return 1;
-    block = (const GByte *)scratch_reserve(&ctx->source_block, (size_t)bx * by * native_size);
-    if (block == NULL)
-        return -1;
-    if (GDALReadBlock(band, r->x / bx, r->y / by, (void *)block) != CE_None)
-        return -1;
-    for (row = 0; row < r->h; row++)
-        copy_row(block + (size_t)row * bx * native_size, native,
-                 (GByte *)pixels + (size_t)row * stride * type_size, type, r->w);
-    return 0;
-}
-
-typedef struct read_errors {
-    int failed, warned;
-    CPLErrorNum failure_no, warning_no;
-    char failure[1024], warning[512];
-} read_errors;
-
-static void CPL_STDCALL note_read_error(CPLErr cls, CPLErrorNum err_no, const char *msg)
-{
-    read_errors *e = (read_errors *)CPLGetErrorHandlerUserData();
-    if ((cls == CE_Failure || cls == CE_Fatal) && !e->failed) {
-        e->failed = 1;
-        e->failure_no = err_no;
-        CPLStrlcpy(e->failure, msg, sizeof e->failure);
-    } else if (cls == CE_Warning) {
-        e->warned = 1;
-        e->warning_no = err_no;
-        CPLStrlcpy(e->warning, msg, sizeof e->warning);
-    }
-}
-
-/* Pins node's source block (bx, by) in the block cache, decoding it with
- * band (this context's handle) if no worker has. A block whose decoding raised
- * an error (errors: read_source's notes) is never published, even when GDAL
- * returned success with an empty tile: the next read decodes it again. */
-static int acquire_block(pgp_renderer *rr, int node, GDALRasterBandH band, int bx, int by,
-                         size_t bytes, const read_errors *errors, pgp_tile **block)
-{
-    pgp_tile_key key;
-    void *data;
-    memset(&key, 0, sizeof key);
-    key.owner = rr->owner;
-    key.node = node;
-    key.tx = bx;
-    key.ty = by;
-    switch (pgp_tile_cache_acquire(rr->blocks, &key, block)) {
-    case PGP_TILE_READY:
-        return 0;
-    case PGP_TILE_NO_MEMORY: /* *block is NULL, nothing to release */
-        return -1;
-    case PGP_TILE_FAILED:
-        CPLError(CE_Failure, CPLE_FileIO, "block (%d,%d) failed in a concurrent read", bx, by);
-        break;
-    case PGP_TILE_MUST_COMPUTE:
-        atomic_fetch_add(&rr->blocks_decoded, 1);
-        data = pgp_tile_cache_buffer(rr->blocks, bytes);
-        if (data != NULL && GDALReadBlock(band, bx, by, data) == CE_None && !errors->failed) {
-            pgp_tile_cache_publish(rr->blocks, *block, data, bytes);
-            return 0;
-        }
-        pgp_free(data);
-        pgp_tile_cache_fail(rr->blocks, *block);
-        break;
-    }
-    pgp_tile_cache_release(rr->blocks, *block);
-    return -1;
-}
-
-/* Reads rect r, which is not one block of band (a Convolve's window, or a tile
- * across source blocks), from those blocks, each decoded once into the shared
- * block cache. Through GDAL's RasterIO each worker's handle kept its own copy
- * of every block it touched in GDAL's block cache, each in fresh memory: with
- * two threads, twice the decoding and page faults that serialised them.
- * Returns 1, for GDAL's RasterIO, when r's blocks would take more than half
- * the block cache (strips of a wide raster), so would be evicted before the
- * next tile reuses them. */
-static int read_through_blocks(pgp_renderer *rr, int node, GDALRasterBandH band,
-                               const tile_rect *r, void *pixels, GDALDataType type, int stride,
-                               const read_errors *errors)
-{
-    const GDALDataType native = GDALGetRasterDataType(band);
-    const int native_size = GDALGetDataTypeSizeBytes(native);
-    const int type_size = GDALGetDataTypeSizeBytes(type);
-    pgp_tile_cache_stats stats;
-    size_t bytes;
-    int bx, by, x_block, y_block, row;
-    GDALGetBlockSize(band, &bx, &by);
-    bytes = (size_t)bx * by * native_size;
-    pgp_tile_cache_get_stats(rr->blocks, &stats);
-    if ((size_t)((r->x + r->w - 1) / bx - r->x / bx + 1) *
-            ((r->y + r->h - 1) / by - r->y / by + 1) * bytes >
-        stats.budget_bytes / 2)
-        return 1;
-    for (y_block = r->y / by; y_block <= (r->y + r->h - 1) / by; y_block++)
-        for (x_block = r->x / bx; x_block <= (r->x + r->w - 1) / bx; x_block++) {
-            const int x0 = MAX(x_block * bx, r->x), x1 = MIN((x_block + 1) * bx, r->x + r->w);
-            const int y0 = MAX(y_block * by, r->y), y1 = MIN((y_block + 1) * by, r->y + r->h);
-            pgp_tile *block;
-            const GByte *src;
-            GByte *dst = (GByte *)pixels + ((size_t)(y0 - r->y) * stride + x0 - r->x) * type_size;
-            if (acquire_block(rr, node, band, x_block, y_block, bytes, errors, &block) != 0)
-                return -1;
-            src = (const GByte *)pgp_tile_data(block) +
-                  ((size_t)(y0 - y_block * by) * bx + x0 - x_block * bx) * native_size;
-            for (row = y0; row < y1; row++)
-                copy_row(src + (size_t)(row - y0) * bx * native_size, native,
-                         dst + (size_t)(row - y0) * stride * type_size, type, x1 - x0);
-            pgp_tile_cache_release(rr->blocks, block);
-        }
-    return 0;
-}
-
-/* An overview level's rect r of an unaligned source: GDAL's nearest-neighbour
- * downsampling of the exact full-resolution extent (a floating-point window,
- * so every level pixel samples the same source pixel whatever the tile), which
- * reads the source's own overviews when it has them. */
-static int read_downsampled(const pgp_renderer *rr, GDALRasterBandH band, const tile_rect *r,
-                            void *pixels, GDALDataType type, int stride)
-{
-    const int type_size = GDALGetDataTypeSizeBytes(type);
-    const int x_size = GDALGetRasterBandXSize(band), y_size = GDALGetRasterBandYSize(band);
-    GDALRasterIOExtraArg extra;
-    int x0, y0, x1, y1;
-    INIT_RASTERIO_EXTRA_ARG(extra);
-    extra.eResampleAlg = GRIORA_NearestNeighbour;
-    extra.bFloatingPointWindowValidity = TRUE;
-    extra.dfXOff = r->x * rr->scale_x;
-    extra.dfYOff = r->y * rr->scale_y;
-    extra.dfXSize = MIN(r->w * rr->scale_x, x_size - extra.dfXOff);
-    extra.dfYSize = MIN(r->h * rr->scale_y, y_size - extra.dfYOff);
-    x0 = (int)floor(extra.dfXOff);
-    y0 = (int)floor(extra.dfYOff);
-    x1 = MIN((int)ceil(extra.dfXOff + extra.dfXSize), x_size);
-    y1 = MIN((int)ceil(extra.dfYOff + extra.dfYSize), y_size);
-    return GDALRasterIOEx(band, GF_Read, x0, y0, x1 - x0, y1 - y0, pixels, r->w, r->h, type,
-                          type_size, (GSpacing)stride * type_size, &extra) == CE_None
-               ? 0
-               : -1;
-}
-
-/* The errors raised while a source is read. GDAL 3.6 may report a failure
- * and still return success: GTiff returns a tile whose offset libtiff could
- * not read as empty, and errors inside a warp can be reset before it returns.
- * A handler sees them all; the first failure is the cause worth quoting. */
-/* Reads a source's pixels of rect r as type (its own type or Float64) into
- * pixels, whose rows are stride pixels apart. */
-static int read_source(pgp_renderer *rr, worker_context *ctx, int node, const tile_rect *r,
-                       void *pixels, GDALDataType type, int stride)
-{
-    const pgp_node *n = &rr->graph->nodes[node];
-    GDALRasterBandH band = source_band(rr, ctx, node);
-    const int type_size = GDALGetDataTypeSizeBytes(type);
-    read_errors errors;
-    int status, row;
-    if (band == NULL)
-        return -1;
-    atomic_fetch_add(&rr->source_pixels, (uint64_t)r->w * r->h);
-    memset(&errors, 0, sizeof errors);
-    CPLPushErrorHandlerEx(note_read_error, &errors);
-    CPLSetCurrentErrorHandlerCatchDebug(FALSE);
-    if (rr->graph->aligned || (rr->scale_x == 1 && rr->scale_y == 1)) {
-        status = read_whole_block(band, ctx, r, pixels, type, stride);
-        if (status == 1)
-            status = read_through_blocks(rr, node, band, r, pixels, type, stride, &errors);
-        if (status == 1)
-            status = GDALRasterIOEx(band, GF_Read, r->x, r->y, r->w, r->h, pixels, r->w, r->h,
-                                    type, type_size, (GSpacing)stride * type_size,
-                                    NULL) == CE_None
-                         ? 0
-                         : -1;
-    } else {
-        status = read_downsampled(rr, band, r, pixels, type, stride);
-    }
-    CPLPopErrorHandler();
-    if (errors.warned)
-        CPLError(CE_Warning, errors.warning_no, "%s", errors.warning);
-    if (errors.failed) {
-        status = -1;
-        CPLError(CE_Failure, errors.failure_no, "%s", errors.failure);
-    }
-    if (status != 0) {
-        fail_because(CPLE_FileIO, CPLSPrintf("%s: reading window (%d,%d,%d,%d) of '%s' failed",
-                                             n->where, r->x, r->y, r->w, r->h, n->path));
-        /* A handle that failed may go on failing (a warped view whose
-         * transformer could not be cloned): the next read opens a fresh one. */
-        GDALClose(ctx->sources[node]);
-        ctx->sources[node] = NULL;
-        return -1;
-    }
-    if (n->signed_byte && type == GDT_Float64)
-        for (row = 0; row < r->h; row++) {
-            double *v = (double *)pixels + (size_t)row * stride;
-            int i;
-            for (i = 0; i < r->w; i++)
-                if (v[i] > 127)
-                    v[i] -= 256;
-        }
-    return 0;
-}
 
 static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
                         int depth, pgp_tile **tile);
@@ -661,7 +275,7 @@ static int read_as_doubles(pgp_renderer *r, worker_context *ctx, int node, const
     const int type_size = GDALGetDataTypeSizeBytes(n->data_type);
     int tx, ty;
     if (n->kind == PGP_NODE_SOURCE)
-        return read_source(r, ctx, node, rect, values, GDT_Float64, stride);
+        return pgp_source_read(&r->sources, &ctx->src, node, rect, values, GDT_Float64, stride);
     for (ty = rect->y / g->block_y; ty <= (rect->y + rect->h - 1) / g->block_y; ty++)
         for (tx = rect->x / g->block_x; tx <= (rect->x + rect->w - 1) / g->block_x; tx++) {
             const tile_rect t = tile_at(r, tx, ty);
@@ -674,7 +288,7 @@ static int read_as_doubles(pgp_renderer *r, worker_context *ctx, int node, const
                 return -1;
             pixels = (const GByte *)pgp_tile_data(tile);
             for (row = y0; row < y1; row++)
-                copy_row(pixels + ((size_t)(row - t.y) * t.w + (x0 - t.x)) * type_size,
+                pgp_copy_row(pixels + ((size_t)(row - t.y) * t.w + (x0 - t.x)) * type_size,
                          n->data_type, values + (size_t)(row - rect->y) * stride + (x0 - rect->x),
                          GDT_Float64, x1 - x0);
             pgp_tile_cache_release(r->cache, tile);
@@ -682,119 +296,65 @@ static int read_as_doubles(pgp_renderer *r, worker_context *ctx, int node, const
     return 0;
 }
 
-/* A buffer for a tile of node's data type: an evicted tile's when the cache
- * has one spare (count is at most a block: PGP_MAX_BLOCK_PIXELS fits an int). */
-static void *tile_buffer(pgp_renderer *r, const pgp_node *n, size_t count)
+/* ---- what a job offers the node kinds (pgp/node.h) ---------------------------- */
+
+struct pgp_job {
+    pgp_renderer *r;
+    worker_context *ctx;
+};
+
+const pgp_graph *pgp_job_graph(const pgp_job *job)
 {
-    return pgp_tile_cache_buffer(r->cache, count * GDALGetDataTypeSizeBytes(n->data_type));
+    return job->r->graph;
 }
 
-/* The node's doubles converted to its data type in a tile buffer. */
-static void *to_tile_pixels(pgp_renderer *r, const pgp_node *n, const double *values,
-                            size_t count)
+void pgp_job_level_size(const pgp_job *job, int *x_size, int *y_size)
 {
-    void *pixels = tile_buffer(r, n, count);
+    *x_size = job->r->x_size;
+    *y_size = job->r->y_size;
+}
+
+int pgp_job_read(pgp_job *job, int node, const pgp_rect *rect, int depth, double *values,
+                 int stride)
+{
+    return read_as_doubles(job->r, job->ctx, node, rect, depth, values, stride);
+}
+
+void *pgp_job_scratch(pgp_job *job, int depth, size_t bytes)
+{
+    return pgp_scratch_reserve(&job->ctx->calc_scratch[depth], bytes);
+}
+
+/* An evicted tile's buffer when the cache has one spare (count is at most a
+ * block: PGP_MAX_BLOCK_PIXELS fits an int). */
+void *pgp_job_tile_buffer(pgp_job *job, int node, size_t count)
+{
+    return pgp_tile_cache_buffer(
+        job->r->cache, count * GDALGetDataTypeSizeBytes(job->r->graph->nodes[node].data_type));
+}
+
+void *pgp_job_tile(pgp_job *job, int node, const double *values, size_t count)
+{
+    void *pixels = pgp_job_tile_buffer(job, node, count);
     if (pixels != NULL)
-        copy_row(values, GDT_Float64, pixels, n->data_type, (int)count);
+        pgp_copy_row(values, GDT_Float64, pixels, job->r->graph->nodes[node].data_type, (int)count);
     return pixels;
 }
 
-/* A tile of a Convolve: the input over the tile grown by the kernel's reach
- * (clipped to the raster, zero and invalid beyond it), then convolve_2d. */
-static void *compute_convolve(pgp_renderer *r, worker_context *ctx, int node,
-                              const tile_rect *t, int depth)
+const pgp_kernel *pgp_job_kernel(const pgp_job *job, int node)
 {
-    const pgp_graph *g = r->graph;
-    const pgp_node *n = &g->nodes[node];
-    const pgp_nodata *input_nodata = &g->nodes[n->input_nodes[0]].nodata;
-    int up, down, left, right, row, col;
-    size_t window_count, count = (size_t)t->w * t->h;
-    double *window, *out;
-    unsigned char *valid;
-    tile_rect region;
-    void *pixels = NULL;
-
-    pgp_kernel_reach(r->kernels[node], &up, &down, &left, &right);
-    const int ww = t->w + left + right, wh = t->h + up + down;
-    window_count = (size_t)ww * wh;
-    window = (double *)scratch_reserve(&ctx->calc_scratch[depth],
-                                       (window_count + count) * sizeof(double) + window_count);
-    if (window == NULL)
-        return NULL;
-    out = window + window_count;
-    valid = (unsigned char *)(out + count);
-    region.tx = region.ty = -1;
-    region.x = MAX(t->x - left, 0);
-    region.y = MAX(t->y - up, 0);
-    region.w = MIN(t->x + t->w + right, r->x_size) - region.x;
-    region.h = MIN(t->y + t->h + down, r->y_size) - region.y;
-    if (region.w < ww || region.h < wh) { /* beyond the raster: zero and invalid */
-        memset(window, 0, window_count * sizeof(double));
-        memset(valid, 0, window_count);
-    }
-    {
-        const size_t origin = (size_t)(region.y - (t->y - up)) * ww + (region.x - (t->x - left));
-        if (read_as_doubles(r, ctx, n->input_nodes[0], &region, depth + 1, window + origin,
-                            ww) != 0)
-            return NULL;
-        for (row = 0; row < region.h; row++)
-            for (col = 0; col < region.w; col++) {
-                const size_t i = origin + (size_t)row * ww + col;
-                valid[i] = !pgp_is_nodata(input_nodata, window[i]);
-                if (!valid[i])
-                    window[i] = 0;
-            }
-    }
-    if (pgp_convolve_tile(r->kernels[node], &n->convolve, window, valid, t->w, t->h, g->block_x,
-                          g->block_y, n->nodata.value, out, &ctx->convolve) == 0)
-        pixels = to_tile_pixels(r, n, out, count);
-    return pixels;
+    return job->r->kernels[node];
 }
 
-static void *compute_calc(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
-                          int depth)
+pgp_convolve_scratch *pgp_job_convolve_scratch(pgp_job *job)
 {
-    const pgp_graph *g = r->graph;
-    const pgp_node *n = &g->nodes[node];
-    const size_t count = (size_t)t->w * t->h;
-    /* Input rows, the output, then the inputs by node (as pgp_calc_eval wants). */
-    double *buffers = (double *)scratch_reserve(
-        &ctx->calc_scratch[depth],
-        (n->n_inputs + 1) * count * sizeof(double) + g->n_nodes * sizeof(double *));
-    double **inputs;
-    double *out;
-    void *pixels = NULL;
-    int i, ok = buffers != NULL;
-    if (!ok)
-        return NULL;
-    out = buffers + n->n_inputs * count;
-    inputs = (double **)(out + count);
-    memset(inputs, 0, g->n_nodes * sizeof(double *));
-    for (i = 0; i < n->n_inputs && ok; i++) {
-        const int input = n->input_nodes[i];
-        inputs[input] = buffers + i * count;
-        ok = read_as_doubles(r, ctx, input, t, depth + 1, inputs[input], t->w) == 0;
-    }
-    if (ok && pgp_calc_eval(&n->rules, (const double *const *)inputs, count, out) == 0)
-        pixels = to_tile_pixels(r, n, out, count);
-    return pixels;
+    return &job->ctx->convolve;
 }
 
-static void *compute_tile(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
-                          int depth)
+int pgp_job_read_source(pgp_job *job, int node, const pgp_rect *r, void *pixels, GDALDataType type,
+                        int stride)
 {
-    const pgp_node *n = &r->graph->nodes[node];
-    void *pixels;
-    if (n->kind == PGP_NODE_CALC)
-        return compute_calc(r, ctx, node, t, depth);
-    if (n->kind == PGP_NODE_CONVOLVE)
-        return compute_convolve(r, ctx, node, t, depth);
-    pixels = tile_buffer(r, n, (size_t)t->w * t->h);
-    if (pixels != NULL && read_source(r, ctx, node, t, pixels, n->data_type, t->w) != 0) {
-        pgp_free(pixels);
-        pixels = NULL;
-    }
-    return pixels;
+    return pgp_source_read(&job->r->sources, &job->ctx->src, node, r, pixels, type, stride);
 }
 
 /* Pins node's tile t in the cache, computing it here if no thread has. depth
@@ -832,7 +392,12 @@ static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const ti
     case PGP_TILE_MUST_COMPUTE:
         atomic_fetch_add(&r->tiles_computed, 1);
         atomic_fetch_add(&process_tiles[r->is_overview], 1);
-        pixels = compute_tile(r, ctx, node, t, depth);
+        {
+            pgp_job job;
+            job.r = r;
+            job.ctx = ctx;
+            pixels = n->def->compute(&job, node, t, depth);
+        }
         if (pixels != NULL) {
             pgp_tile_cache_publish(r->cache, *tile, pixels,
                                    (size_t)t->w * t->h * GDALGetDataTypeSizeBytes(n->data_type));
@@ -846,25 +411,51 @@ static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const ti
     return -1;
 }
 
-/* Runs one tile job with a borrowed context; failures name the node and tile. */
+/* One job: a node's tile. Window reads, prefetch and visits each decode their
+ * job index into one and compute it the same way. */
+typedef struct tile_job {
+    int node;
+    tile_rect tile;
+} tile_job;
+
+static tile_job job_at(const pgp_renderer *r, int node, int tx, int ty)
+{
+    tile_job job;
+    job.node = node;
+    job.tile = tile_at(r, tx, ty);
+    return job;
+}
+
+/* Pins the job's tile in the cache with a borrowed context. */
+static int acquire_job(pgp_renderer *r, const tile_job *job, pgp_tile **tile)
+{
+    worker_context *ctx = borrow_context(r);
+    int status;
+    if (ctx == NULL)
+        return -1;
+    status = acquire_tile(r, ctx, job->node, &job->tile, 0, tile);
+    return_context(r, ctx);
+    return status;
+}
+
+/* What a job does with its pinned tile: copy_out, keep_cached, hand_to_visitor. */
 typedef int (*tile_job_fn)(void *arg, pgp_renderer *r, int node, const tile_rect *t,
                            const pgp_tile *tile, size_t index);
 
-static int run_tile_job(pgp_renderer *r, int node, const tile_rect *t, tile_job_fn use,
-                        void *arg, size_t index)
+/* Runs one job in the foreground; failures name the node and tile. */
+static int run_tile_job(pgp_renderer *r, const tile_job *job, tile_job_fn use, void *arg,
+                        size_t index)
 {
-    worker_context *ctx = borrow_context(r);
     pgp_tile *tile;
-    int status = ctx != NULL ? acquire_tile(r, ctx, node, t, 0, &tile) : -1;
-    if (ctx != NULL)
-        return_context(r, ctx);
+    int status = acquire_job(r, job, &tile);
     if (status == 0) {
-        status = use(arg, r, node, t, tile, index);
+        status = use(arg, r, job->node, &job->tile, tile, index);
         pgp_tile_cache_release(r->cache, tile);
     }
     if (status != 0)
-        fail_because(CPLGetLastErrorNo(),
-                     CPLSPrintf("%s tile (%d,%d)", r->graph->nodes[node].where, t->tx, t->ty));
+        pgp_fail_because(CPLGetLastErrorNo(),
+                         CPLSPrintf("%s tile (%d,%d)", r->graph->nodes[job->node].where,
+                                    job->tile.tx, job->tile.ty));
     return status;
 }
 
@@ -907,9 +498,10 @@ static int read_job(void *arg, size_t index)
 {
     const read_request *q = (const read_request *)arg;
     const size_t tile_index = index / q->n_nodes;
-    const tile_rect t = tile_at(q->r, q->tx0 + (int)(tile_index % q->tiles_x),
+    const tile_job job = job_at(q->r, q->nodes[index % q->n_nodes],
+                                q->tx0 + (int)(tile_index % q->tiles_x),
                                 q->ty0 + (int)(tile_index / q->tiles_x));
-    return run_tile_job(q->r, q->nodes[index % q->n_nodes], &t, q->use, (void *)q, index);
+    return run_tile_job(q->r, &job, q->use, (void *)q, index);
 }
 
 static int keep_cached(void *arg, pgp_renderer *r, int node, const tile_rect *t,
@@ -924,14 +516,10 @@ static int prefetch_job(void *arg, size_t index)
 {
     pgp_renderer *r = (pgp_renderer *)arg;
     const size_t tile_index = index / r->graph->n_nodes;
-    const tile_rect t = tile_at(r, (int)(tile_index % r->tiles_x), (int)(tile_index / r->tiles_x));
-    worker_context *ctx = borrow_context(r);
+    const tile_job job = job_at(r, (int)(index % r->graph->n_nodes),
+                                (int)(tile_index % r->tiles_x), (int)(tile_index / r->tiles_x));
     pgp_tile *tile;
-    int status;
-    if (ctx == NULL)
-        return -1;
-    status = acquire_tile(r, ctx, (int)(index % r->graph->n_nodes), &t, 0, &tile);
-    return_context(r, ctx);
+    const int status = acquire_job(r, &job, &tile);
     if (status == 0)
         pgp_tile_cache_release(r->cache, tile);
     return status;
@@ -1065,8 +653,9 @@ static int hand_to_visitor(void *arg, pgp_renderer *r, int node, const tile_rect
 static int visit_job(void *arg, size_t index)
 {
     const visit_request *q = (const visit_request *)arg;
-    const tile_rect t = tile_at(q->r, (int)(index % q->r->tiles_x), (int)(index / q->r->tiles_x));
-    return run_tile_job(q->r, q->node, &t, hand_to_visitor, (void *)q, index);
+    const tile_job job =
+        job_at(q->r, q->node, (int)(index % q->r->tiles_x), (int)(index / q->r->tiles_x));
+    return run_tile_job(q->r, &job, hand_to_visitor, (void *)q, index);
 }
 
 CPLErr pgp_renderer_visit_tiles(pgp_renderer *r, int node, pgp_tile_visitor visit, void *arg,

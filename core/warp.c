@@ -174,7 +174,7 @@ static grid_mask *open_mask(const pgp_grid *grid, int band_rows, char *err, size
 
 /* The mask of grid row `row` (rasterising its band if needed), or NULL
  * after CPLError: the warper takes a failed transform for pixels outside the
- * source, so the failure must be said (render.c's read_source hears it). */
+ * source, so the failure must be said (source.c's pgp_source_read hears it). */
 static const GByte *mask_row(grid_mask *m, const pgp_grid *grid, int row)
 {
     const int y0 = row - row % m->band_rows;

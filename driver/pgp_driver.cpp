@@ -7,13 +7,13 @@
  * stamped with a fingerprint of the graph and its files so that a stale sidecar
  * is never served. No algorithm lives here.
  */
-#include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <memory>
 
 #include "cpl_conv.h"
@@ -28,6 +28,8 @@
 #include "pgp/convolve.h"
 #include "pgp/executor.h"
 #include "pgp/graph.h"
+#include "pgp/node.h"
+#include "pgp/settings.h"
 #include "pgp/pixelfuncs.h"
 #include "pgp/render.h"
 #include "pgp/stats.h"
@@ -52,39 +54,11 @@ constexpr const char *kOpenOptions =
  * default -minsize). */
 constexpr int kOverviewMinSize = 256;
 
-constexpr long kMaxCacheMB = 1L << 24; /* 16 TB: anything larger is a typo */
-constexpr long kMaxPrefetch = 1L << 16;
-
-/* Parses an integer option; reports which option (and its origin) is wrong. */
-bool ParseCount(const char *value, const char *origin, long max, long *out)
+/* Reports a setting that pgp/settings.h rejected; no dataset. */
+GDALDataset *Invalid(const char *err)
 {
-    char *end = nullptr;
-    errno = 0;
-    const long v = value && *value ? std::strtol(value, &end, 10) : -1;
-    if (!value || !*value || errno != 0 || *end != '\0' || v < 0 || v > max) {
-        CPLError(CE_Failure, CPLE_IllegalArg,
-                 "%s='%s' is not valid: expected an integer from 0 to %ld", origin,
-                 value ? value : "", max);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-/* Parses a boolean option strictly: a typo must not silently mean NO. */
-bool ParseBool(const char *value, const char *origin, bool *out)
-{
-    static const char *const yes[] = {"YES", "TRUE", "ON", "1"};
-    static const char *const no[] = {"NO", "FALSE", "OFF", "0"};
-    for (int i = 0; i < 4; i++) {
-        if (EQUAL(value, yes[i]) || EQUAL(value, no[i])) {
-            *out = EQUAL(value, yes[i]);
-            return true;
-        }
-    }
-    CPLError(CE_Failure, CPLE_IllegalArg, "%s='%s' is not valid: expected YES or NO", origin,
-             value);
-    return false;
+    CPLError(CE_Failure, CPLE_IllegalArg, "%s", err);
+    return nullptr;
 }
 
 /* An option from the open options, else the config option, with its origin. */
@@ -219,12 +193,18 @@ class PGPDataset final : public GDALPamDataset
     CPLString m_xml_path{};
     CPLString m_fingerprint{};
     bool m_stale_sidecar = false;
+    bool m_resampling = false; /* inside Read's resample(): the window is computed */
     DerivedMetadata m_derived{};
 
     PGPDataset(PGPDataset *parent, pgp_renderer *overview, int x_size, int y_size);
     void AddBands();
     bool AddOverviews(pgp_executor *executor, int prefetch);
     void LoadSidecar();
+    CPLErr Read(int n_nodes, const int *nodes, int x, int y, int w, int h, void *buffer,
+                int buf_w, int buf_h, GDALDataType buf_type, GSpacing pixel_space,
+                GSpacing line_space, GSpacing band_space, GDALRasterIOExtraArg *extra,
+                const std::function<CPLErr(int *)> &overview,
+                const std::function<CPLErr()> &resample);
 
   public:
     PGPDataset(pgp_graph *graph, pgp_executor *executor, int prefetch, const char *path);
@@ -418,24 +398,24 @@ GDALDataset *PGPDataset::Open(GDALOpenInfo *info)
     }
 
     CPLString origin;
-    int threads = pgp_executor_default_threads();
-    const char *spec = OptionValue(info, "EXECUTOR", "PGP_EXECUTOR", &origin);
+    int threads;
     char err[512];
-    if (spec && pgp_executor_parse_spec(spec, origin, &threads, err, sizeof err) != 0) {
-        CPLError(CE_Failure, CPLE_IllegalArg, "%s", err);
-        return nullptr;
-    }
+    const char *value = OptionValue(info, "EXECUTOR", "PGP_EXECUTOR", &origin);
+    if (pgp_setting_executor(value, origin, &threads, err, sizeof err) != 0)
+        return Invalid(err);
     long cache_mb = -1, prefetch = 2L * threads;
-    bool overviews = true;
-    const char *value = OptionValue(info, "CACHE_MB", "PGP_CACHE_MB", &origin);
-    if (value && !ParseCount(value, origin, kMaxCacheMB, &cache_mb))
-        return nullptr;
+    int overviews = 1;
+    value = OptionValue(info, "CACHE_MB", "PGP_CACHE_MB", &origin);
+    if (value &&
+        pgp_setting_count(value, origin, PGP_SETTINGS_MAX_CACHE_MB, &cache_mb, err, sizeof err))
+        return Invalid(err);
     value = OptionValue(info, "PREFETCH", "PGP_PREFETCH", &origin);
-    if (value && !ParseCount(value, origin, kMaxPrefetch, &prefetch))
-        return nullptr;
+    if (value &&
+        pgp_setting_count(value, origin, PGP_SETTINGS_MAX_PREFETCH, &prefetch, err, sizeof err))
+        return Invalid(err);
     value = OptionValue(info, "OVERVIEWS", "PGP_OVERVIEWS", &origin);
-    if (value && !ParseBool(value, origin, &overviews))
-        return nullptr;
+    if (value && pgp_setting_bool(value, origin, &overviews, err, sizeof err) != 0)
+        return Invalid(err);
 
     const bool from_text = IsRootElement(info->pszFilename);
     pgp_graph *graph = pgp_graph_open(from_text ? SkipProlog(info->pszFilename)
@@ -540,6 +520,38 @@ char **PGPDataset::GetMetadataDomainList()
     return m_derived.Domains(GDALPamDataset::GetMetadataDomainList());
 }
 
+/* The one read path of the dataset and its bands. At full resolution the
+ * nodes' tiles are copied out of the tile cache. A resampled read takes the
+ * best overview, else computes the window's tiles in parallel, once for all
+ * the nodes, and leaves the resampling to GDAL (resample()); the band reads
+ * that GDAL makes meanwhile find them computed and go straight to GDAL's
+ * resampling (m_resampling). */
+CPLErr PGPDataset::Read(int n_nodes, const int *nodes, int x, int y, int w, int h,
+                        void *buffer, int buf_w, int buf_h, GDALDataType buf_type,
+                        GSpacing pixel_space, GSpacing line_space, GSpacing band_space,
+                        GDALRasterIOExtraArg *extra, const std::function<CPLErr(int *)> &overview,
+                        const std::function<CPLErr()> &resample)
+{
+    if (buf_w == w && buf_h == h)
+        return pgp_renderer_read(m_renderer, n_nodes, nodes, x, y, w, h, buffer, buf_type,
+                                 pixel_space, line_space, band_space,
+                                 extra ? extra->pfnProgress : nullptr,
+                                 extra ? extra->pProgressData : nullptr);
+    int tried = FALSE;
+    if ((buf_w < w || buf_h < h) && !m_overviews.empty()) {
+        const CPLErr err = overview(&tried);
+        if (tried)
+            return err;
+    }
+    if (pgp_renderer_compute(m_renderer, n_nodes, nodes, x, y, w, h, nullptr, nullptr) !=
+        CE_None)
+        return CE_Failure;
+    m_resampling = true;
+    const CPLErr err = resample();
+    m_resampling = false;
+    return err;
+}
+
 CPLErr PGPDataset::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void *buffer,
                              int buf_w, int buf_h, GDALDataType buf_type, int band_count,
                              int *band_map, GSpacing pixel_space, GSpacing line_space,
@@ -551,27 +563,19 @@ CPLErr PGPDataset::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void *bu
     std::vector<int> nodes(band_count);
     for (int i = 0; i < band_count; i++)
         nodes[i] = m_graph->bands[band_map[i] - 1].node;
-    if (buf_w != w || buf_h != h) {
-        /* The best overview, else GDAL resamples blocks: computed in parallel first. */
-        int tried = FALSE;
-        if ((buf_w < w || buf_h < h) && !m_overviews.empty()) {
-            const CPLErr err = TryOverviewRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h,
-                                                   buf_type, band_count, band_map, pixel_space,
-                                                   line_space, band_space, extra, &tried);
-            if (tried)
-                return err;
-        }
-        if (pgp_renderer_compute(m_renderer, band_count, nodes.data(), x, y, w, h, nullptr,
-                                 nullptr) != CE_None)
-            return CE_Failure;
-        return GDALPamDataset::IRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
-                                         band_count, band_map, pixel_space, line_space,
-                                         band_space, extra);
-    }
-    return pgp_renderer_read(m_renderer, band_count, nodes.data(), x, y, w, h, buffer, buf_type,
-                             pixel_space, line_space, band_space,
-                             extra ? extra->pfnProgress : nullptr,
-                             extra ? extra->pProgressData : nullptr);
+    return Read(
+        band_count, nodes.data(), x, y, w, h, buffer, buf_w, buf_h, buf_type, pixel_space,
+        line_space, band_space, extra,
+        [&](int *tried) {
+            return TryOverviewRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
+                                       band_count, band_map, pixel_space, line_space,
+                                       band_space, extra, tried);
+        },
+        [&] {
+            return GDALPamDataset::IRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
+                                             band_count, band_map, pixel_space, line_space,
+                                             band_space, extra);
+        });
 }
 
 /* ---- band ------------------------------------------------------------------- */
@@ -591,13 +595,13 @@ PGPRasterBand::PGPRasterBand(PGPDataset *ds, int band, const pgp_band_def &def)
     GDALMajorObject::SetDescription(def.description && *def.description ? def.description
                                                                          : node.name);
     m_derived.Set("PGP_NODE", node.name);
-    if (node.kind == PGP_NODE_CALC)
-        m_derived.Set("PGP_EXPRESSION", node.expression);
-    if (node.kind == PGP_NODE_CONVOLVE) {
-        m_derived.Set("PGP_INPUT", node.input);
-        m_derived.Set("PGP_KERNEL", CPLSPrintf("%dx%d", pgp_kernel_rows(node.kernel),
-                                               pgp_kernel_cols(node.kernel)));
-    }
+    if (node.def->metadata)
+        node.def->metadata(
+            &node,
+            [](void *self, const char *key, const char *value) {
+                static_cast<DerivedMetadata *>(self)->Set(key, value);
+            },
+            &m_derived);
     if (node.signed_byte)
         m_derived.Set("PIXELTYPE", "SIGNEDBYTE", "IMAGE_STRUCTURE");
 }
@@ -657,25 +661,20 @@ CPLErr PGPRasterBand::IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void 
 {
     if (rw != GF_Read)
         return RefuseWrite();
-    if (buf_w != w || buf_h != h) {
-        /* The best overview, else GDAL resamples blocks: computed in parallel first. */
-        int tried = FALSE;
-        if ((buf_w < w || buf_h < h) && GetOverviewCount() > 0) {
-            const CPLErr err = TryOverviewRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h,
-                                                   buf_type, pixel_space, line_space, extra,
-                                                   &tried);
-            if (tried)
-                return err;
-        }
-        if (pgp_renderer_compute(Renderer(), 1, &m_node, x, y, w, h, nullptr, nullptr) !=
-            CE_None)
-            return CE_Failure;
+    auto resample = [&] {
         return GDALPamRasterBand::IRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
                                             pixel_space, line_space, extra);
-    }
-    return pgp_renderer_read(Renderer(), 1, &m_node, x, y, w, h, buffer, buf_type, pixel_space,
-                             line_space, 0, extra ? extra->pfnProgress : nullptr,
-                             extra ? extra->pProgressData : nullptr);
+    };
+    if (Dataset()->m_resampling)
+        return resample();
+    return Dataset()->Read(
+        1, &m_node, x, y, w, h, buffer, buf_w, buf_h, buf_type, pixel_space, line_space, 0,
+        extra,
+        [&](int *tried) {
+            return TryOverviewRasterIO(rw, x, y, w, h, buffer, buf_w, buf_h, buf_type,
+                                       pixel_space, line_space, extra, tried);
+        },
+        resample);
 }
 
 /* Statistics of every pixel of this level, the same for every executor. */

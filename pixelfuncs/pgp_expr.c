@@ -21,6 +21,7 @@
 #include "pgp/alloc.h"
 #include "pgp/calc.h"
 #include "pgp/executor.h"
+#include "pgp/settings.h"
 
 #define ROWS_PER_JOB 64
 
@@ -157,11 +158,10 @@ static int parse_policy(CSLConstList args, pgp_nodata_policy *policy)
 
 static pgp_executor *executor_from_config(void)
 {
-    const char *spec = CPLGetConfigOption("PGP_EXECUTOR", NULL);
-    int threads = pgp_executor_default_threads();
+    int threads;
     char err[512];
-    if (spec != NULL && pgp_executor_parse_spec(spec, "PGP_EXECUTOR", &threads, err,
-                                                sizeof err) != 0) {
+    if (pgp_setting_executor(CPLGetConfigOption("PGP_EXECUTOR", NULL), "PGP_EXECUTOR", &threads,
+                             err, sizeof err) != 0) {
         CPLError(CE_Failure, CPLE_IllegalArg, "pgp_expr: %s", err);
         return NULL;
     }

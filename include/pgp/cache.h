@@ -99,6 +99,7 @@ typedef struct pgp_tile_cache_stats {
     uint64_t evictions;
     size_t spare_bytes;   /* evicted data kept for pgp_tile_cache_buffer */
     uint64_t recycled;    /* buffers pgp_tile_cache_buffer reused      */
+    size_t waiting;       /* acquires blocked on a computing entry now */
 } pgp_tile_cache_stats;
 
 void pgp_tile_cache_get_stats(pgp_tile_cache *cache, pgp_tile_cache_stats *stats);

@@ -43,19 +43,6 @@ extern "C" {
 
 typedef struct pgp_executor pgp_executor;
 
-/* Parses an executor spec: serial | threading | threading:N |
- * multiprocessing | multiprocessing:N (keywords case-insensitive;
- * multiprocessing is a synonym of threading; no N = all CPUs).
- * On success stores the worker count (0 = serial) and returns 0. Otherwise
- * returns -1 and writes into err a message naming origin (e.g. "PGP_EXECUTOR"),
- * the value and the accepted forms. */
-int pgp_executor_parse_spec(const char *spec, const char *origin, int *n_threads,
-                            char *err, size_t errlen);
-
-/* The thread count when no spec is given: GDAL_NUM_THREADS (ALL_CPUS or N) if
- * set to a valid value, else 0 (serial). */
-int pgp_executor_default_threads(void);
-
 /* The process-wide executor with n_threads workers (0 = serial, no threads).
  * Never freed by the caller. Thread-safe. Returns NULL after CPLError if the
  * threads cannot be started. */
@@ -92,6 +79,9 @@ void pgp_background_submit(pgp_background *group, pgp_job_fn fn, void *arg, size
 
 /* Jobs of the group queued or running. */
 size_t pgp_background_pending(pgp_background *group);
+
+/* Waits until the group has no job queued or running (tests, benchmarks). */
+void pgp_background_wait(pgp_background *group);
 
 /* Drops the group's queued jobs, waits for its running ones, frees it. */
 void pgp_background_free(pgp_background *group);

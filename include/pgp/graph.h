@@ -29,10 +29,21 @@ extern "C" {
 #define PGP_MAX_NODES 4096
 #define PGP_MAX_JOB_BYTES ((size_t)2 << 30) /* one tile job's scratch, nesting included */
 
-typedef enum pgp_node_kind { PGP_NODE_SOURCE, PGP_NODE_CALC, PGP_NODE_CONVOLVE } pgp_node_kind;
+/* Sources are special to the machinery (read directly, their grids make the
+ * dataset's); every other kind is told apart by its def (pgp/node.h). */
+typedef enum pgp_node_kind {
+    PGP_NODE_SOURCE,
+    PGP_NODE_CALC,
+    PGP_NODE_CONVOLVE,
+    PGP_NODE_OTHER
+} pgp_node_kind;
+
+struct pgp_node_kind_def;
 
 typedef struct pgp_node {
     pgp_node_kind kind;
+    const struct pgp_node_kind_def *def; /* its row in the table of kinds */
+    void *state;            /* a registered kind's own state (its free frees it) */
     char *name;
     char *where;            /* "<Calc name='risk'>", for messages              */
     GDALDataType data_type; /* of the values this node produces                */

@@ -87,6 +87,9 @@ const pgp_graph *pgp_renderer_graph(const pgp_renderer *renderer);
  * included: exposed as the dataset's PGP/TILES_COMPUTED metadata item. */
 uint64_t pgp_renderer_tiles_computed(const pgp_renderer *renderer);
 
+/* Waits until the prefetch jobs the renderer queued have run (tests, benchmarks). */
+void pgp_renderer_wait_prefetch(pgp_renderer *renderer);
+
 /* Source pixels this renderer has read (at its level's resolution): exposed as
  * PGP/SOURCE_PIXELS_READ, so tests can count what a zoomed-out view costs. */
 uint64_t pgp_renderer_source_pixels(const pgp_renderer *renderer);

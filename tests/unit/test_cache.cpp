@@ -286,17 +286,14 @@ TEST_F(TileCache, FailureWakesWaitersAndIsRecomputedLater)
     pgp_tile *computer;
     ASSERT_EQ(pgp_tile_cache_acquire(cache_, &key, &computer), PGP_TILE_MUST_COMPUTE);
 
-    std::atomic<bool> waiter_started{false};
     pgp_tile_status waiter_status = PGP_TILE_READY;
     std::thread waiter([&] {
         pgp_tile *tile;
-        waiter_started = true;
         waiter_status = pgp_tile_cache_acquire(cache_, &key, &tile);
         pgp_tile_cache_release(cache_, tile);
     });
-    while (!waiter_started)
+    while (Stats(cache_).waiting == 0)  // until it blocks on the computing entry
         std::this_thread::yield();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let it block
     pgp_tile_cache_fail(cache_, computer);
     EXPECT_EQ(Stats(cache_).entries, 0u);  // failed entries leave the table at once
     waiter.join();
@@ -326,7 +323,9 @@ TEST_F(TileCache, ConcurrentAcquiresComputeOnce)
             pgp_tile_status status = pgp_tile_cache_acquire(cache_, &key, &tile);
             if (status == PGP_TILE_MUST_COMPUTE) {
                 must_compute++;
-                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                // Publishes only once every other thread waits on this entry.
+                while (Stats(cache_).waiting < size_t(n_threads - 1))
+                    std::this_thread::yield();
                 pgp_tile_cache_publish(cache_, tile, MakeTileData(key, kTileBytes), kTileBytes);
             } else if (status == PGP_TILE_READY && TileDataMatches(tile, key, kTileBytes)) {
                 ready_ok++;
@@ -340,6 +339,7 @@ TEST_F(TileCache, ConcurrentAcquiresComputeOnce)
     pgp_tile_cache_stats stats = Stats(cache_);
     EXPECT_EQ(stats.computed, 1u);
     EXPECT_EQ(stats.hits, uint64_t(n_threads - 1));
+    EXPECT_EQ(stats.waiting, 0u);
 }
 
 TEST_F(TileCache, ManyThreadsOnRandomKeysUnderASmallBudget)

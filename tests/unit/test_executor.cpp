@@ -36,12 +36,6 @@ class PgpShutdownEnvironment : public ::testing::Environment {
 ::testing::Environment *const shutdown_environment =
     ::testing::AddGlobalTestEnvironment(new PgpShutdownEnvironment);
 
-int ExpectedAllCpus()
-{
-    int n = CPLGetNumCPUs();
-    return n < 1 ? 1 : (n > PGP_EXECUTOR_MAX_THREADS ? PGP_EXECUTOR_MAX_THREADS : n);
-}
-
 void SleepMs(double ms)
 {
     std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
@@ -82,22 +76,6 @@ class CollectErrors {
     }
 };
 
-class ScopedConfigOption {
-  public:
-    ScopedConfigOption(const char *key, const char *value)
-        : key_(key), had_old_(CPLGetConfigOption(key, nullptr) != nullptr),
-          old_(had_old_ ? CPLGetConfigOption(key, "") : "")
-    {
-        CPLSetConfigOption(key, value);
-    }
-    ~ScopedConfigOption() { CPLSetConfigOption(key_.c_str(), had_old_ ? old_.c_str() : nullptr); }
-
-  private:
-    std::string key_;
-    bool had_old_;
-    std::string old_;
-};
-
 // Runs f on another thread and aborts the test binary if it does not return
 // in time: a deadlock must fail rather than hang the suite.
 template <class F> void RunWithDeadline(F f, int seconds)
@@ -113,101 +91,6 @@ template <class F> void RunWithDeadline(F f, int seconds)
 }
 
 // ------------------------------------------------------------ spec parsing
-
-TEST(ExecutorSpec, ValidForms)
-{
-    const struct {
-        const char *spec;
-        int expected;
-    } cases[] = {
-        {"serial", 0},
-        {"SERIAL", 0},
-        {"Serial", 0},
-        {"threading", ExpectedAllCpus()},
-        {"THREADING", ExpectedAllCpus()},
-        {"multiprocessing", ExpectedAllCpus()},
-        {"MultiProcessing", ExpectedAllCpus()},
-        {"threading:1", 1},
-        {"threading:8", 8},
-        {"Threading:16", 16},
-        {"multiprocessing:3", 3},
-        {"MULTIPROCESSING:1024", 1024},
-    };
-    for (const auto &c : cases) {
-        int n = -7;
-        char err[256] = "untouched";
-        EXPECT_EQ(pgp_executor_parse_spec(c.spec, "PGP_EXECUTOR", &n, err, sizeof(err)), 0)
-            << c.spec << ": " << err;
-        EXPECT_EQ(n, c.expected) << c.spec;
-    }
-}
-
-TEST(ExecutorSpec, InvalidFormsNameOriginValueAndAcceptedForms)
-{
-    const char *cases[] = {"",
-                           "threading:0",
-                           "threading:-1",
-                           "threading:abc",
-                           "threading:2x",
-                           "threads:2",
-                           "threading:99999999999",
-                           "threading:1025",
-                           "threading:",
-                           "threading: 2",
-                           "threading:+2",
-                           "multiprocessing:0",
-                           "serial:1",
-                           " serial",
-                           "serial ",
-                           "thread",
-                           ":4"};
-    for (const char *spec : cases) {
-        int n = -7;
-        char err[512] = "";
-        EXPECT_EQ(pgp_executor_parse_spec(spec, "EXECUTOR", &n, err, sizeof(err)), -1) << spec;
-        std::string msg = err;
-        EXPECT_NE(msg.find(std::string("EXECUTOR='") + spec + "'"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("serial"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("threading:N"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("1024"), std::string::npos) << msg;
-    }
-}
-
-TEST(ExecutorSpec, ErrorIsTruncatedAndTerminated)
-{
-    char err[12];
-    memset(err, 'x', sizeof(err));
-    int n;
-    EXPECT_EQ(pgp_executor_parse_spec("bogus", "PGP_EXECUTOR", &n, err, sizeof(err)), -1);
-    EXPECT_EQ(std::string(err), "PGP_EXECUTO");
-}
-
-TEST(ExecutorSpec, DefaultThreadsFollowsGdalNumThreads)
-{
-    const struct {
-        const char *value;
-        int expected;
-    } cases[] = {
-        {"ALL_CPUS", ExpectedAllCpus()},
-        {"all_cpus", ExpectedAllCpus()},
-        {"3", 3},
-        {"1", 1},
-        {"5000", PGP_EXECUTOR_MAX_THREADS},
-        {"0", 0},
-        {"-2", 0},
-        {"abc", 0},
-        {"4x", 0},
-        {"", 0},
-    };
-    for (const auto &c : cases) {
-        ScopedConfigOption option("GDAL_NUM_THREADS", c.value);
-        EXPECT_EQ(pgp_executor_default_threads(), c.expected) << "'" << c.value << "'";
-    }
-    if (getenv("GDAL_NUM_THREADS") == nullptr) {
-        ScopedConfigOption option("GDAL_NUM_THREADS", nullptr);
-        EXPECT_EQ(pgp_executor_default_threads(), 0);
-    }
-}
 
 TEST(ExecutorRegistry, GetReturnsOnePoolPerThreadCount)
 {
@@ -301,16 +184,41 @@ TEST_P(ExecutorThreads, ManyCallersShareThePool)
 
 INSTANTIATE_TEST_SUITE_P(Pools, ExecutorThreads, ::testing::Values(1, 2, 4, 8));
 
+struct Rendezvous {
+    std::mutex mutex;
+    std::condition_variable changed;
+    int arrived = 0;
+    int needed = 0;
+};
+
+int MeetTheOthers(void *arg, size_t index)
+{
+    auto *r = static_cast<Rendezvous *>(arg);
+    std::unique_lock<std::mutex> lock(r->mutex);
+    r->arrived++;
+    r->changed.notify_all();
+    if (!r->changed.wait_for(lock, std::chrono::seconds(20),
+                             [r] { return r->arrived >= r->needed; })) {
+        CPLError(CE_Failure, CPLE_AppDefined, "job %zu ran alone: the others never started",
+                 index);
+        return 1;
+    }
+    return 0;
+}
+
+// Each job waits for the other, so both must run at once on two threads.
 struct ThreadLog {
+    Rendezvous meet;
     std::mutex mutex;
     std::set<std::thread::id> threads;
     std::vector<std::thread::id> by_job;
 };
 
-int LogThreadSlowly(void *arg, size_t index)
+int LogThreadTogether(void *arg, size_t index)
 {
     auto *log = static_cast<ThreadLog *>(arg);
-    SleepMs(50);
+    if (MeetTheOthers(&log->meet, index) != 0)
+        return 1;
     std::lock_guard<std::mutex> lock(log->mutex);
     log->threads.insert(std::this_thread::get_id());
     log->by_job[index] = std::this_thread::get_id();
@@ -320,8 +228,9 @@ int LogThreadSlowly(void *arg, size_t index)
 TEST(ExecutorRun, CallerRunsJobsBesideTheWorkers)
 {
     ThreadLog log;
+    log.meet.needed = 2;
     log.by_job.resize(2);
-    ASSERT_EQ(pgp_executor_run(Executor(1), 2, LogThreadSlowly, &log, nullptr, nullptr), CE_None);
+    ASSERT_EQ(pgp_executor_run(Executor(1), 2, LogThreadTogether, &log, nullptr, nullptr), CE_None);
     EXPECT_EQ(log.threads.size(), 2u);
     EXPECT_TRUE(log.by_job[0] == std::this_thread::get_id() ||
                 log.by_job[1] == std::this_thread::get_id());
@@ -692,26 +601,25 @@ int WaitAtGate(void *arg, size_t)
 
 // Foreground jobs that each wait (bounded) until all of them run at once: the
 // batch only succeeds if enough threads are free to run it concurrently.
-struct Rendezvous {
-    std::mutex mutex;
-    std::condition_variable changed;
-    int arrived = 0;
-    int needed = 0;
-};
 
-int MeetTheOthers(void *arg, size_t index)
+int CountSlowly(void *arg, size_t)
 {
-    auto *r = static_cast<Rendezvous *>(arg);
-    std::unique_lock<std::mutex> lock(r->mutex);
-    r->arrived++;
-    r->changed.notify_all();
-    if (!r->changed.wait_for(lock, std::chrono::seconds(20),
-                             [r] { return r->arrived >= r->needed; })) {
-        CPLError(CE_Failure, CPLE_AppDefined, "job %zu ran alone: the others never started",
-                 index);
-        return 1;
-    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2)); // still queued when waited on
+    ++*static_cast<std::atomic<int> *>(arg);
     return 0;
+}
+
+TEST(ExecutorBackground, WaitReturnsOnceEveryJobHasRun)
+{
+    std::atomic<int> ran{0};
+    pgp_background *group = pgp_background_new(Executor(3));
+    ASSERT_NE(group, nullptr);
+    for (size_t i = 0; i < 40; i++)
+        pgp_background_submit(group, CountSlowly, &ran, i);
+    pgp_background_wait(group);
+    EXPECT_EQ(ran.load(), 40);
+    EXPECT_EQ(pgp_background_pending(group), 0u);
+    pgp_background_free(group);
 }
 
 TEST(ExecutorBackground, PrefetchOccupiesAtMostHalfThePool)

@@ -249,12 +249,10 @@ uint64_t ComputedTiles(pgp_tile_cache *cache)
     return stats.computed;
 }
 
-// Waits (bounded) until the cache has computed `expected` tiles.
-uint64_t WaitForComputed(pgp_tile_cache *cache, uint64_t expected)
+// The tiles computed once the renderer's prefetch jobs have all run.
+uint64_t ComputedAfterPrefetch(pgp_renderer *r, pgp_tile_cache *cache)
 {
-    for (int i = 0; i < 1000 && ComputedTiles(cache) < expected; i++)
-        CPLSleep(0.01);
-    CPLSleep(0.05); // anything beyond expected would show up now
+    pgp_renderer_wait_prefetch(r);
     return ComputedTiles(cache);
 }
 
@@ -273,7 +271,7 @@ TEST_F(RenderTest, PrefetchComputesTheNextTilesInTheBackground)
         // Strip 1 computes 7 tiles (x2 nodes) and prefetches 4 of strip 2; strip 2
         // computes only its 3 remaining tiles and prefetches 4 of strip 3.
         const uint64_t expected = row == 0 ? 2 * (7 + 4) : 2 * (7 + 4) + 2 * (3 + 4);
-        EXPECT_EQ(WaitForComputed(cache, expected), expected);
+        EXPECT_EQ(ComputedAfterPrefetch(r, cache), expected);
     }
     pgp_renderer_free(r); // cancels nothing pending, frees cleanly
     pgp_tile_cache_free(cache);

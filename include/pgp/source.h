@@ -1,0 +1,77 @@
+/* pgp/source.h — reading a Source node's pixels for one renderer level
+ * (docs/architecture.md#modules).
+ *
+ * A level (pgp_source_level) says which grid the sources are read on: full
+ * resolution, or an overview level whose sources are downsampled, or with
+ * <Align> warped onto the level's aligned grid. Each worker context holds its
+ * own GDAL handles (pgp_source_handles), opened when the context is created,
+ * so no tile job builds a warped view; a handle whose read failed is closed
+ * and opened afresh by the next read. Reads go straight to a block when the
+ * rectangle is one source block, through the shared block cache (each block
+ * decoded once for all workers) when it spans a few, and through GDAL's
+ * RasterIO otherwise. Not for C++: the counters are C11 atomics.
+ */
+#ifndef PGP_SOURCE_H
+#define PGP_SOURCE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gdal.h"
+#include "pgp/cache.h"
+#include "pgp/graph.h"
+#include "pgp/grid.h"
+#include "pgp/node.h"
+
+/* Memory reused from tile to tile: fresh large allocations cost a page fault
+ * per 4 KiB, which dominated rendering before buffers were kept. */
+typedef struct pgp_scratch {
+    void *data;
+    size_t bytes;
+} pgp_scratch;
+
+/* Returns s's buffer grown to at least bytes (contents not kept), or NULL
+ * after CPLError. */
+void *pgp_scratch_reserve(pgp_scratch *s, size_t bytes);
+
+/* What reading sources needs from a renderer level; set by the renderer. */
+typedef struct pgp_source_level {
+    const pgp_graph *graph;
+    const pgp_grid *align;   /* with <Align>: the level's aligned grid */
+    int is_overview;
+    double scale_x, scale_y; /* full-resolution pixels per pixel of the level */
+    pgp_tile_cache *blocks;  /* decoded source blocks, keyed by owner */
+    uint64_t owner;
+    _Atomic uint64_t source_pixels;
+    _Atomic uint64_t blocks_decoded;
+} pgp_source_level;
+
+/* One worker context's handles: one per node (NULL for other kinds). */
+typedef struct pgp_source_handles {
+    GDALDatasetH *sources;
+    pgp_scratch source_block; /* one block of a source, native type */
+} pgp_source_handles;
+
+/* Opens every source of the level's graph into h (zeroed by the caller).
+ * Returns 0, or -1 after CPLError naming the node; h is then to be closed. */
+int pgp_source_handles_open(const pgp_source_level *level, pgp_source_handles *h);
+
+/* Closes what h holds, also a partly opened h. */
+void pgp_source_handles_close(const pgp_source_level *level, pgp_source_handles *h);
+
+/* Reads source node's pixels of rect r as type (its own type or Float64) into
+ * pixels, whose rows are stride pixels apart. Returns 0, or -1 after CPLError
+ * naming the node, the window and the file. */
+int pgp_source_read(pgp_source_level *level, pgp_source_handles *h, int node,
+                    const pgp_rect *r, void *pixels, GDALDataType type, int stride);
+
+/* Copies n values of type to dst_type (GDALCopyWords' conversions, the common
+ * widenings vectorised). */
+void pgp_copy_row(const void *src, GDALDataType type, void *dst, GDALDataType dst_type, int n);
+
+/* Reports a failure in context, quoting the error that caused it; allocates
+ * nothing, so it also reports running out of memory. */
+void pgp_fail_because(CPLErrorNum err_no, const char *context);
+
+#endif
