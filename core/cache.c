@@ -423,6 +423,18 @@ void *pgp_tile_cache_buffer(pgp_tile_cache *cache, size_t bytes)
     return data;
 }
 
+pgp_tile_presence pgp_tile_cache_peek(pgp_tile_cache *cache, const pgp_tile_key *key)
+{
+    pgp_tile_presence presence = PGP_TILE_ABSENT;
+    pgp_tile *t;
+    CPLAcquireMutex(cache->mutex, 1000.0);
+    t = table_find(cache, key, key_hash(key));
+    if (t != NULL)
+        presence = t->state == TILE_READY ? PGP_TILE_CACHED : PGP_TILE_IN_PROGRESS;
+    CPLReleaseMutex(cache->mutex);
+    return presence;
+}
+
 const void *pgp_tile_data(const pgp_tile *tile)
 {
     return tile->data;

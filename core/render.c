@@ -1,6 +1,7 @@
 /* render.c — renderers (one per level), worker contexts, tile evaluation of
- * Source, Calc and Convolve nodes, window reads with copy-out, prefetch and
- * the tile visits behind statistics. Reading sources is source.c's. */
+ * Source, Calc and Convolve nodes, window reads with copy-out, scan-ahead,
+ * prefetch and the tile visits behind statistics. Reading sources is
+ * source.c's. */
 #include "pgp/render.h"
 #include "pgp/alloc.h"
 #include "pgp/source.h"
@@ -44,6 +45,7 @@ struct pgp_renderer {
     pgp_background *prefetch;
     int last_window[4]; /* x, y, w, h of the previous read; w == 0 before any */
     _Atomic uint64_t tiles_computed;
+    _Atomic uint64_t tiles_ahead; /* jobs reads added ahead of their windows */
     CPLMutex *contexts_mutex;
     worker_context *idle_contexts; /* free list; every context is here between jobs */
 };
@@ -210,6 +212,11 @@ uint64_t pgp_renderer_tiles_computed(const pgp_renderer *r)
     return atomic_load(&r->tiles_computed);
 }
 
+uint64_t pgp_renderer_tiles_ahead(const pgp_renderer *r)
+{
+    return atomic_load(&r->tiles_ahead);
+}
+
 void pgp_renderer_wait_prefetch(pgp_renderer *r)
 {
     pgp_background_wait(r->prefetch);
@@ -359,18 +366,24 @@ int pgp_job_read_source(pgp_job *job, int node, const pgp_rect *r, void *pixels,
 
 /* Pins node's tile t in the cache, computing it here if no thread has. depth
  * is how many nodes up the stack are waiting for it (their scratch is in use). */
+static pgp_tile_key tile_key(const pgp_renderer *r, int node, int tx, int ty)
+{
+    pgp_tile_key key;
+    memset(&key, 0, sizeof key);
+    key.owner = r->owner;
+    key.node = node;
+    key.tx = tx;
+    key.ty = ty;
+    return key;
+}
+
 static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
                         int depth, pgp_tile **tile)
 {
     const pgp_node *n = &r->graph->nodes[node];
-    pgp_tile_key key;
+    const pgp_tile_key key = tile_key(r, node, t->tx, t->ty);
     void *pixels;
     pgp_tile_status status;
-    memset(&key, 0, sizeof key);
-    key.owner = r->owner;
-    key.node = node;
-    key.tx = t->tx;
-    key.ty = t->ty;
     status = pgp_tile_cache_acquire(r->cache, &key, tile);
     /* Computed by another job, maybe a prefetch whose errors nobody sees (or
      * one that ran out of memory): the failed entry left the cache, so it is
@@ -461,16 +474,22 @@ static int run_tile_job(pgp_renderer *r, const tile_job *job, tile_job_fn use, v
 
 /* ---- window reads ------------------------------------------------------------ */
 
+/* A scan read block by block gives batches of one job; it is given at most this
+ * many tiles ahead (pgp_renderer_read). */
+#define MAX_SCAN_AHEAD 64
+
 typedef struct read_request {
     pgp_renderer *r;
     tile_job_fn use; /* with each tile of the window: copy_out, or nothing */
     int n_nodes;
     const int *nodes;
     int x, y, w, h;
-    int tx0, ty0, tiles_x;
+    int tx0, ty0, tiles_x, tiles_y;
     GByte *buffer;
     GDALDataType buffer_type;
     GSpacing pixel_space, line_space, band_space;
+    size_t n_ahead;                 /* tiles computed after the window's, same batch */
+    size_t ahead[MAX_SCAN_AHEAD];   /* their row-major tile indices */
 } read_request;
 
 static int copy_out(void *arg, pgp_renderer *r, int node, const tile_rect *t,
@@ -493,14 +512,37 @@ static int copy_out(void *arg, pgp_renderer *r, int node, const tile_rect *t,
     return 0;
 }
 
-/* Job index -> (tile, band), bands innermost so a tile's shared inputs are hot. */
+/* Computes tile index * n_nodes + node and leaves it in the cache. */
+static int compute_into_cache(pgp_renderer *r, int node, size_t tile_index)
+{
+    const tile_job job =
+        job_at(r, node, (int)(tile_index % r->tiles_x), (int)(tile_index / r->tiles_x));
+    pgp_tile *tile;
+    const int status = acquire_job(r, &job, &tile);
+    if (status == 0)
+        pgp_tile_cache_release(r->cache, tile);
+    return status;
+}
+
+/* Job index -> (tile, band), bands innermost so a tile's shared inputs are hot;
+ * the window's jobs first, then those ahead of it. A tile ahead that fails
+ * leaves the cache and fails the read that needs it, naming its node and tile
+ * (acquire_tile computes it again there); this read does not need it. */
 static int read_job(void *arg, size_t index)
 {
     const read_request *q = (const read_request *)arg;
-    const size_t tile_index = index / q->n_nodes;
-    const tile_job job = job_at(q->r, q->nodes[index % q->n_nodes],
-                                q->tx0 + (int)(tile_index % q->tiles_x),
-                                q->ty0 + (int)(tile_index / q->tiles_x));
+    const size_t window_jobs = (size_t)q->tiles_x * q->tiles_y * q->n_nodes;
+    size_t tile_index;
+    tile_job job;
+    if (index >= window_jobs) {
+        index -= window_jobs;
+        if (compute_into_cache(q->r, q->nodes[index % q->n_nodes], q->ahead[index / q->n_nodes]))
+            CPLErrorReset();
+        return 0;
+    }
+    tile_index = index / q->n_nodes;
+    job = job_at(q->r, q->nodes[index % q->n_nodes], q->tx0 + (int)(tile_index % q->tiles_x),
+                 q->ty0 + (int)(tile_index / q->tiles_x));
     return run_tile_job(q->r, &job, q->use, (void *)q, index);
 }
 
@@ -515,18 +557,11 @@ static int keep_cached(void *arg, pgp_renderer *r, int node, const tile_rect *t,
 static int prefetch_job(void *arg, size_t index)
 {
     pgp_renderer *r = (pgp_renderer *)arg;
-    const size_t tile_index = index / r->graph->n_nodes;
-    const tile_job job = job_at(r, (int)(index % r->graph->n_nodes),
-                                (int)(tile_index % r->tiles_x), (int)(tile_index / r->tiles_x));
-    pgp_tile *tile;
-    const int status = acquire_job(r, &job, &tile);
-    if (status == 0)
-        pgp_tile_cache_release(r->cache, tile);
-    return status;
+    return compute_into_cache(r, (int)(index % r->graph->n_nodes), index / r->graph->n_nodes);
 }
 
-/* Queues the tiles after the window's last one in row-major order: the next
- * strip for full-width strips, the next tiles to the right otherwise. */
+/* Queues the tiles after last_tile in row-major order: the next strip for
+ * full-width strips, the next tiles to the right otherwise. */
 static void prefetch_after(pgp_renderer *r, int n_nodes, const int *nodes, size_t last_tile)
 {
     const size_t n_tiles = pgp_renderer_tile_count(r);
@@ -540,14 +575,15 @@ static void prefetch_after(pgp_renderer *r, int n_nodes, const int *nodes, size_
                                   tile * r->graph->n_nodes + nodes[i]);
 }
 
-/* Whether a read continues the previous one in scan direction (the next strip
- * down, or the next window to the right) or is the first: only then is
- * prefetch worth it; random access would compute tiles nobody asks for. */
+/* Whether a read continues the previous one in scan direction (the next row
+ * of windows down, or the next window to the right) or is the first: only
+ * then is computing ahead worth it; random access would compute tiles nobody
+ * asks for. */
 static int continues_scan(pgp_renderer *r, int x, int y, int w, int h)
 {
     int *last = r->last_window, scanning;
     CPLAcquireMutex(r->contexts_mutex, 1000.0);
-    scanning = last[2] == 0 || (x == last[0] && w == last[2] && y == last[1] + last[3]) ||
+    scanning = last[2] == 0 || y == last[1] + last[3] ||
                (y == last[1] && h == last[3] && x == last[0] + last[2]);
     last[0] = x;
     last[1] = y;
@@ -557,8 +593,70 @@ static int continues_scan(pgp_renderer *r, int x, int y, int w, int h)
     return scanning;
 }
 
-/* Runs use on every tile of nodes covering window (x, y, w, h), on the executor. */
-static CPLErr run_window(read_request *q, GDALProgressFunc progress, void *progress_arg)
+/* How many tiles of nodes fit in half the cache budget: a batch computing
+ * more would evict its first tiles before the caller reads them. */
+static double tiles_in_half_cache(pgp_renderer *r, int n_nodes, const int *nodes)
+{
+    const pgp_graph *g = r->graph;
+    pgp_tile_cache_stats stats;
+    double tile_bytes = 0;
+    int i;
+    for (i = 0; i < n_nodes; i++)
+        tile_bytes += (double)g->block_x * g->block_y *
+                      GDALGetDataTypeSizeBytes(g->nodes[nodes[i]].data_type);
+    pgp_tile_cache_get_stats(r->cache, &stats);
+    return stats.budget_bytes / 2.0 / tile_bytes;
+}
+
+/* Whether tile (of nodes) lacks a READY entry; absent_only: whether it has no
+ * entry at all (one being computed elsewhere is not worth a job). */
+static int tile_missing(pgp_renderer *r, const read_request *q, size_t tile, int absent_only)
+{
+    int i;
+    for (i = 0; i < q->n_nodes; i++) {
+        const pgp_tile_key key =
+            tile_key(r, q->nodes[i], (int)(tile % r->tiles_x), (int)(tile / r->tiles_x));
+        const pgp_tile_presence presence = pgp_tile_cache_peek(r->cache, &key);
+        if (presence == PGP_TILE_ABSENT || (!absent_only && presence == PGP_TILE_IN_PROGRESS))
+            return 1;
+    }
+    return 0;
+}
+
+/* Scan-ahead: a read whose window is too small to occupy the executor (one
+ * block: GDAL's ReadBlock, QGIS's identify, most clients' loops), which
+ * continues a scan and misses a tile, computes in the same foreground batch
+ * the next 2 x workers tiles in row-major order that no thread has, as far as
+ * half the cache holds them. The next reads of the scan find them cached, so a
+ * block-by-block scan runs on every worker. Tiles stay the unit of work, so the
+ * bytes are those of any other read. */
+static void plan_ahead(read_request *q, int scanning)
+{
+    pgp_renderer *r = q->r;
+    const size_t threads = (size_t)pgp_executor_threads(r->executor);
+    const size_t window_tiles = (size_t)q->tiles_x * q->tiles_y;
+    const size_t last = (size_t)(q->ty0 + q->tiles_y - 1) * r->tiles_x + q->tx0 + q->tiles_x - 1;
+    const size_t n_tiles = pgp_renderer_tile_count(r);
+    double room;
+    size_t wanted, tile, i;
+    int missing = 0;
+    if (!scanning || window_tiles * q->n_nodes > threads)
+        return;
+    for (i = 0; i < window_tiles && !missing; i++)
+        missing = tile_missing(
+            r, q, (size_t)(q->ty0 + i / q->tiles_x) * r->tiles_x + q->tx0 + i % q->tiles_x, 0);
+    room = tiles_in_half_cache(r, q->n_nodes, q->nodes) - (double)window_tiles;
+    if (!missing || room < 1)
+        return;
+    wanted = MIN(MIN(2 * threads, (size_t)MAX_SCAN_AHEAD), (size_t)room);
+    for (tile = last + 1; tile <= last + wanted && tile < n_tiles; tile++)
+        if (tile_missing(r, q, tile, 1))
+            q->ahead[q->n_ahead++] = tile;
+    atomic_fetch_add(&r->tiles_ahead, q->n_ahead * q->n_nodes);
+}
+
+/* Checks the window and finds the tiles it covers. */
+static int cover_window(read_request *q)
 {
     pgp_renderer *r = q->r;
     const pgp_graph *g = r->graph;
@@ -567,14 +665,22 @@ static CPLErr run_window(read_request *q, GDALProgressFunc progress, void *progr
         CPLError(CE_Failure, CPLE_IllegalArg,
                  "window (%d,%d,%d,%d) is outside the %dx%d raster", q->x, q->y, q->w, q->h,
                  r->x_size, r->y_size);
-        return CE_Failure;
+        return -1;
     }
     q->tx0 = q->x / g->block_x;
     q->ty0 = q->y / g->block_y;
     q->tiles_x = (q->x + q->w - 1) / g->block_x - q->tx0 + 1;
-    return pgp_executor_run(
-        r->executor, (size_t)q->tiles_x * ((q->y + q->h - 1) / g->block_y - q->ty0 + 1) * q->n_nodes,
-        read_job, q, progress, progress_arg);
+    q->tiles_y = (q->y + q->h - 1) / g->block_y - q->ty0 + 1;
+    return 0;
+}
+
+/* Runs use on every tile of nodes covering the window, and computes the tiles
+ * ahead, on the executor. */
+static CPLErr run_window(read_request *q, GDALProgressFunc progress, void *progress_arg)
+{
+    return pgp_executor_run(q->r->executor,
+                            ((size_t)q->tiles_x * q->tiles_y + q->n_ahead) * q->n_nodes,
+                            read_job, q, progress, progress_arg);
 }
 
 static void init_request(read_request *q, pgp_renderer *r, tile_job_fn use, int n_nodes,
@@ -596,8 +702,8 @@ CPLErr pgp_renderer_read(pgp_renderer *r, int n_nodes, const int *nodes, int x, 
                          GSpacing line_space, GSpacing band_space, GDALProgressFunc progress,
                          void *progress_arg)
 {
-    const pgp_graph *g = r->graph;
     read_request q;
+    int scanning;
     CPLErr err;
     init_request(&q, r, copy_out, n_nodes, nodes, x, y, w, h);
     q.buffer = (GByte *)buffer;
@@ -605,10 +711,17 @@ CPLErr pgp_renderer_read(pgp_renderer *r, int n_nodes, const int *nodes, int x, 
     q.pixel_space = pixel_space;
     q.line_space = line_space;
     q.band_space = band_space;
+    if (cover_window(&q) != 0)
+        return CE_Failure;
+    scanning = continues_scan(r, x, y, w, h);
+    if (progress == NULL) /* progress counts the window's tiles */
+        plan_ahead(&q, scanning);
     err = run_window(&q, progress, progress_arg);
-    if (err == CE_None && r->prefetch_tiles > 0 && continues_scan(r, x, y, w, h))
+    if (err == CE_None && r->prefetch_tiles > 0 && scanning)
         prefetch_after(r, n_nodes, nodes,
-                       (size_t)((y + h - 1) / g->block_y) * r->tiles_x + (x + w - 1) / g->block_x);
+                       q.n_ahead > 0 ? q.ahead[q.n_ahead - 1]
+                                     : (size_t)(q.ty0 + q.tiles_y - 1) * r->tiles_x + q.tx0 +
+                                           q.tiles_x - 1);
     return err;
 }
 
@@ -616,19 +729,14 @@ CPLErr pgp_renderer_compute(pgp_renderer *r, int n_nodes, const int *nodes, int 
                             int h, GDALProgressFunc progress, void *progress_arg)
 {
     const pgp_graph *g = r->graph;
-    pgp_tile_cache_stats stats;
-    size_t tile_bytes = 0;
     read_request q;
-    int i;
-    for (i = 0; i < n_nodes; i++)
-        tile_bytes += (size_t)g->block_x * g->block_y *
-                      GDALGetDataTypeSizeBytes(g->nodes[nodes[i]].data_type);
-    pgp_tile_cache_get_stats(r->cache, &stats);
     /* Tiles evicted before the caller reads them would be computed twice. */
-    if ((double)((w + g->block_x - 1) / g->block_x + 1) * ((h + g->block_y - 1) / g->block_y + 1) *
-            tile_bytes > stats.budget_bytes / 2.0)
+    if ((double)((w + g->block_x - 1) / g->block_x + 1) * ((h + g->block_y - 1) / g->block_y + 1) >
+        tiles_in_half_cache(r, n_nodes, nodes))
         return CE_None;
     init_request(&q, r, keep_cached, n_nodes, nodes, x, y, w, h);
+    if (cover_window(&q) != 0)
+        return CE_Failure;
     return run_window(&q, progress, progress_arg);
 }
 

@@ -495,6 +495,8 @@ const char *PGPDataset::GetMetadataItem(const char *name, const char *domain)
         const char *what = overview ? name + strlen("OVERVIEW_") : name;
         if (EQUAL(what, "TILES_COMPUTED"))
             counter = pgp_renderer_tiles_computed;
+        else if (EQUAL(what, "TILES_AHEAD"))
+            counter = pgp_renderer_tiles_ahead;
         else if (EQUAL(what, "SOURCE_PIXELS_READ"))
             counter = pgp_renderer_source_pixels;
         else if (EQUAL(what, "SOURCE_BLOCKS_DECODED"))

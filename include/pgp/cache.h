@@ -84,6 +84,16 @@ void pgp_tile_cache_fail(pgp_tile_cache *cache, pgp_tile *tile);
 
 const void *pgp_tile_data(const pgp_tile *tile);
 
+/* What an acquire of key would find now, without pinning, waiting or counting
+ * a hit: a hint for scheduling, which may be stale as soon as it returns. */
+typedef enum pgp_tile_presence {
+    PGP_TILE_ABSENT,      /* no entry: an acquire would compute it */
+    PGP_TILE_IN_PROGRESS, /* some thread is computing it           */
+    PGP_TILE_CACHED       /* READY                                 */
+} pgp_tile_presence;
+
+pgp_tile_presence pgp_tile_cache_peek(pgp_tile_cache *cache, const pgp_tile_key *key);
+
 void pgp_tile_cache_release(pgp_tile_cache *cache, pgp_tile *tile);
 
 /* Drops every entry of owner (none may be pinned): a dataset is closing. */

@@ -15,9 +15,15 @@
  * read opens a fresh one; a read fails when GDAL raised an error during it,
  * even if GDAL returned success (pgp/executor.h, resources).
  *
+ * Scan-ahead: a read too small to occupy the executor (one block) that
+ * continues a scan and misses a tile also computes, in its own batch, the next
+ * 2 x workers tiles in row-major order that no thread has (as many as half
+ * the cache holds), so a client reading block by block uses every worker.
+ *
  * Prefetch: after each read, up to prefetch_tiles tiles that follow the window
- * in row-major order are computed in the background, so a client
- * scanning the raster finds them ready. They never delay a foreground read.
+ * (and the tiles computed ahead) in row-major order are computed in the
+ * background, so a client scanning the raster finds them ready. They never
+ * delay a foreground read.
  *
  * Ownership: the graph, executor and cache are borrowed and must outlive the
  * renderer. pgp_renderer_free cancels queued prefetches, waits for running
@@ -86,6 +92,10 @@ const pgp_graph *pgp_renderer_graph(const pgp_renderer *renderer);
 /* Tiles this renderer has computed (not found in the cache), prefetches
  * included: exposed as the dataset's PGP/TILES_COMPUTED metadata item. */
 uint64_t pgp_renderer_tiles_computed(const pgp_renderer *renderer);
+
+/* Tile jobs reads added ahead of their windows (scan-ahead), exposed as
+ * PGP/TILES_AHEAD: tests see that a block-by-block scan computes ahead. */
+uint64_t pgp_renderer_tiles_ahead(const pgp_renderer *renderer);
 
 /* Waits until the prefetch jobs the renderer queued have run (tests, benchmarks). */
 void pgp_renderer_wait_prefetch(pgp_renderer *renderer);
