@@ -50,6 +50,7 @@ typedef struct pgp_source_level {
 /* One worker context's handles: one per node (NULL for other kinds). */
 typedef struct pgp_source_handles {
     GDALDatasetH *sources;
+    GDALDatasetH *warped_files; /* with <Align>: the file each view warps (the view's) */
     pgp_scratch source_block; /* one block of a source, native type */
 } pgp_source_handles;
 
