@@ -98,7 +98,6 @@ static int parse_stitch(pgp_graph *graph, const CPLXMLNode *element, const char 
                                              NULL};
     const char *target = CPLGetXMLValue(element, "target", NULL);
     const char *overlap = CPLGetXMLValue(element, "overlap", "etch");
-    const char *weight = CPLGetXMLValue(element, "areaWeightM2ToWGS84", "false");
     const CPLXMLNode *child;
     stitch_state *s;
     int n = 0, i;
@@ -119,13 +118,9 @@ static int parse_stitch(pgp_graph *graph, const CPLXMLNode *element, const char 
         return -1;
     }
     s->overlap = (overlap_mode)i;
-    if (EQUAL(weight, "true") || EQUAL(weight, "yes") || EQUAL(weight, "1"))
-        s->area_weight = 1;
-    else if (!(EQUAL(weight, "false") || EQUAL(weight, "no") || EQUAL(weight, "0"))) {
-        pgp_graph_report(node->where, "areaWeightM2ToWGS84 '%s' is neither true nor false",
-                         weight);
+    if (pgp_graph_parse_flag(element, node->where, "areaWeightM2ToWGS84", 0,
+                             &s->area_weight) != 0)
         return -1;
-    }
     for (child = element->psChild; child != NULL; child = child->psNext)
         if (child->eType == CXT_Element)
             n++;
@@ -620,18 +615,16 @@ static int tile_bases(const stitch_state *s, const pgp_rect *t, double sx, doubl
              bx++) {
             const int bucket = by * s->buckets_x + bx;
             buckets++;
-            for (k = s->bucket_start[bucket]; k < s->bucket_start[bucket + 1]; k++)
-                if (base_meets(&s->bases[s->bucket_bases[k]], x0, y0, x1, y1))
+            for (k = s->bucket_start[bucket]; k < s->bucket_start[bucket + 1]; k++) {
+                const stitch_base *b = &s->bases[s->bucket_bases[k]];
+                /* Listed from the first bucket where it meets the extent only. */
+                if (base_meets(b, x0, y0, x1, y1) &&
+                    MAX(b->x, x0) / s->bucket_w == bx && MAX(b->y, y0) / s->bucket_h == by)
                     list[n++] = s->bucket_bases[k];
+            }
         }
-    if (buckets > 1) { /* a base meeting several buckets is listed once, in order */
-        int unique = 0;
+    if (buckets > 1) /* back into list order */
         qsort(list, n, sizeof *list, compare_ints);
-        for (k = 0; k < n; k++)
-            if (unique == 0 || list[k] != list[unique - 1])
-                list[unique++] = list[k];
-        n = unique;
-    }
     return n;
 }
 
