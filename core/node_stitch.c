@@ -246,6 +246,37 @@ static int area_scales(stitch_base *base, double base_pixel_area)
     return 0;
 }
 
+/* Opens a base (or the target) quietly. libtiff may open a file whose tag (GDAL_NODATA) it
+ * failed to read with only a warning: at open time the warning is passed on
+ * naming the base, as for sources; when a tile reopens a base (strict) the
+ * handle would silently differ from the one placed, so it is a failure. */
+static GDALDatasetH open_base(const pgp_node *node, const char *what, const char *path,
+                              int strict)
+{
+    GDALDatasetH ds;
+    char warning[1024];
+    CPLErrorReset();
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR, NULL, NULL,
+                    NULL);
+    CPLPopErrorHandler();
+    if (ds == NULL) {
+        pgp_fail_because(CPLE_OpenFailed,
+                         CPLSPrintf("%s: cannot open %s '%s'", node->where, what, path));
+        return NULL;
+    }
+    if (CPLGetLastErrorType() == CE_Warning) {
+        CPLStrlcpy(warning, CPLGetLastErrorMsg(), sizeof warning);
+        CPLError(strict ? CE_Failure : CE_Warning, CPLGetLastErrorNo(), "%s: opening '%s': %s",
+                 node->where, path, warning);
+        if (strict) {
+            GDALClose(ds);
+            return NULL;
+        }
+    }
+    return ds;
+}
+
 /* Reads base's grid, decides whether it is warped, and places it. 0; 1 when
  * its box misses the target's (skipped); -1 after CPLError. */
 static int place_base(const pgp_node *node, const target_grid *target, int area_weight,
@@ -259,13 +290,8 @@ static int place_base(const pgp_node *node, const target_grid *target, int area_
     int has_nodata = 0, status = 0;
     char err[1024];
 
-    ds = GDALOpenEx(base->path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR, NULL,
-                    NULL, NULL);
-    if (ds == NULL) {
-        pgp_fail_because(CPLE_OpenFailed,
-                         CPLSPrintf("%s: cannot open base '%s'", node->where, base->path));
+    if ((ds = open_base(node, "base", base->path, 0)) == NULL)
         return -1;
-    }
     if (base->band > GDALGetRasterCount(ds)) {
         pgp_graph_report(node->where, "base '%s' has no band %d (it has %d)", base->path,
                          base->band, GDALGetRasterCount(ds));
@@ -414,19 +440,16 @@ static int link_stitch(pgp_graph *graph, pgp_node *node, const pgp_expr_var *var
     if (pgp_graph_link_one(graph, node, s->target) != 0)
         return -1;
     memset(&target, 0, sizeof target);
-    ds = GDALOpenEx(graph->nodes[target_node].path,
-                    GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
-    if (ds == NULL) {
-        pgp_fail_because(CPLE_OpenFailed, CPLSPrintf("%s: cannot open target '%s'", node->where,
-                                                     graph->nodes[target_node].path));
+    /* The grid as the <Source> read it; the projection as GDAL reports it to
+     * pygeoprocessing (WKT1), to compare with the bases'. */
+    if ((ds = open_base(node, "target", graph->nodes[target_node].path, 1)) == NULL)
         return -1;
-    }
     target.wkt = pgp_strdup(GDALGetProjectionRef(ds));
-    GDALGetGeoTransform(ds, target.gt);
-    target.x_size = GDALGetRasterXSize(ds);
-    target.y_size = GDALGetRasterYSize(ds);
-    target.type = node->data_type;
     GDALClose(ds);
+    memcpy(target.gt, graph->geotransform, sizeof target.gt);
+    target.x_size = graph->x_size;
+    target.y_size = graph->y_size;
+    target.type = node->data_type;
     if (target.wkt == NULL)
         return -1;
     if (!graph->has_geotransform || !GDALInvGeoTransform(target.gt, target.inverse)) {
@@ -480,13 +503,8 @@ static GDALDatasetH checkout_base(stitch_state *s, const pgp_node *node, int ind
     CPLReleaseMutex(s->pool_mutex);
     if (ds != NULL)
         return ds;
-    ds = GDALOpenEx(b->path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR, NULL,
-                    NULL, NULL);
-    if (ds == NULL) {
-        pgp_fail_because(CPLE_OpenFailed,
-                         CPLSPrintf("%s: cannot open base '%s'", node->where, b->path));
+    if ((ds = open_base(node, "base", b->path, 1)) == NULL)
         return NULL;
-    }
     if (!b->warped)
         return ds;
     view = pgp_warp_open_view(ds, b->band, &b->grid, b->resampling, graph->block_x,
@@ -664,9 +682,9 @@ static void *compute_stitch(pgp_job *job, int node, const pgp_rect *t, int depth
              fold_base(s, n, list[k], GDALGetRasterBand(ds, b->warped ? 1 : b->band), t, sx, sy,
                        values, row) == 0;
         if (!ok && ds != NULL) {
-            /* A base that failed may go on failing: the next tile opens it afresh. */
-            pgp_fail_because(CPLE_FileIO, CPLSPrintf("%s: reading base '%s' for tile (%d,%d)",
-                                                     n->where, b->path, t->tx, t->ty));
+            /* A base that failed may go on failing: the next tile opens it afresh.
+             * The renderer adds the node and tile. */
+            pgp_fail_because(CPLE_FileIO, CPLSPrintf("reading base '%s'", b->path));
             GDALClose(ds);
         } else if (ds != NULL) {
             checkin_base(s, list[k], ds);
