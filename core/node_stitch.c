@@ -8,6 +8,7 @@
  * share a small pool of open bases, so neighbouring tiles do not reopen them. */
 #include "pgp/node.h"
 #include "pgp/alloc.h"
+#include "pgp/cache.h"
 #include "pgp/source.h"
 #include "pgp/warp.h"
 
@@ -57,6 +58,7 @@ typedef struct stitch_state {
      * the bases meeting it in list order. */
     int bucket_w, bucket_h, buckets_x, buckets_y;
     int *bucket_start, *bucket_bases;
+    uint64_t owner; /* of the bases' blocks in the shared block cache (node: base) */
     CPLMutex *pool_mutex;
     pooled_base pool[POOL_SIZE]; /* idle open bases, oldest first */
     int pool_count;
@@ -475,6 +477,7 @@ static int link_stitch(pgp_graph *graph, pgp_node *node, const pgp_expr_var *var
     CPLFree(skipped);
     if (status != 0 || build_index(graph, s) != 0)
         return -1;
+    s->owner = pgp_tile_cache_new_owner();
     s->pool_mutex = CPLCreateMutex();
     if (s->pool_mutex == NULL)
         return -1;
@@ -581,9 +584,11 @@ static int fold_base(stitch_state *s, const pgp_node *node, int index, GDALRaste
     int i0 = t->w, i1 = 0, i, j;
     long c0 = 0, c1 = 0;
     if (sx == 1 && sy == 1) {
+        /* Each base block meets up to four tiles: decoded once for all. */
+        const pgp_shared_blocks shared = {pgp_block_cache_global(), s->owner, index, NULL};
         const int x0 = MAX(t->x, b->x), x1 = (int)MIN(t->x + t->w, b->x + (long)b->w);
         const int y0 = MAX(t->y, b->y), y1 = (int)MIN(t->y + t->h, b->y + (long)b->h);
-        if (pgp_band_read_checked(band, x0 - b->x, y0 - b->y, x1 - x0, y1 - y0, row,
+        if (pgp_band_read_checked(band, &shared, x0 - b->x, y0 - b->y, x1 - x0, y1 - y0, row,
                                   GDT_Float64, x1 - x0) != 0)
             return -1;
         for (j = y0; j < y1; j++)
@@ -605,8 +610,8 @@ static int fold_base(stitch_state *s, const pgp_node *node, int index, GDALRaste
         double *out = values + (size_t)j * t->w;
         if (y < 0 || y >= b->h)
             continue;
-        if (pgp_band_read_checked(band, (int)c0, (int)y, (int)(c1 - c0), 1, row, GDT_Float64,
-                                  (int)(c1 - c0)) != 0)
+        if (pgp_band_read_checked(band, NULL, (int)c0, (int)y, (int)(c1 - c0), 1, row,
+                                  GDT_Float64, (int)(c1 - c0)) != 0)
             return -1;
         for (i = i0; i < i1; i++) {
             const double v = row[sample(t->x + i, sx) - b->x - c0];
@@ -712,6 +717,8 @@ static void free_stitch(pgp_node *node)
         GDALClose(s->pool[i].dataset);
     if (s->pool_mutex != NULL)
         CPLDestroyMutex(s->pool_mutex);
+    if (s->owner != 0)
+        pgp_tile_cache_purge_owner(pgp_block_cache_global(), s->owner);
     for (i = 0; s->bases != NULL && i < s->n_bases; i++) {
         pgp_free(s->bases[i].path);
         pgp_free(s->bases[i].grid.srs_wkt);
