@@ -83,7 +83,7 @@ void FreeMeet(pgp_node *node)
 }
 
 const pgp_node_kind_def kMeetKind = {"Meet",      ParseMeet, LinkMeet, MeetScratch,
-                                     ComputeMeet, nullptr,   FreeMeet};
+                                     ComputeMeet, nullptr,   FreeMeet, nullptr};
 
 // 16 x 8 tiles over 101 x 67: 7 tiles a row, 63 in all.
 constexpr int kW = 101, kH = 67, kBlockX = 16, kBlockY = 8;
