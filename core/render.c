@@ -370,8 +370,6 @@ int pgp_job_read_source(pgp_job *job, int node, const pgp_rect *r, void *pixels,
     return pgp_source_read(&job->r->sources, &job->ctx->src, node, r, pixels, type, stride);
 }
 
-/* Pins node's tile t in the cache, computing it here if no thread has. depth
- * is how many nodes up the stack are waiting for it (their scratch is in use). */
 static pgp_tile_key tile_key(const pgp_renderer *r, int node, int tx, int ty)
 {
     pgp_tile_key key;
@@ -383,6 +381,8 @@ static pgp_tile_key tile_key(const pgp_renderer *r, int node, int tx, int ty)
     return key;
 }
 
+/* Pins node's tile t in the cache, computing it here if no thread has. depth
+ * is how many nodes up the stack are waiting for it (their scratch is in use). */
 static int acquire_tile(pgp_renderer *r, worker_context *ctx, int node, const tile_rect *t,
                         int depth, pgp_tile **tile)
 {
@@ -494,8 +494,8 @@ typedef struct read_request {
     GByte *buffer;
     GDALDataType buffer_type;
     GSpacing pixel_space, line_space, band_space;
-    size_t n_ahead;                 /* tiles computed after the window's, same batch */
-    size_t ahead[MAX_SCAN_AHEAD];   /* their row-major tile indices */
+    size_t n_ahead;               /* tiles computed after the window's, same batch */
+    size_t ahead[MAX_SCAN_AHEAD]; /* their row-major tile indices */
 } read_request;
 
 static int copy_out(void *arg, pgp_renderer *r, int node, const tile_rect *t,
@@ -518,7 +518,7 @@ static int copy_out(void *arg, pgp_renderer *r, int node, const tile_rect *t,
     return 0;
 }
 
-/* Computes tile index * n_nodes + node and leaves it in the cache. */
+/* Computes node's tile tile_index (row-major) unless cached, and leaves it there. */
 static int compute_into_cache(pgp_renderer *r, int node, size_t tile_index)
 {
     const tile_job job =
