@@ -46,6 +46,7 @@ struct pgp_renderer {
     int last_window[4]; /* x, y, w, h of the previous read; w == 0 before any */
     _Atomic uint64_t tiles_computed;
     _Atomic uint64_t tiles_ahead; /* jobs reads added ahead of their windows */
+    _Atomic int scan_batches;     /* batches with tiles ahead since the scan began */
     CPLMutex *contexts_mutex;
     worker_context *idle_contexts; /* free list; every context is here between jobs */
 };
@@ -483,6 +484,10 @@ static int run_tile_job(pgp_renderer *r, const tile_job *job, tile_job_fn use, v
 /* A scan read block by block gives batches of one job; it is given at most this
  * many tiles ahead (pgp_renderer_read). */
 #define MAX_SCAN_AHEAD 64
+/* Tiles ahead per worker: the first batch of a scan, doubling with each batch
+ * after it up to the last. */
+#define FIRST_AHEAD_PER_WORKER 2
+#define MAX_AHEAD_PER_WORKER 8
 
 typedef struct read_request {
     pgp_renderer *r;
@@ -632,10 +637,13 @@ static int tile_missing(pgp_renderer *r, const read_request *q, size_t tile, int
 /* Scan-ahead: a read whose window is too small to occupy the executor (one
  * block: GDAL's ReadBlock, QGIS's identify, most clients' loops), which
  * continues a scan and misses a tile, computes in the same foreground batch
- * the next 2 x workers tiles in row-major order that no thread has, as far as
- * half the cache holds them. The next reads of the scan find them cached, so a
- * block-by-block scan runs on every worker. Tiles stay the unit of work, so the
- * bytes are those of any other read. */
+ * the next tiles in row-major order that no thread has, as far as half the
+ * cache holds them: 2 x workers for the first batch of a scan (the first
+ * block waits little), twice as many with each batch after it up to 8 x
+ * workers (fewer batch ends, where runners wait for the last tile). The next
+ * reads of the scan find them cached, so a block-by-block scan runs on every
+ * worker. Tiles stay the unit of work, so the bytes are those of any other
+ * read. */
 static void plan_ahead(read_request *q, int scanning)
 {
     pgp_renderer *r = q->r;
@@ -645,7 +653,9 @@ static void plan_ahead(read_request *q, int scanning)
     const size_t n_tiles = pgp_renderer_tile_count(r);
     double room;
     size_t wanted, tile, i;
-    int missing = 0;
+    int missing = 0, batches;
+    if (!scanning)
+        atomic_store(&r->scan_batches, 0);
     if (!scanning || window_tiles * q->n_nodes > threads)
         return;
     for (i = 0; i < window_tiles && !missing; i++)
@@ -654,7 +664,9 @@ static void plan_ahead(read_request *q, int scanning)
     room = tiles_in_half_cache(r, q->n_nodes, q->nodes) - (double)window_tiles;
     if (!missing || room < 1)
         return;
-    wanted = MIN(MIN(2 * threads, (size_t)MAX_SCAN_AHEAD), (size_t)room);
+    batches = atomic_fetch_add(&r->scan_batches, 1);
+    wanted = threads * MIN(FIRST_AHEAD_PER_WORKER << MIN(batches, 2), MAX_AHEAD_PER_WORKER);
+    wanted = MIN(MIN(wanted, (size_t)MAX_SCAN_AHEAD), (size_t)room);
     for (tile = last + 1; tile <= last + wanted && tile < n_tiles; tile++)
         if (tile_missing(r, q, tile, 1))
             q->ahead[q->n_ahead++] = tile;

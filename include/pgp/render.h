@@ -17,8 +17,8 @@
  *
  * Scan-ahead: a read too small to occupy the executor (one block) that
  * continues a scan and misses a tile also computes, in its own batch, the next
- * 2 x workers tiles in row-major order that no thread has (as many as half
- * the cache holds), so a client reading block by block uses every worker.
+ * tiles in row-major order that no thread has (2 x workers, doubling with
+ * each batch of the scan up to 8 x workers; as many as half the cache holds), so a client reading block by block uses every worker.
  *
  * Prefetch: after each read, up to prefetch_tiles tiles that follow the window
  * (and the tiles computed ahead) in row-major order are computed in the

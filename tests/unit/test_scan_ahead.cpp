@@ -141,7 +141,7 @@ TEST_F(ScanAheadTest, ABlockReadComputesTheNextTilesOnEveryWorker)
     pgp_tile_cache *cache = pgp_tile_cache_new(16 << 20);
     pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(2), cache, 0);
     ASSERT_EQ(ReadBlock(r, 0, 0), CE_None) << CPLGetLastErrorMsg();
-    EXPECT_EQ(pgp_renderer_tiles_ahead(r), 4u); // 2 x workers
+    EXPECT_EQ(pgp_renderer_tiles_ahead(r), 4u); // 2 x workers, the scan's first batch
     EXPECT_EQ(pgp_renderer_tiles_computed(r), 5u);
     for (int bx = 1; bx < 5; bx++) // ready: nothing computed
         ASSERT_EQ(ReadBlock(r, bx, 0), CE_None);
@@ -151,7 +151,9 @@ TEST_F(ScanAheadTest, ABlockReadComputesTheNextTilesOnEveryWorker)
         for (int bx = by == 0 ? 5 : 0; bx < 7; bx++)
             ASSERT_EQ(ReadBlock(r, bx, by), CE_None) << CPLGetLastErrorMsg();
     EXPECT_EQ(pgp_renderer_tiles_computed(r), 63u);
-    EXPECT_EQ(pgp_renderer_tiles_ahead(r), 63u - 13); // 13 batches of 1 + 4 (the last: 1 + 2)
+    // batches of 1 + 4, 1 + 8, then 1 + 16 (2, 4, 8 x workers): at tiles 0, 5, 14, 31
+    // and 48 (the last holds the 14 tiles left)
+    EXPECT_EQ(pgp_renderer_tiles_ahead(r), 63u - 5);
     pgp_renderer_free(r);
     pgp_tile_cache_free(cache);
 }
