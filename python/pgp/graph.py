@@ -129,6 +129,18 @@ class Graph:
                               repr(float(v)) for v in kernel.ravel())
         return name
 
+    def stitch(self, name, target, bases, overlap="etch", area_weight_m2_to_wgs84=False):
+        """stitch_rasters into the source ``target``: ``bases`` are (path, band,
+        resampling) triples, folded in list order; overlap 'etch', 'replace' or
+        'add'."""
+        element = ET.SubElement(self.root, "Stitch", {
+            "name": name, "target": target, "overlap": overlap,
+            "areaWeightM2ToWGS84": str(bool(area_weight_m2_to_wgs84)).lower()})
+        for path, band, resampling in bases:
+            ET.SubElement(element, "Base", file=_path(path), band=str(int(band)),
+                          resampling=resampling)
+        return name
+
     def band(self, ref, description=None):
         """An output band showing node ``ref``."""
         attributes = {"ref": ref}
