@@ -142,8 +142,8 @@ int pgp_graph_parse_nodata(const char *text, GDALDataType type, const char *wher
 /* The table of node kinds: one row per kind, built-ins first. */
 #define MAX_KINDS 32
 static const pgp_node_kind_def *kinds[MAX_KINDS] = {&pgp_node_source, &pgp_node_calc,
-                                                    &pgp_node_convolve};
-static int n_kinds = 3;
+                                                    &pgp_node_convolve, &pgp_node_stitch};
+static int n_kinds = 4;
 
 int pgp_node_kind_register(const pgp_node_kind_def *def)
 {
@@ -730,6 +730,11 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
     /* Blocks larger than the raster would only waste memory. */
     graph->block_x = MIN(graph->block_x, graph->x_size);
     graph->block_y = MIN(graph->block_y, graph->y_size);
+
+    for (i = 0; i < graph->n_nodes; i++)
+        if (graph->nodes[i].def->inherit != NULL &&
+            graph->nodes[i].def->inherit(graph, &graph->nodes[i]) != 0)
+            return -1;
 
     /* Pass 2: variable i of every expression is node i. */
     vars = (pgp_expr_var *)pgp_calloc(graph->n_nodes, sizeof(pgp_expr_var));

@@ -292,4 +292,4 @@ static void free_convolve(pgp_node *node)
 
 const pgp_node_kind_def pgp_node_convolve = {
     "Convolve",       parse_convolve,    link_convolve, convolve_scratch_bytes,
-    compute_convolve, convolve_metadata, free_convolve};
+    compute_convolve, convolve_metadata, free_convolve, NULL};

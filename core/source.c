@@ -363,6 +363,28 @@ static int read_downsampled(const pgp_source_level *rr, GDALRasterBandH band, co
  * and still return success: GTiff returns a tile whose offset libtiff could
  * not read as empty, and errors inside a warp can be reset before it returns.
  * A handler sees them all; the first failure is the cause worth quoting. */
+int pgp_band_read_checked(GDALRasterBandH band, int x, int y, int w, int h, void *pixels,
+                          GDALDataType type, int stride)
+{
+    read_errors errors;
+    int status;
+    memset(&errors, 0, sizeof errors);
+    CPLPushErrorHandlerEx(note_read_error, &errors);
+    CPLSetCurrentErrorHandlerCatchDebug(FALSE);
+    status = GDALRasterIO(band, GF_Read, x, y, w, h, pixels, w, h, type, 0,
+                          stride * GDALGetDataTypeSizeBytes(type)) == CE_None
+                 ? 0
+                 : -1;
+    CPLPopErrorHandler();
+    if (errors.warned)
+        CPLError(CE_Warning, errors.warning_no, "%s", errors.warning);
+    if (errors.failed) {
+        CPLError(CE_Failure, errors.failure_no, "%s", errors.failure);
+        status = -1;
+    }
+    return status;
+}
+
 /* Reads a source's pixels of rect r as type (its own type or Float64) into
  * pixels, whose rows are stride pixels apart. */
 int pgp_source_read(pgp_source_level *rr, pgp_source_handles *ctx, int node, const pgp_rect *r,

@@ -50,10 +50,16 @@ typedef struct pgp_node_kind_def {
                      void *arg);
     /* Frees what parse and link allocated beyond the shared fields. */
     void (*free)(pgp_node *node);
+    /* Once every node is parsed and the grid is known, before any link: takes
+     * the data type and nodata the node inherits from a node it names (a
+     * Stitch its target's), which expressions linked later must see. NULL:
+     * parse set them. */
+    int (*inherit)(pgp_graph *graph, pgp_node *node);
 } pgp_node_kind_def;
 
 /* The built-in kinds' rows. */
-extern const pgp_node_kind_def pgp_node_source, pgp_node_calc, pgp_node_convolve;
+extern const pgp_node_kind_def pgp_node_source, pgp_node_calc, pgp_node_convolve,
+    pgp_node_stitch;
 
 /* Adds a kind for graphs opened afterwards (not thread-safe: at start-up).
  * 0, or -1 when the element is taken or the table is full. */
@@ -66,6 +72,8 @@ const pgp_node_kind_def *pgp_node_kind_find(const char *element);
 const pgp_graph *pgp_job_graph(const pgp_job *job);
 /* The level's raster size (overview levels are smaller). */
 void pgp_job_level_size(const pgp_job *job, int *x_size, int *y_size);
+/* Full-resolution pixels per pixel of the level (1 at full resolution). */
+void pgp_job_level_scale(const pgp_job *job, double *scale_x, double *scale_y);
 /* node's pixels of rect as doubles into values (rows stride apart): computed
  * (or found) tile by tile at depth, a source read directly. 0 or -1. */
 int pgp_job_read(pgp_job *job, int node, const pgp_rect *rect, int depth, double *values,

@@ -66,6 +66,13 @@ void pgp_source_handles_close(const pgp_source_level *level, pgp_source_handles 
 int pgp_source_read(pgp_source_level *level, pgp_source_handles *h, int node,
                     const pgp_rect *r, void *pixels, GDALDataType type, int stride);
 
+/* GDALRasterIO of window (x, y, w, h) of band at full resolution as type into
+ * pixels (rows stride pixels apart), counting any error GDAL raised on the way
+ * as a failure (GTiff may return an unreadable tile as empty with success).
+ * Returns 0, or -1 with the first failure as the last CPLError. */
+int pgp_band_read_checked(GDALRasterBandH band, int x, int y, int w, int h, void *pixels,
+                          GDALDataType type, int stride);
+
 /* Copies n values of type to dst_type (GDALCopyWords' conversions, the common
  * widenings vectorised). */
 void pgp_copy_row(const void *src, GDALDataType type, void *dst, GDALDataType dst_type, int n);
