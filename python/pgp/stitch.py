@@ -98,11 +98,17 @@ def stitch_rasters(base_raster_path_band_list, resample_method_list,
 
 def _gis_type(path):
     """pygeoprocessing's get_gis_type: RASTER_TYPE | VECTOR_TYPE, as the path opens."""
+    def opens(flag):
+        try:
+            return gdal.OpenEx(path, flag) is not None
+        except RuntimeError:  # the caller turned gdal.UseExceptions() on
+            return False
+
     gdal.PushErrorHandler('CPLQuietErrorHandler')
     try:
         gis_type = sum(kind for kind, flag in ((RASTER_TYPE, gdal.OF_RASTER),
                                                (VECTOR_TYPE, gdal.OF_VECTOR))
-                       if gdal.OpenEx(path, flag) is not None)
+                       if opens(flag))
     finally:
         gdal.PopErrorHandler()
     if not gis_type:

@@ -368,6 +368,25 @@ def test_pygeoprocessing_errors_and_the_target_untouched(scene, tmp_path):
     assert (sorted(os.listdir(tmp_path)), file_bytes(target)) == before
 
 
+def test_with_gdal_exceptions_on(scene, tmp_path):
+    """pygeoprocessing turns gdal.UseExceptions() on around its calls; a caller may
+    leave it on: the same errors and results."""
+    target = make_target(tmp_path / "target.tif")
+    text = tmp_path / "file.txt"
+    text.touch()
+    expected = model.stitch(target, 1, scene["bases"], scene["methods"], "add")
+    exceptions = gdal.GetUseExceptions()
+    gdal.UseExceptions()
+    try:
+        with pytest.raises(ValueError, match="Could not open"):
+            pgp.stitch_rasters(scene["bases"], scene["methods"], (str(text), 1), "add")
+        pgp.stitch_rasters(scene["bases"], scene["methods"], (target, 1), "add")
+    finally:
+        if not exceptions:
+            gdal.DontUseExceptions()
+    numpy.testing.assert_array_equal(pixels(target), expected)
+
+
 def _assert_unchanged(folder, target, before):
     assert (sorted(os.listdir(folder)), file_bytes(target)) == before
 
