@@ -86,8 +86,8 @@ def stitch_rasters(base_raster_path_band_list, resample_method_list,
     scratch = os.path.join(folder, f".{stem}.pgp-stitch-{uuid.uuid4().hex[:12]}{ext}")
     try:
         with plan:
-            _render(plan, graph, scratch, _creation_tuple(target, target_path), False,
-                    progress)
+            creation = _creation_tuple(target, target_path, plan.workers)
+            _render(plan, graph, scratch, creation, False, progress)
         _copy_properties(target, scratch, target_band)
         target = None
         _replace(scratch, target_path)
@@ -131,10 +131,10 @@ def _stitch_graph(target, target_path, target_band, bases, resamplings, overlap,
     return graph
 
 
-def _creation_tuple(dataset, path):
+def _creation_tuple(dataset, path, threads):
     """(driver, creation options) that rebuild the target's layout as far as GDAL
     reports it: for GeoTIFF, tiles or strips and their size, compression, predictor,
-    interleaving, bit depth and BigTIFF."""
+    interleaving, bit depth and BigTIFF; compression on ``threads`` threads."""
     driver = dataset.GetDriver().ShortName
     if driver != "GTiff":
         return driver, ()
@@ -149,6 +149,10 @@ def _creation_tuple(dataset, path):
         options += ["COMPRESS=JPEG", "PHOTOMETRIC=YCBCR"]
     elif compression:
         options.append(f"COMPRESS={compression}")
+    if compression and threads > 1:
+        # The writer would otherwise compress every tile alone (most of the work when
+        # the stitch itself is cheap); not stored in the file.
+        options.append(f"NUM_THREADS={threads}")
     if structure.get("PREDICTOR"):
         options.append(f"PREDICTOR={structure['PREDICTOR']}")
     if dataset.RasterCount > 1 and structure.get("INTERLEAVE"):
