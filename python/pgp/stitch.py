@@ -1,6 +1,7 @@
 """pygeoprocessing's stitch_rasters as a <Stitch> graph, rendered beside the target
 and moved over it only once complete: a failure leaves the target as it was."""
 import os
+import shutil
 import struct
 import uuid
 
@@ -81,7 +82,8 @@ def stitch_rasters(base_raster_path_band_list, resample_method_list,
     graph = _stitch_graph(target, target_path, target_band, base_raster_path_band_list,
                           resample_method_list, overlap_algorithm,
                           area_weight_m2_to_wgs84)
-    folder, name = os.path.split(os.path.abspath(target_path))
+    # A symbolic link's file is replaced, not the link.
+    folder, name = os.path.split(os.path.realpath(target_path))
     stem, ext = os.path.splitext(name)
     scratch = os.path.join(folder, f".{stem}.pgp-stitch-{uuid.uuid4().hex[:12]}{ext}")
     try:
@@ -90,7 +92,8 @@ def stitch_rasters(base_raster_path_band_list, resample_method_list,
             _render(plan, graph, scratch, creation, False, progress)
         _copy_properties(target, scratch, target_band)
         target = None
-        _replace(scratch, target_path)
+        shutil.copymode(os.path.join(folder, name), scratch)
+        _replace(scratch, os.path.join(folder, name))
     finally:
         for path in _files_of(scratch):
             os.remove(path)
@@ -230,11 +233,11 @@ def _replace(scratch, target_path):
     each move is atomic. A sidecar .aux.xml of the old target describes old values
     (its metadata was copied into the new file) and goes."""
     stem = os.path.splitext(scratch)[0]
-    target_stem = os.path.splitext(os.path.abspath(target_path))[0]
+    target_stem = os.path.splitext(target_path)[0]
     moves = [(path, target_stem + path[len(stem):]) for path in _files_of(scratch)]
     moves.sort(key=lambda move: move[0] == scratch)
     for source, destination in moves:
         os.replace(source, destination)
-    stale = os.path.abspath(target_path) + ".aux.xml"
+    stale = target_path + ".aux.xml"
     if stale not in [destination for _, destination in moves] and os.path.exists(stale):
         os.remove(stale)

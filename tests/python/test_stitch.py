@@ -466,6 +466,35 @@ def test_creation_options_bands_and_metadata_kept(scene, tmp_path):
     numpy.testing.assert_array_equal(ds.GetRasterBand(2).ReadAsArray(), expected)
 
 
+def test_envi_target_keeps_its_files(scene, tmp_path):
+    """A two-file format (ENVI: .bin and its .hdr): both replaced, nothing else left."""
+    made = make_target(tmp_path / "made.tif")
+    target = str(tmp_path / "target.bin")
+    gdal.Translate(target, made, format="ENVI")
+    os.remove(made)
+    expected = model.stitch(target, 1, scene["bases"], scene["methods"], "etch")
+    listing = sorted(os.listdir(tmp_path))
+    pgp.stitch_rasters(scene["bases"], scene["methods"], (target, 1), "etch")
+    assert sorted(os.listdir(tmp_path)) == listing
+    ds = gdal.Open(target)
+    assert ds.GetDriver().ShortName == "ENVI" and ds.GetRasterBand(1).GetNoDataValue() == -1
+    numpy.testing.assert_array_equal(ds.GetRasterBand(1).ReadAsArray(), expected)
+
+
+def test_target_through_a_link_keeps_the_link_and_mode(scene, tmp_path):
+    """The linked file is replaced (the link stays a link), its permissions kept."""
+    real = make_target(tmp_path / "real.tif")
+    os.chmod(real, 0o640)
+    link = str(tmp_path / "link.tif")
+    os.symlink(real, link)
+    expected = model.stitch(real, 1, scene["bases"], scene["methods"], "add")
+    listing = sorted(os.listdir(tmp_path))
+    pgp.stitch_rasters(scene["bases"], scene["methods"], (link, 1), "add")
+    assert sorted(os.listdir(tmp_path)) == listing
+    assert os.path.islink(link) and os.stat(real).st_mode & 0o777 == 0o640
+    numpy.testing.assert_array_equal(pixels(real), expected)
+
+
 @pytest.mark.parametrize("options,block", [
     (("COMPRESS=LZW", "BLOCKYSIZE=8"), [300, 8]),
     (("TILED=YES", "COMPRESS=LZW", "BLOCKXSIZE=256", "BLOCKYSIZE=256"), [256, 256]),
