@@ -3,7 +3,7 @@
 
 256 overlapping BASE x BASE Float32 bases (BASE = SIZE / 8, 10 % nodata, a 16 x 16
 layout at a stride of about half a base) are stitched into a SIZE x SIZE LZW-tiled
-Float32 target that starts all nodata, for each overlap mode:
+Float32 target (--compress NONE: uncompressed) that starts all nodata, for each overlap mode:
 
 - pgp: pgp.stitch_rasters(..., executor='threading:N') (a <Stitch> graph rendered
   beside the target, moved over it);
@@ -17,7 +17,7 @@ Each run stitches into a fresh copy of the target (copying is not timed) in its 
 process. The results are compared (GDAL checksums) before any timing counts.
 
 Usage: bench/bench_stitch.py [--size 8192] [--threads 2] [--repeat 3]
-       [--modes etch,replace,add]      (--size 2048 for a quick run)
+       [--modes etch,replace,add] [--compress LZW|NONE]   (--size 2048: a quick run)
 """
 import argparse
 import os
@@ -34,8 +34,7 @@ from osgeo import gdal
 
 NODATA = -9999.0
 LAYOUT = 16  # bases per side
-TARGET_OPTIONS = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=LZW",
-                  "BIGTIFF=YES"]
+TILING = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "BIGTIFF=YES"]
 PIXEL = 30.0
 
 
@@ -66,11 +65,16 @@ def base_paths(work, size):
     return paths
 
 
-def target_template(work, size):
-    path = os.path.join(work, f"stitch_{size}", "target_template.tif")
+def target_options(compress):
+    return TILING + [f"COMPRESS={compress}"]
+
+
+def target_template(work, size, compress):
+    path = os.path.join(work, f"stitch_{size}", f"target_{compress}.tif")
     if not os.path.exists(path):
         ds = gdal.GetDriverByName("GTiff").Create(path + ".part.tif", size, size, 1,
-                                                  gdal.GDT_Float32, TARGET_OPTIONS)
+                                                  gdal.GDT_Float32,
+                                                  target_options(compress))
         ds.SetGeoTransform((0, PIXEL, 0, size * PIXEL, 0, -PIXEL))
         ds.GetRasterBand(1).SetNoDataValue(NODATA)
         ds.GetRasterBand(1).Fill(NODATA)
@@ -81,14 +85,14 @@ def target_template(work, size):
 
 # --- the methods (each run in its own process) ----------------------------------------
 
-def run_pgp(bases, target, mode, threads):
+def run_pgp(bases, target, mode, threads, compress):
     sys.path.insert(0, os.path.join(REPO, "python"))
     import pgp
     pgp.stitch_rasters([(path, 1) for path in bases], ["near"] * len(bases), (target, 1),
                        mode, executor=f"threading:{threads}")
 
 
-def run_loop(bases, target, mode, threads):
+def run_loop(bases, target, mode, threads, compress):
     """pygeoprocessing's stitch_rasters loop for bases on the target's grid (all are
     inside it here, so its clipping rules do not matter)."""
     target_ds = gdal.OpenEx(target, gdal.OF_RASTER | gdal.GA_Update)
@@ -124,13 +128,13 @@ def run_loop(bases, target, mode, threads):
     target_ds = None
 
 
-def run_gdal(bases, target, mode, threads):
+def run_gdal(bases, target, mode, threads, compress):
     """gdalbuildvrt + gdal_translate: the last listed source wins."""
     vrt = target + ".vrt"
     out = target + ".gdal.tif"
     subprocess.run(["gdalbuildvrt", "-q", vrt, target] + bases, check=True)
     subprocess.run(["gdal_translate", "-q", vrt, out] +
-                   [arg for option in TARGET_OPTIONS for arg in ("-co", option)],
+                   [arg for option in target_options(compress) for arg in ("-co", option)],
                    check=True)
     os.replace(out, target)
     os.remove(vrt)
@@ -139,12 +143,12 @@ def run_gdal(bases, target, mode, threads):
 METHODS = {"pgp": run_pgp, "loop": run_loop, "gdal": run_gdal}
 
 
-def one(method, mode, target, work, size, threads):
+def one(method, mode, target, options):
     """A run: copy the template, then stitch (timed). Returns (seconds, checksum)."""
-    shutil.copy(target_template(work, size), target)
+    shutil.copy(target_template(options.work, options.size, options.compress), target)
     command = [sys.executable, os.path.abspath(__file__), "--one", method, "--mode", mode,
-               "--target", target, "--size", str(size), "--work", work,
-               "--threads", str(threads)]
+               "--target", target, "--size", str(options.size), "--work", options.work,
+               "--threads", str(options.threads), "--compress", options.compress]
     start = time.perf_counter()
     subprocess.run(command, env=plugin_env(), check=True)
     seconds = time.perf_counter() - start
@@ -159,22 +163,24 @@ def main():
     parser = bench_parser(repeat=True)
     parser.set_defaults(repeat=3)
     parser.add_argument("--modes", default="etch,replace,add")
+    parser.add_argument("--compress", default="LZW",
+                        help="the target's COMPRESS (LZW; NONE shows the stitch alone)")
     parser.add_argument("--one", choices=sorted(METHODS), help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     options = parser.parse_args()
     bases = base_paths(options.work, options.size)
     if options.one:
-        METHODS[options.one](bases, options.target, options.mode, options.threads)
+        METHODS[options.one](bases, options.target, options.mode, options.threads,
+                             options.compress)
         return
-    target_template(options.work, options.size)
+    target_template(options.work, options.size, options.compress)
     target = os.path.join(options.work, f"stitch_{options.size}", "target.tif")
     runs = {}
     for _ in range(options.repeat):
         for mode in options.modes.split(","):
             for method in ("pgp", "loop", "gdal") if mode == "replace" else ("pgp", "loop"):
-                seconds, checksum = one(method, mode, target, options.work, options.size,
-                                        options.threads)
+                seconds, checksum = one(method, mode, target, options)
                 runs.setdefault((mode, method), []).append(seconds)
                 print(f"{mode:8} {method:5} {seconds:7.2f} s  checksum {checksum}  "
                       f"load {os.getloadavg()[0]:.1f}", flush=True)
@@ -182,8 +188,9 @@ def main():
                 if previous != checksum:
                     raise SystemExit(f"{mode}: {method} differs from pgp (checksum "
                                      f"{checksum} vs {previous})")
-    print(f"\n{options.size}² target, 256 bases of {options.size // 8}², "
-          f"threading:{options.threads}, medians of {options.repeat}:")
+    print(f"\n{options.size}² {options.compress} target, 256 bases of "
+          f"{options.size // 8}², threading:{options.threads}, medians of "
+          f"{options.repeat}:")
     for mode in options.modes.split(","):
         pgp_s = statistics.median(runs[(mode, "pgp")])
         line = (f"{mode:8} pgp {pgp_s:7.2f} s   loop {statistics.median(runs[(mode, 'loop')]):7.2f} s"
