@@ -70,7 +70,7 @@ def stitch_rasters(base_raster_path_band_list, resample_method_list,
         if not _is_raster_path_band_formatted(base):
             raise ValueError(f'Expected raster path/band tuples in '
                              f'base_raster_path_band_list but got "{base}"')
-        if not base[0].startswith('/vsi') and gdal.VSIStatL(base[0]) is None:
+        if ':' not in base[0] and gdal.VSIStatL(base[0]) is None:  # not /vsi, NETCDF:…
             raise RuntimeError(f'{base[0]}: No such file or directory (a base of '
                                f'stitch_rasters into {target_path})')
     if target_path.startswith('/vsi'):
