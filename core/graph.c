@@ -137,6 +137,21 @@ int pgp_graph_parse_nodata(const char *text, GDALDataType type, const char *wher
     return 0;
 }
 
+int pgp_graph_parse_flag(const CPLXMLNode *element, const char *where, const char *attribute,
+                         int fallback, int *value)
+{
+    const char *text = CPLGetXMLValue(element, attribute, NULL);
+    if (text == NULL) {
+        *value = fallback;
+        return 0;
+    }
+    if (pgp_parse_bool(text, value) != 0) {
+        pgp_graph_report(where, "%s '%s' is not a boolean (true or false)", attribute, text);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- kinds ------------------------------------------------------------------- */
 
 /* The table of node kinds: one row per kind, built-ins first. */

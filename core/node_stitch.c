@@ -8,6 +8,7 @@
  * share a small pool of open bases, so neighbouring tiles do not reopen them. */
 #include "pgp/node.h"
 #include "pgp/alloc.h"
+#include "pgp/cache.h"
 #include "pgp/source.h"
 #include "pgp/warp.h"
 
@@ -57,6 +58,7 @@ typedef struct stitch_state {
      * the bases meeting it in list order. */
     int bucket_w, bucket_h, buckets_x, buckets_y;
     int *bucket_start, *bucket_bases;
+    uint64_t owner; /* of the bases' blocks in the shared block cache (node: base) */
     CPLMutex *pool_mutex;
     pooled_base pool[POOL_SIZE]; /* idle open bases, oldest first */
     int pool_count;
@@ -98,7 +100,6 @@ static int parse_stitch(pgp_graph *graph, const CPLXMLNode *element, const char 
                                              NULL};
     const char *target = CPLGetXMLValue(element, "target", NULL);
     const char *overlap = CPLGetXMLValue(element, "overlap", "etch");
-    const char *weight = CPLGetXMLValue(element, "areaWeightM2ToWGS84", "false");
     const CPLXMLNode *child;
     stitch_state *s;
     int n = 0, i;
@@ -119,13 +120,9 @@ static int parse_stitch(pgp_graph *graph, const CPLXMLNode *element, const char 
         return -1;
     }
     s->overlap = (overlap_mode)i;
-    if (EQUAL(weight, "true") || EQUAL(weight, "yes") || EQUAL(weight, "1"))
-        s->area_weight = 1;
-    else if (!(EQUAL(weight, "false") || EQUAL(weight, "no") || EQUAL(weight, "0"))) {
-        pgp_graph_report(node->where, "areaWeightM2ToWGS84 '%s' is neither true nor false",
-                         weight);
+    if (pgp_graph_parse_flag(element, node->where, "areaWeightM2ToWGS84", 0,
+                             &s->area_weight) != 0)
         return -1;
-    }
     for (child = element->psChild; child != NULL; child = child->psNext)
         if (child->eType == CXT_Element)
             n++;
@@ -251,6 +248,37 @@ static int area_scales(stitch_base *base, double base_pixel_area)
     return 0;
 }
 
+/* Opens a base (or the target) quietly. libtiff may open a file whose tag (GDAL_NODATA) it
+ * failed to read with only a warning: at open time the warning is passed on
+ * naming the base, as for sources; when a tile reopens a base (strict) the
+ * handle would silently differ from the one placed, so it is a failure. */
+static GDALDatasetH open_base(const pgp_node *node, const char *what, const char *path,
+                              int strict)
+{
+    GDALDatasetH ds;
+    char warning[1024];
+    CPLErrorReset();
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR, NULL, NULL,
+                    NULL);
+    CPLPopErrorHandler();
+    if (ds == NULL) {
+        pgp_fail_because(CPLE_OpenFailed,
+                         CPLSPrintf("%s: cannot open %s '%s'", node->where, what, path));
+        return NULL;
+    }
+    if (CPLGetLastErrorType() == CE_Warning) {
+        CPLStrlcpy(warning, CPLGetLastErrorMsg(), sizeof warning);
+        CPLError(strict ? CE_Failure : CE_Warning, CPLGetLastErrorNo(), "%s: opening '%s': %s",
+                 node->where, path, warning);
+        if (strict) {
+            GDALClose(ds);
+            return NULL;
+        }
+    }
+    return ds;
+}
+
 /* Reads base's grid, decides whether it is warped, and places it. 0; 1 when
  * its box misses the target's (skipped); -1 after CPLError. */
 static int place_base(const pgp_node *node, const target_grid *target, int area_weight,
@@ -264,13 +292,8 @@ static int place_base(const pgp_node *node, const target_grid *target, int area_
     int has_nodata = 0, status = 0;
     char err[1024];
 
-    ds = GDALOpenEx(base->path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR, NULL,
-                    NULL, NULL);
-    if (ds == NULL) {
-        pgp_fail_because(CPLE_OpenFailed,
-                         CPLSPrintf("%s: cannot open base '%s'", node->where, base->path));
+    if ((ds = open_base(node, "base", base->path, 0)) == NULL)
         return -1;
-    }
     if (base->band > GDALGetRasterCount(ds)) {
         pgp_graph_report(node->where, "base '%s' has no band %d (it has %d)", base->path,
                          base->band, GDALGetRasterCount(ds));
@@ -419,19 +442,16 @@ static int link_stitch(pgp_graph *graph, pgp_node *node, const pgp_expr_var *var
     if (pgp_graph_link_one(graph, node, s->target) != 0)
         return -1;
     memset(&target, 0, sizeof target);
-    ds = GDALOpenEx(graph->nodes[target_node].path,
-                    GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
-    if (ds == NULL) {
-        pgp_fail_because(CPLE_OpenFailed, CPLSPrintf("%s: cannot open target '%s'", node->where,
-                                                     graph->nodes[target_node].path));
+    /* The grid as the <Source> read it; the projection as GDAL reports it to
+     * pygeoprocessing (WKT1), to compare with the bases'. */
+    if ((ds = open_base(node, "target", graph->nodes[target_node].path, 1)) == NULL)
         return -1;
-    }
     target.wkt = pgp_strdup(GDALGetProjectionRef(ds));
-    GDALGetGeoTransform(ds, target.gt);
-    target.x_size = GDALGetRasterXSize(ds);
-    target.y_size = GDALGetRasterYSize(ds);
-    target.type = node->data_type;
     GDALClose(ds);
+    memcpy(target.gt, graph->geotransform, sizeof target.gt);
+    target.x_size = graph->x_size;
+    target.y_size = graph->y_size;
+    target.type = node->data_type;
     if (target.wkt == NULL)
         return -1;
     if (!graph->has_geotransform || !GDALInvGeoTransform(target.gt, target.inverse)) {
@@ -457,6 +477,7 @@ static int link_stitch(pgp_graph *graph, pgp_node *node, const pgp_expr_var *var
     CPLFree(skipped);
     if (status != 0 || build_index(graph, s) != 0)
         return -1;
+    s->owner = pgp_tile_cache_new_owner();
     s->pool_mutex = CPLCreateMutex();
     if (s->pool_mutex == NULL)
         return -1;
@@ -485,13 +506,8 @@ static GDALDatasetH checkout_base(stitch_state *s, const pgp_node *node, int ind
     CPLReleaseMutex(s->pool_mutex);
     if (ds != NULL)
         return ds;
-    ds = GDALOpenEx(b->path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR, NULL,
-                    NULL, NULL);
-    if (ds == NULL) {
-        pgp_fail_because(CPLE_OpenFailed,
-                         CPLSPrintf("%s: cannot open base '%s'", node->where, b->path));
+    if ((ds = open_base(node, "base", b->path, 1)) == NULL)
         return NULL;
-    }
     if (!b->warped)
         return ds;
     view = pgp_warp_open_view(ds, b->band, &b->grid, b->resampling, graph->block_x,
@@ -568,9 +584,11 @@ static int fold_base(stitch_state *s, const pgp_node *node, int index, GDALRaste
     int i0 = t->w, i1 = 0, i, j;
     long c0 = 0, c1 = 0;
     if (sx == 1 && sy == 1) {
+        /* Each base block meets up to four tiles: decoded once for all. */
+        const pgp_shared_blocks shared = {pgp_block_cache_global(), s->owner, index, NULL};
         const int x0 = MAX(t->x, b->x), x1 = (int)MIN(t->x + t->w, b->x + (long)b->w);
         const int y0 = MAX(t->y, b->y), y1 = (int)MIN(t->y + t->h, b->y + (long)b->h);
-        if (pgp_band_read_checked(band, x0 - b->x, y0 - b->y, x1 - x0, y1 - y0, row,
+        if (pgp_band_read_checked(band, &shared, x0 - b->x, y0 - b->y, x1 - x0, y1 - y0, row,
                                   GDT_Float64, x1 - x0) != 0)
             return -1;
         for (j = y0; j < y1; j++)
@@ -592,8 +610,8 @@ static int fold_base(stitch_state *s, const pgp_node *node, int index, GDALRaste
         double *out = values + (size_t)j * t->w;
         if (y < 0 || y >= b->h)
             continue;
-        if (pgp_band_read_checked(band, (int)c0, (int)y, (int)(c1 - c0), 1, row, GDT_Float64,
-                                  (int)(c1 - c0)) != 0)
+        if (pgp_band_read_checked(band, NULL, (int)c0, (int)y, (int)(c1 - c0), 1, row,
+                                  GDT_Float64, (int)(c1 - c0)) != 0)
             return -1;
         for (i = i0; i < i1; i++) {
             const double v = row[sample(t->x + i, sx) - b->x - c0];
@@ -620,18 +638,16 @@ static int tile_bases(const stitch_state *s, const pgp_rect *t, double sx, doubl
              bx++) {
             const int bucket = by * s->buckets_x + bx;
             buckets++;
-            for (k = s->bucket_start[bucket]; k < s->bucket_start[bucket + 1]; k++)
-                if (base_meets(&s->bases[s->bucket_bases[k]], x0, y0, x1, y1))
+            for (k = s->bucket_start[bucket]; k < s->bucket_start[bucket + 1]; k++) {
+                const stitch_base *b = &s->bases[s->bucket_bases[k]];
+                /* Listed from the first bucket where it meets the extent only. */
+                if (base_meets(b, x0, y0, x1, y1) &&
+                    MAX(b->x, x0) / s->bucket_w == bx && MAX(b->y, y0) / s->bucket_h == by)
                     list[n++] = s->bucket_bases[k];
+            }
         }
-    if (buckets > 1) { /* a base meeting several buckets is listed once, in order */
-        int unique = 0;
+    if (buckets > 1) /* back into list order */
         qsort(list, n, sizeof *list, compare_ints);
-        for (k = 0; k < n; k++)
-            if (unique == 0 || list[k] != list[unique - 1])
-                list[unique++] = list[k];
-        n = unique;
-    }
     return n;
 }
 
@@ -671,9 +687,9 @@ static void *compute_stitch(pgp_job *job, int node, const pgp_rect *t, int depth
              fold_base(s, n, list[k], GDALGetRasterBand(ds, b->warped ? 1 : b->band), t, sx, sy,
                        values, row) == 0;
         if (!ok && ds != NULL) {
-            /* A base that failed may go on failing: the next tile opens it afresh. */
-            pgp_fail_because(CPLE_FileIO, CPLSPrintf("%s: reading base '%s' for tile (%d,%d)",
-                                                     n->where, b->path, t->tx, t->ty));
+            /* A base that failed may go on failing: the next tile opens it afresh.
+             * The renderer adds the node and tile. */
+            pgp_fail_because(CPLE_FileIO, CPLSPrintf("reading base '%s'", b->path));
             GDALClose(ds);
         } else if (ds != NULL) {
             checkin_base(s, list[k], ds);
@@ -701,6 +717,8 @@ static void free_stitch(pgp_node *node)
         GDALClose(s->pool[i].dataset);
     if (s->pool_mutex != NULL)
         CPLDestroyMutex(s->pool_mutex);
+    if (s->owner != 0)
+        pgp_tile_cache_purge_owner(pgp_block_cache_global(), s->owner);
     for (i = 0; s->bases != NULL && i < s->n_bases; i++) {
         pgp_free(s->bases[i].path);
         pgp_free(s->bases[i].grid.srs_wkt);

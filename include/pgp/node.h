@@ -98,6 +98,9 @@ int pgp_graph_check_attributes(const CPLXMLNode *element, const char *where,
                                const char *const *allowed);
 int pgp_graph_parse_double(const char *text, double *value);
 int pgp_graph_parse_int(const char *text, long min, long max, int *value);
+/* A boolean attribute (pgp_parse_bool's spellings); fallback when absent. */
+int pgp_graph_parse_flag(const CPLXMLNode *element, const char *where, const char *attribute,
+                         int fallback, int *value);
 /* An attribute by exact name (not a child element of that name in any case). */
 const char *pgp_graph_attribute(const CPLXMLNode *element, const char *name);
 /* A path relative to the .pgp.vrt's folder unless absolute or /vsi (a
