@@ -1,7 +1,9 @@
 """pgp.stitch_rasters against the independent numpy model of tests/gdal/stitch_model.py
 (docs/semantics.md#stitch) and pygeoprocessing's own test shapes and expectations;
 the same pixels for every executor; pygeoprocessing's errors; the target kept as it
-was on failure and its layout, compression and metadata kept on success."""
+was on failure and its layout, compression and metadata kept on success. (Named
+apart from tests/gdal/test_stitch.py, the node's own tests, so that one pytest run
+can collect both.)"""
 import hashlib
 import importlib.util
 import os
