@@ -21,6 +21,7 @@ Usage: bench/bench_stitch.py [--size 8192] [--threads 2] [--repeat 3]
 """
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -144,19 +145,30 @@ METHODS = {"pgp": run_pgp, "loop": run_loop, "gdal": run_gdal}
 
 
 def one(method, mode, target, options):
-    """A run: copy the template, then stitch (timed). Returns (seconds, checksum)."""
+    """A run: copy the template, then stitch (timed). Returns (wall seconds, CPU
+    seconds of the run's processes, checksum)."""
     shutil.copy(target_template(options.work, options.size, options.compress), target)
     command = [sys.executable, os.path.abspath(__file__), "--one", method, "--mode", mode,
                "--target", target, "--size", str(options.size), "--work", options.work,
                "--threads", str(options.threads), "--compress", options.compress]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, env=plugin_env(), check=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     ds = gdal.Open(target)
     checksum = ds.GetRasterBand(1).Checksum()
     ds = None
     os.remove(target)
-    return seconds, checksum
+    return seconds, cpu, checksum
+
+
+def summary(runs, mode, method):
+    """'wall s (CPU s)' medians of a method, and the wall median."""
+    wall = statistics.median(run[0] for run in runs[(mode, method)])
+    cpu = statistics.median(run[1] for run in runs[(mode, method)])
+    return f"{wall:6.2f} s (CPU {cpu:5.2f} s)", wall
 
 
 def main():
@@ -176,28 +188,27 @@ def main():
         return
     target_template(options.work, options.size, options.compress)
     target = os.path.join(options.work, f"stitch_{options.size}", "target.tif")
-    runs = {}
+    runs, checksums = {}, {}
     for _ in range(options.repeat):
         for mode in options.modes.split(","):
             for method in ("pgp", "loop", "gdal") if mode == "replace" else ("pgp", "loop"):
-                seconds, checksum = one(method, mode, target, options)
-                runs.setdefault((mode, method), []).append(seconds)
-                print(f"{mode:8} {method:5} {seconds:7.2f} s  checksum {checksum}  "
-                      f"load {os.getloadavg()[0]:.1f}", flush=True)
-                previous = runs.setdefault((mode, "checksum"), checksum)
-                if previous != checksum:
+                seconds, cpu, checksum = one(method, mode, target, options)
+                runs.setdefault((mode, method), []).append((seconds, cpu))
+                print(f"{mode:8} {method:5} {seconds:7.2f} s  CPU {cpu:6.2f} s  checksum "
+                      f"{checksum}  load {os.getloadavg()[0]:.1f}", flush=True)
+                if checksums.setdefault(mode, checksum) != checksum:
                     raise SystemExit(f"{mode}: {method} differs from pgp (checksum "
-                                     f"{checksum} vs {previous})")
+                                     f"{checksum} vs {checksums[mode]})")
     print(f"\n{options.size}² {options.compress} target, 256 bases of "
           f"{options.size // 8}², threading:{options.threads}, medians of "
-          f"{options.repeat}:")
+          f"{options.repeat} (wall, and CPU time of the run's processes):")
     for mode in options.modes.split(","):
-        pgp_s = statistics.median(runs[(mode, "pgp")])
-        line = (f"{mode:8} pgp {pgp_s:7.2f} s   loop {statistics.median(runs[(mode, 'loop')]):7.2f} s"
-                f" ({statistics.median(runs[(mode, 'loop')]) / pgp_s:.2f}x)")
+        pgp_text, pgp_s = summary(runs, mode, "pgp")
+        loop_text, loop_s = summary(runs, mode, "loop")
+        line = f"{mode:8} pgp {pgp_text}   loop {loop_text} = {loop_s / pgp_s:.2f}x"
         if (mode, "gdal") in runs:
-            gdal_s = statistics.median(runs[(mode, "gdal")])
-            line += f"   gdalbuildvrt+gdal_translate {gdal_s:7.2f} s ({gdal_s / pgp_s:.2f}x)"
+            gdal_text, gdal_s = summary(runs, mode, "gdal")
+            line += f"   gdalbuildvrt+gdal_translate {gdal_text} = {gdal_s / pgp_s:.2f}x"
         print(line)
 
 
