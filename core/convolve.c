@@ -439,6 +439,8 @@ static void finish(const pgp_kernel *k, const pgp_convolve_options *o, const uns
             }
             if (o->has_tol && fabs(c) <= o->tol)
                 c = 0.0;
+            if (isnan(c))
+                c = NAN; /* one NaN at every level: see canonicalise_nans in expr.c */
             if (o->mask_nodata && !valid[(size_t)(i + up) * window_w + (j + left)])
                 c = out_nodata;
             out[p] = c;

@@ -822,6 +822,17 @@ int pgp_expr_reads_var(const pgp_expr *expr, int var_index)
     return expr && var_index >= 0 && var_index < expr->n_vars && expr->reads[var_index];
 }
 
+/* A NaN's sign and payload follow operand order, which neither the compiler
+ * (commutative operators) nor SLEEF (its widths) keeps the same at every
+ * level: each NaN result leaves as the one quiet NaN, so the output bits do
+ * not depend on the level. */
+static void canonicalise_nans(double *values, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (isnan(values[i]))
+            values[i] = NAN;
+}
+
 int pgp_expr_eval(const pgp_expr *expr, const double *const *inputs, size_t n, double *out)
 {
     const int n_scratch = expr->n_consts + expr->n_temps;
@@ -858,6 +869,7 @@ int pgp_expr_eval(const pgp_expr *expr, const double *const *inputs, size_t n, d
         reg[out_reg] = out + offset;
         for (int k = 0; k < expr->n_code; k++)
             step(&expr->code[k], reg, expr->nodata, len, math);
+        canonicalise_nans(out + offset, len);
     }
     pgp_free(scratch);
     return 0;
