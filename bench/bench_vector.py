@@ -11,21 +11,35 @@ every command):
 Each row runs the anchor, the plugin built in --before (e.g. a build of main),
 this build, and this build at PGP_ISA=baseline (the x86-64 level of the same
 binary), interleaved run by run so that load from other processes hits all
-alike; the table gives medians of --repeat runs and anchor / pgp ratios.
+alike; the table gives medians of --repeat runs and anchor / pgp ratios, of wall
+time and of CPU time (user + system, which a loaded shared machine disturbs less).
 
 Usage: bench/bench_vector.py [--size 4096] [--threads 2] [--repeat 5]
        [--before /work/main/build] [--work DIR]
 """
 import os
+import resource
 import statistics
+import subprocess
 import sys
+import time
 
-from common import REPO, bench_parser, make_inputs, plugin_env, timed  # sets GDAL_DRIVER_PATH
+from common import REPO, bench_parser, make_inputs, plugin_env  # sets GDAL_DRIVER_PATH
 from bench_convolve import gaussian, kernel_filtered_vrt, write_kernel
 
 TIFF_OPTIONS = ["-co", "TILED=YES", "-co", "BIGTIFF=YES"]
 LIGHT = "(A+B)*C/2"
 HEAVY = "sqrt(A*A+B*B)+log(1+abs(C))"
+
+
+def timed(args, env):
+    """(wall seconds, CPU seconds: user + system) of one run of a command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def write_graph(work, name, body):
@@ -83,23 +97,28 @@ def main():
     times = {(row, v): [] for row in rows for v in ["anchor"] + list(variants)}
     for _ in range(options.repeat):
         for row, (_, anchor, graph, executor) in rows.items():
-            times[(row, "anchor")].append(timed(anchor, env, 1))
+            times[(row, "anchor")].append(timed(anchor, env))
             for variant, extra in variants.items():
                 times[(row, variant)].append(
-                    timed(translate + [graph, out], dict(env, PGP_EXECUTOR=executor, **extra), 1))
+                    timed(translate + [graph, out], dict(env, PGP_EXECUTOR=executor, **extra)))
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
     print(f"{options.size}x{options.size} Float32, GDAL_CACHEMAX=64, {os.cpu_count()} CPUs, "
           f"medians of {options.repeat} interleaved runs, load average {' '.join(load)}")
-    print(f"{'row':<22}{'command':<26}{'median s':>9}{'spread':>8}  ratio")
+    print(f"{'row':<20}{'command':<26}{'wall s':>7}{'spread':>7}{'ratio':>7}"
+          f"{'CPU s':>7}{'ratio':>7}")
     for row, (anchor_name, _, _, _) in rows.items():
-        anchor = statistics.median(times[(row, "anchor")])
+        anchor = [statistics.median(t[k] for t in times[(row, "anchor")]) for k in (0, 1)]
         for variant in ["anchor"] + list(variants):
             samples = times[(row, variant)]
-            median = statistics.median(samples)
+            wall, cpu = (statistics.median(t[k] for t in samples) for k in (0, 1))
+            spread = max(t[0] for t in samples) - min(t[0] for t in samples)
             label = anchor_name if variant == "anchor" else f"pgp {variant}"
-            ratio = "" if variant == "anchor" else f"{anchor / median:5.2f}x {anchor_name}"
-            print(f"{row:<22}{label:<26}{median:9.3f}{max(samples) - min(samples):8.3f}  {ratio}")
+            ratios = ("" if variant == "anchor" else f"{anchor[0] / wall:6.2f}x", "" if
+                      variant == "anchor" else f"{anchor[1] / cpu:6.2f}x")
+            print(f"{row:<20}{label:<26}{wall:7.3f}{spread:7.3f}{ratios[0]:>7}{cpu:7.3f}"
+                  f"{ratios[1]:>7}")
+    print("ratio: anchor / pgp (above 1: pgp faster)")
 
 
 if __name__ == "__main__":

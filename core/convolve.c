@@ -479,20 +479,10 @@ add_taps_on(double *restrict dst, const double *src, int n, size_t stride, const
 typedef void (*add_taps_fn)(double *restrict dst, const double *src, int n, size_t stride,
                             const tap_run *run);
 
-/* CMakeLists.txt compiles this file with -ffp-contract=off: no level fuses
- * the multiply-adds, which would round differently. */
-#define DEFINE_ADD_TAPS(isa, target_spec)                                                \
-    __attribute__((target(target_spec))) static void add_taps_##isa(                     \
-        double *restrict dst, const double *src, int n, size_t stride, const tap_run *run) \
-    {                                                                                    \
-        add_taps_on(dst, src, n, stride, run);                                           \
-    }
-DEFINE_ADD_TAPS(baseline, "sse2")
-DEFINE_ADD_TAPS(avx2, "avx2")
-DEFINE_ADD_TAPS(avx512, "avx512f")
-
-static const add_taps_fn add_taps_levels[PGP_ISA_COUNT] = {add_taps_baseline, add_taps_avx2,
-                                                           add_taps_avx512};
+PGP_ISA_VARIANTS(add_taps_fn, add_taps,
+                 (double *restrict dst, const double *src, int n, size_t stride,
+                  const tap_run *run),
+                 (dst, src, n, stride, run))
 
 /* dst (w x h) = correlation of src (rows of src_stride, (h+kh-1) rows) with
  * the taps. rows_scratch holds (h+kh-1) x w doubles for the separable passes. */

@@ -170,28 +170,17 @@ run_instruction_on(const instruction *ins, double *const *reg, const pgp_nodata 
 typedef void (*vm_step)(const instruction *ins, double *const *reg, const pgp_nodata *nodata,
                         size_t len, const pgp_vec_math *math);
 
-/* The same loops compiled for each level (CMakeLists.txt compiles this file
- * with -ffp-contract=off, so no level fuses a multiply and an add). */
-#define DEFINE_VM_STEP(isa, target_spec)                                                 \
-    __attribute__((target(target_spec))) static void run_instruction_##isa(              \
-        const instruction *ins, double *const *reg, const pgp_nodata *nodata, size_t len, \
-        const pgp_vec_math *math)                                                        \
-    {                                                                                    \
-        run_instruction_on(ins, reg, nodata, len, math);                                 \
-    }
-DEFINE_VM_STEP(baseline, "sse2")
-DEFINE_VM_STEP(avx2, "avx2")
-DEFINE_VM_STEP(avx512, "avx512f")
-
-static const vm_step vm_steps[PGP_ISA_COUNT] = {run_instruction_baseline, run_instruction_avx2,
-                                                run_instruction_avx512};
+PGP_ISA_VARIANTS(vm_step, run_instruction,
+                 (const instruction *ins, double *const *reg, const pgp_nodata *nodata,
+                  size_t len, const pgp_vec_math *math),
+                 (ins, reg, nodata, len, math))
 
 /* One instruction over len pixels at the active level. */
 static void run_instruction(const instruction *ins, double *const *reg,
                             const pgp_nodata *nodata, size_t len)
 {
     const pgp_isa isa = pgp_isa_active();
-    vm_steps[isa](ins, reg, nodata, len, pgp_vec_math_for(isa));
+    run_instruction_levels[isa](ins, reg, nodata, len, pgp_vec_math_for(isa));
 }
 
 /* ---- lexer --------------------------------------------------------------- */
@@ -859,7 +848,7 @@ int pgp_expr_eval(const pgp_expr *expr, const double *const *inputs, size_t n, d
             reg[expr->n_vars + k][i] = expr->consts[k];
 
     const pgp_isa isa = pgp_isa_active();
-    const vm_step step = vm_steps[isa];
+    const vm_step step = run_instruction_levels[isa];
     const pgp_vec_math *math = pgp_vec_math_for(isa);
     for (size_t offset = 0; offset < n; offset += chunk) {
         const size_t len = n - offset < chunk ? n - offset : chunk;

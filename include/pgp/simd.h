@@ -24,6 +24,22 @@ typedef enum pgp_isa {
     PGP_ISA_COUNT
 } pgp_isa;
 
+/* Instantiates a kernel at every level: for a static always_inline body
+ * name##_on, defines name##_baseline, name##_avx2 and name##_avx512, each the
+ * body compiled for its level's instructions, and the table
+ * name##_levels[PGP_ISA_COUNT] of them (fn_type *) indexed by pgp_isa. params
+ * and args are the parenthesised parameter and argument lists. The file must
+ * be compiled with -ffp-contract=off (CMakeLists.txt): a level with FMA would
+ * otherwise fuse multiply-adds and round differently. */
+#define PGP_ISA_VARIANT(name, isa, target_spec, params, args)                            \
+    __attribute__((target(target_spec))) static void name##_##isa params { name##_on args; }
+#define PGP_ISA_VARIANTS(fn_type, name, params, args)                                    \
+    PGP_ISA_VARIANT(name, baseline, "sse2", params, args)                                \
+    PGP_ISA_VARIANT(name, avx2, "avx2", params, args)                                    \
+    PGP_ISA_VARIANT(name, avx512, "avx512f", params, args)                               \
+    static const fn_type name##_levels[PGP_ISA_COUNT] = {name##_baseline, name##_avx2,   \
+                                                         name##_avx512};
+
 /* "baseline", "avx2", "avx512". */
 const char *pgp_isa_name(pgp_isa isa);
 
