@@ -13,6 +13,8 @@ this build, and this build at PGP_ISA=baseline (the x86-64 level of the same
 binary), interleaved run by run so that load from other processes hits all
 alike; the table gives medians of --repeat runs and anchor / pgp ratios, of wall
 time and of CPU time (user + system, which a loaded shared machine disturbs less).
+Then the kernels alone at every level, with glibc beside them: the build's
+pgp_bench_kernels (bench/bench_kernels.c).
 
 Usage: bench/bench_vector.py [--size 4096] [--threads 2] [--repeat 5]
        [--before /work/main/build] [--work DIR]
@@ -118,7 +120,10 @@ def main():
                       variant == "anchor" else f"{anchor[1] / cpu:6.2f}x")
             print(f"{row:<20}{label:<26}{wall:7.3f}{spread:7.3f}{ratios[0]:>7}{cpu:7.3f}"
                   f"{ratios[1]:>7}")
-    print("ratio: anchor / pgp (above 1: pgp faster)")
+    print("ratio: anchor / pgp (above 1: pgp faster)\n")
+    kernels = os.path.join(after, "pgp_bench_kernels")
+    if os.path.exists(kernels):
+        subprocess.run([kernels, str(max(options.repeat, 9))], check=True)
 
 
 if __name__ == "__main__":
