@@ -175,6 +175,19 @@ PGP_ISA_VARIANTS(vm_step, run_instruction,
                   size_t len, const pgp_vec_math *math),
                  (ins, reg, nodata, len, math))
 
+/* A NaN's sign and payload follow operand order, which neither the compiler
+ * (commutative operators) nor SLEEF (its widths) keeps the same at every
+ * level: each NaN result leaves as the one quiet NaN, so the output bits do
+ * not depend on the level. Branch-free, so that it vectorises. */
+static inline __attribute__((always_inline)) void canonicalise_nans_on(double *values, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        values[i] = isnan(values[i]) ? NAN : values[i];
+}
+
+typedef void (*canonicalise_fn)(double *values, size_t n);
+PGP_ISA_VARIANTS(canonicalise_fn, canonicalise_nans, (double *values, size_t n), (values, n))
+
 /* One instruction over len pixels at the active level. */
 static void run_instruction(const instruction *ins, double *const *reg,
                             const pgp_nodata *nodata, size_t len)
@@ -811,17 +824,6 @@ int pgp_expr_reads_var(const pgp_expr *expr, int var_index)
     return expr && var_index >= 0 && var_index < expr->n_vars && expr->reads[var_index];
 }
 
-/* A NaN's sign and payload follow operand order, which neither the compiler
- * (commutative operators) nor SLEEF (its widths) keeps the same at every
- * level: each NaN result leaves as the one quiet NaN, so the output bits do
- * not depend on the level. */
-static void canonicalise_nans(double *values, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (isnan(values[i]))
-            values[i] = NAN;
-}
-
 int pgp_expr_eval(const pgp_expr *expr, const double *const *inputs, size_t n, double *out)
 {
     const int n_scratch = expr->n_consts + expr->n_temps;
@@ -849,6 +851,7 @@ int pgp_expr_eval(const pgp_expr *expr, const double *const *inputs, size_t n, d
 
     const pgp_isa isa = pgp_isa_active();
     const vm_step step = run_instruction_levels[isa];
+    const canonicalise_fn canonicalise_nans = canonicalise_nans_levels[isa];
     const pgp_vec_math *math = pgp_vec_math_for(isa);
     for (size_t offset = 0; offset < n; offset += chunk) {
         const size_t len = n - offset < chunk ? n - offset : chunk;
