@@ -12,13 +12,6 @@
 #include <pthread.h>
 #include <string.h>
 
-/* sleef.h declares each level's functions only when the compiler targets it
- * (__AVX__, __AVX512F__); this file targets each level per function. */
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-#include <sleef.h>
-#pragma GCC pop_options
-
 #include "cpl_conv.h"
 #include "cpl_error.h"
 
@@ -95,6 +88,14 @@ int pgp_isa_force(pgp_isa isa)
 
 #define SLEEF_CINZ(name, lanes, suffix) Sleef_cinz_##name##d##lanes##_u10##suffix
 
+/* The SLEEF functions used, declared here: sleef.h declares a level's
+ * functions only when the whole file targets it (__AVX__, __AVX512F__), and
+ * this file targets each level per function. */
+#define DECLARE_UNARY(name, isa, target_spec, vec, lanes, suffix, load, store)          \
+    __attribute__((const, target(target_spec))) vec SLEEF_CINZ(name, lanes, suffix)(vec);
+#define DECLARE_BINARY(name, isa, target_spec, vec, lanes, suffix, load, store)         \
+    __attribute__((const, target(target_spec))) vec SLEEF_CINZ(name, lanes, suffix)(vec, vec);
+
 #define DEFINE_UNARY(name, isa, target_spec, vec, lanes, suffix, load, store)           \
     __attribute__((target(target_spec))) static void name##_##isa(const double *x,       \
                                                                   double *y, size_t n)   \
@@ -131,7 +132,11 @@ int pgp_isa_force(pgp_isa isa)
 #define DEFINE_LEVEL_UNARY(name) FORWARD(DEFINE_UNARY, name, LEVEL)
 #define DEFINE_LEVEL_BINARY(name) FORWARD(DEFINE_BINARY, name, LEVEL)
 #define LEVEL_ENTRY(name) FORWARD(TABLE_ENTRY, name, LEVEL)
+#define DECLARE_LEVEL_UNARY(name) FORWARD(DECLARE_UNARY, name, LEVEL)
+#define DECLARE_LEVEL_BINARY(name) FORWARD(DECLARE_BINARY, name, LEVEL)
 #define DEFINE_LEVEL(table)                                                              \
+    PGP_VEC_UNARY_FUNCTIONS(DECLARE_LEVEL_UNARY)                                         \
+    PGP_VEC_BINARY_FUNCTIONS(DECLARE_LEVEL_BINARY)                                       \
     PGP_VEC_UNARY_FUNCTIONS(DEFINE_LEVEL_UNARY)                                          \
     PGP_VEC_BINARY_FUNCTIONS(DEFINE_LEVEL_BINARY)                                        \
     static const pgp_vec_math table = {PGP_VEC_UNARY_FUNCTIONS(LEVEL_ENTRY)              \
