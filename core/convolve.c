@@ -12,8 +12,9 @@
  * DIRECT accumulates "tap-major": for each tap, out_row[x] += w * in_row[x+b]
  * over a contiguous row, which gcc -O3 vectorises for each instruction-set
  * level (pgp/simd.h; no contraction, so every level adds the same products in
- * the same order); a rank-1 kernel runs as a row pass then a column pass. FFT is FFTW3 double, r2c / c2r, one transform
- * size per (tile size, kernel size), so edge tiles are computed like the rest.
+ * the same order); a rank-1 kernel runs as a row pass then a column pass. FFT
+ * is FFTW3 double, r2c / c2r, one transform size per (tile size, kernel size),
+ * so edge tiles are computed like the rest.
  *
  * A non-finite signal value that is not nodata reaches only the outputs whose
  * footprint gives it a nonzero weight, as in a direct sum: DIRECT skips zero
