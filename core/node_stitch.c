@@ -539,32 +539,79 @@ static void checkin_base(stitch_state *s, int index, GDALDatasetH ds)
         GDALClose(oldest);
 }
 
-/* Folds n base values (one row of base b, row index base_row) into the
- * target values, at columns cols[i] of the base row when cols is given. */
-static void fold_row(const stitch_state *s, const pgp_node *node, const stitch_base *b,
-                     int base_row, const double *base, double *values, int n)
+/* Working memory of the fold, for a row of up to a tile's width. */
+typedef struct fold_work {
+    double *v;                /* the base's values as stored into the target */
+    double *gathered;         /* an overview row's sampled base pixels */
+    unsigned char *base_nd, *target_nd;
+} fold_work;
+
+/* mask[i] = pgp_is_nodata(nd, v[i]), one loop per kind of test so that each
+ * vectorises (the same arithmetic as pgp_is_nodata). */
+static void nodata_mask(const pgp_nodata *nd, const double *v, int n, unsigned char *mask)
 {
-    const double scale = b->row_scale != NULL ? b->row_scale[base_row] : 1;
+    const double value = nd->value, tolerance = 1e-8 + 1e-5 * fabs(nd->value);
     int i;
-    for (i = 0; i < n; i++) {
-        double v = base[i];
-        if (pgp_is_nodata(&b->nodata, v))
-            continue;
-        if (b->row_scale != NULL)
-            v = store_as(store_as(v, node->data_type) * scale, node->data_type);
-        switch (s->overlap) {
-        case OVERLAP_ETCH:
-            if (pgp_is_nodata(&node->nodata, values[i]))
-                values[i] = store_as(v, node->data_type);
-            break;
-        case OVERLAP_REPLACE:
-            values[i] = store_as(v, node->data_type);
-            break;
-        case OVERLAP_ADD:
-            values[i] = store_as(v + (pgp_is_nodata(&node->nodata, values[i]) ? 0 : values[i]),
-                                 node->data_type);
-            break;
-        }
+    if (!nd->present)
+        memset(mask, 0, n);
+    else if (nd->exact || isinf(value))
+        for (i = 0; i < n; i++)
+            mask[i] = v[i] == value;
+    else if (isnan(value))
+        for (i = 0; i < n; i++)
+            mask[i] = isnan(v[i]) != 0;
+    else
+        for (i = 0; i < n; i++)
+            mask[i] = fabs(v[i] - value) <= tolerance;
+}
+
+/* store_as over a row, in place. */
+static void store_row(double *v, int n, GDALDataType type)
+{
+    int i;
+    if (type == GDT_Float64)
+        return;
+    if (type == GDT_Float32) {
+        for (i = 0; i < n; i++)
+            v[i] = (double)(float)v[i];
+        return;
+    }
+    for (i = 0; i < n; i++)
+        v[i] = store_as(v[i], type);
+}
+
+/* Folds n base values (a row of base b, its row base_row) into the target's
+ * values: masks and conversions a row at a time, then one select per mode. */
+static void fold_row(const stitch_state *s, const pgp_node *node, const stitch_base *b,
+                     int base_row, const double *base, double *values, int n, fold_work *w)
+{
+    const GDALDataType type = node->data_type;
+    double *v = w->v;
+    int i;
+    nodata_mask(&b->nodata, base, n, w->base_nd);
+    memcpy(v, base, n * sizeof *v);
+    if (b->row_scale != NULL) { /* stored, scaled, stored again: pygeoprocessing's steps */
+        const double scale = b->row_scale[base_row];
+        store_row(v, n, type);
+        for (i = 0; i < n; i++)
+            v[i] *= scale;
+    }
+    if (s->overlap != OVERLAP_REPLACE)
+        nodata_mask(&node->nodata, values, n, w->target_nd);
+    if (s->overlap == OVERLAP_ADD)
+        for (i = 0; i < n; i++)
+            v[i] += w->target_nd[i] ? 0 : values[i];
+    store_row(v, n, type);
+    switch (s->overlap) {
+    case OVERLAP_ETCH:
+        for (i = 0; i < n; i++)
+            values[i] = !w->base_nd[i] && w->target_nd[i] ? v[i] : values[i];
+        break;
+    case OVERLAP_REPLACE:
+    case OVERLAP_ADD:
+        for (i = 0; i < n; i++)
+            values[i] = w->base_nd[i] ? values[i] : v[i];
+        break;
     }
 }
 
@@ -578,7 +625,8 @@ static long sample(int i, double scale)
  * overlap is one window; on an overview level each level pixel takes the
  * base pixel under its centre, read a row at a time. */
 static int fold_base(stitch_state *s, const pgp_node *node, int index, GDALRasterBandH band,
-                     const pgp_rect *t, double sx, double sy, double *values, double *row)
+                     const pgp_rect *t, double sx, double sy, double *values, double *row,
+                     fold_work *w)
 {
     const stitch_base *b = &s->bases[index];
     int i0 = t->w, i1 = 0, i, j;
@@ -593,7 +641,7 @@ static int fold_base(stitch_state *s, const pgp_node *node, int index, GDALRaste
             return -1;
         for (j = y0; j < y1; j++)
             fold_row(s, node, b, j - b->y, row + (size_t)(j - y0) * (x1 - x0),
-                     values + (size_t)(j - t->y) * t->w + (x0 - t->x), x1 - x0);
+                     values + (size_t)(j - t->y) * t->w + (x0 - t->x), x1 - x0, w);
         return 0;
     }
     /* Level columns whose centres fall on the base: i0 .. i1 - 1. */
@@ -613,10 +661,9 @@ static int fold_base(stitch_state *s, const pgp_node *node, int index, GDALRaste
         if (pgp_band_read_checked(band, NULL, (int)c0, (int)y, (int)(c1 - c0), 1, row,
                                   GDT_Float64, (int)(c1 - c0)) != 0)
             return -1;
-        for (i = i0; i < i1; i++) {
-            const double v = row[sample(t->x + i, sx) - b->x - c0];
-            fold_row(s, node, b, (int)y, &v, out + i, 1);
-        }
+        for (i = i0; i < i1; i++)
+            w->gathered[i - i0] = row[sample(t->x + i, sx) - b->x - c0];
+        fold_row(s, node, b, (int)y, w->gathered, out + i0, i1 - i0, w);
     }
     return 0;
 }
@@ -655,7 +702,7 @@ static double stitch_scratch_bytes(const pgp_graph *graph, const pgp_node *n)
 {
     const stitch_state *s = (const stitch_state *)n->state;
     return 2.0 * graph->block_x * graph->block_y * sizeof(double) +
-           (double)s->n_bases * sizeof(int);
+           (double)s->n_bases * sizeof(int) + graph->block_x * (2.0 * sizeof(double) + 2);
 }
 
 static void *compute_stitch(pgp_job *job, int node, const pgp_rect *t, int depth)
@@ -666,18 +713,24 @@ static void *compute_stitch(pgp_job *job, int node, const pgp_rect *t, int depth
     const size_t count = (size_t)t->w * t->h;
     double sx, sy, *values, *row;
     size_t row_count;
+    fold_work work;
     int *list, n_list, k, ok;
 
     pgp_job_level_scale(job, &sx, &sy);
     /* A full-resolution window of the tile's size, or one row of it at its
      * full-resolution width on an overview level. */
     row_count = MAX(count, (size_t)ceil(t->w * sx) + 2);
-    values = (double *)pgp_job_scratch(job, depth, (count + row_count) * sizeof(double) +
-                                                       (size_t)s->n_bases * sizeof(int));
+    values = (double *)pgp_job_scratch(job, depth, (count + row_count + 2 * t->w) * sizeof(double) +
+                                                       (size_t)s->n_bases * sizeof(int) +
+                                                       2 * (size_t)t->w);
     if (values == NULL)
         return NULL;
     row = values + count;
-    list = (int *)(row + row_count);
+    work.v = row + row_count;
+    work.gathered = work.v + t->w;
+    list = (int *)(work.gathered + t->w);
+    work.base_nd = (unsigned char *)(list + s->n_bases);
+    work.target_nd = work.base_nd + t->w;
     ok = pgp_job_read(job, n->input_nodes[0], t, depth + 1, values, t->w) == 0;
     n_list = ok ? tile_bases(s, t, sx, sy, list) : 0;
     for (k = 0; k < n_list && ok; k++) {
@@ -685,7 +738,7 @@ static void *compute_stitch(pgp_job *job, int node, const pgp_rect *t, int depth
         GDALDatasetH ds = checkout_base(s, n, list[k], g);
         ok = ds != NULL &&
              fold_base(s, n, list[k], GDALGetRasterBand(ds, b->warped ? 1 : b->band), t, sx, sy,
-                       values, row) == 0;
+                       values, row, &work) == 0;
         if (!ok && ds != NULL) {
             /* A base that failed may go on failing: the next tile opens it afresh.
              * The renderer adds the node and tile. */
