@@ -464,9 +464,12 @@ static int link_stitch(pgp_graph *graph, pgp_node *node, const pgp_expr_var *var
         status = place_base(node, &target, s->area_weight, &s->bases[i]);
         if (status == 1) {
             s->bases[i].w = s->bases[i].h = 0;
-            if (n_skipped++ < 10)
-                skipped = CPLStrdup(CPLSPrintf("%s%s'%s'", skipped ? skipped : "",
-                                               skipped ? ", " : "", s->bases[i].path));
+            if (n_skipped++ < 10) {
+                char *longer = CPLStrdup(CPLSPrintf("%s%s'%s'", skipped ? skipped : "",
+                                                    skipped ? ", " : "", s->bases[i].path));
+                CPLFree(skipped);
+                skipped = longer;
+            }
             status = 0;
         }
     }
