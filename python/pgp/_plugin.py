@@ -15,6 +15,8 @@ import sysconfig
 from osgeo import gdal
 
 PLUGIN_NAME = "gdal_PGP.so"
+# GDALProgressFunc, for the C entry points that report progress.
+PROGRESS = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_double, ctypes.c_char_p, ctypes.c_void_p)
 
 
 def candidate_paths():

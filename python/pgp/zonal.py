@@ -49,9 +49,6 @@ class _Result(ctypes.Structure):
                 ("tiles_read", ctypes.c_uint64), ("tiles_total", ctypes.c_uint64)]
 
 
-_PROGRESS = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_double, ctypes.c_char_p, ctypes.c_void_p)
-
-
 def _core():
     lib = _plugin.library()
     if not hasattr(lib, "_pgp_zonal_ready"):
@@ -113,7 +110,7 @@ def _zonal_one(raster_path, band, vector_path, layer_name, ignore_nodata,
             cancelled.append(error)
             return 0
         return 1
-    callback = _PROGRESS(report) if progress is not None else None
+    callback = _plugin.PROGRESS(report) if progress is not None else None
     if callback is not None:
         options.progress = ctypes.cast(callback, ctypes.c_void_p)
     gdal.ErrorReset()
