@@ -27,8 +27,8 @@ struct pgp_target {
     int whole_blocks;    /* GDALWriteBlock: the blocks are the tiles, bands separate */
     int block_y;         /* the target's block height, for the RasterIO flushes */
     int statistics;
-    double *fill;        /* per band: the nodata, else 0: edge blocks' outside part */
-    unsigned char *has_nodata; /* per band */
+    double *nodata;      /* per band, for the statistics */
+    unsigned char *has_nodata;
     pgp_stats *totals;   /* per band, merged in tile order */
     slot scratch;        /* pgp_target_write's one tile */
     /* pgp_target_render's batch: tiles first .. first + n_slots - 1 */
@@ -75,7 +75,7 @@ pgp_target *pgp_target_new(GDALDatasetH dataset, int tile_x, int tile_y, int sta
     interleave = GDALGetMetadataItem(dataset, "INTERLEAVE", "IMAGE_STRUCTURE");
     t->whole_blocks = block_x == tile_x && block_y == tile_y &&
                       (t->n_bands == 1 || (interleave != NULL && EQUAL(interleave, "BAND")));
-    t->fill = (double *)pgp_calloc(t->n_bands, sizeof(double));
+    t->nodata = (double *)pgp_calloc(t->n_bands, sizeof(double));
     t->has_nodata = (unsigned char *)pgp_calloc(t->n_bands, 1);
     t->totals = (pgp_stats *)pgp_calloc(t->n_bands, sizeof(pgp_stats));
     t->scratch.blocks = (GByte *)pgp_malloc_array(t->n_bands, t->block_bytes);
@@ -83,7 +83,7 @@ pgp_target *pgp_target_new(GDALDatasetH dataset, int tile_x, int tile_y, int sta
     t->mutex = CPLCreateMutex();
     if (t->mutex != NULL)
         CPLReleaseMutex(t->mutex);
-    if (t->fill == NULL || t->has_nodata == NULL || t->totals == NULL || t->scratch.blocks == NULL ||
+    if (t->nodata == NULL || t->has_nodata == NULL || t->totals == NULL || t->scratch.blocks == NULL ||
         t->scratch.stats == NULL || t->mutex == NULL) {
         pgp_target_free(t);
         return NULL;
@@ -99,7 +99,7 @@ pgp_target *pgp_target_new(GDALDatasetH dataset, int tile_x, int tile_y, int sta
             pgp_target_free(t);
             return NULL;
         }
-        t->fill[i] = has_nodata ? nodata : 0.0;
+        t->nodata[i] = has_nodata ? nodata : 0.0;
         t->has_nodata[i] = (unsigned char)has_nodata;
     }
     return t;
@@ -124,7 +124,7 @@ void pgp_target_free(pgp_target *t)
     free_slots(t);
     if (t->mutex != NULL)
         CPLDestroyMutex(t->mutex);
-    pgp_free(t->fill);
+    pgp_free(t->nodata);
     pgp_free(t->has_nodata);
     pgp_free(t->totals);
     pgp_free(t->scratch.blocks);
@@ -169,20 +169,18 @@ static int prepare(const pgp_target *t, const pgp_rect *r, const void *const *ba
                          (GDALDataType)types[i], block + row * line, t->type, r->w);
         if (t->statistics &&
             pgp_stats_of_pixels(block, t->type, (size_t)r->w * r->h,
-                                t->has_nodata[i] ? &t->fill[i] : NULL, &s->stats[i]) != 0)
+                                t->has_nodata[i] ? &t->nodata[i] : NULL, &s->stats[i]) != 0)
             return -1;
         if (r->w < t->tile_x) {
             for (row = r->h - 1; row > 0; row--)
                 memmove(block + (size_t)row * t->tile_x * t->type_size, block + row * line, line);
             for (row = 0; row < r->h; row++)
-                GDALCopyWords(&t->fill[i], GDT_Float64, 0,
-                              block + ((size_t)row * t->tile_x + r->w) * t->type_size, t->type,
-                              t->type_size, t->tile_x - r->w);
+                memset(block + ((size_t)row * t->tile_x + r->w) * t->type_size, 0,
+                       (size_t)(t->tile_x - r->w) * t->type_size);
         }
         if (r->h < t->tile_y)
-            GDALCopyWords(&t->fill[i], GDT_Float64, 0,
-                          block + (size_t)r->h * t->tile_x * t->type_size, t->type, t->type_size,
-                          (t->tile_y - r->h) * t->tile_x);
+            memset(block + (size_t)r->h * t->tile_x * t->type_size, 0,
+                   (size_t)(t->tile_y - r->h) * t->tile_x * t->type_size);
     }
     return 0;
 }

@@ -10,8 +10,8 @@
  * GDALWriteBlock when the target's blocks are the tiles and its bands are
  * separate (one band, or INTERLEAVE=BAND), bypassing GDAL's block cache;
  * otherwise with RasterIO, flushing GDAL's cache after each finished row of
- * target blocks. Outside-the-raster parts of edge blocks hold the band's
- * nodata (0 without one), as GTiff fills blocks it never got.
+ * target blocks. Outside-the-raster parts of edge blocks hold zeros, as GDAL's
+ * block cache leaves them (so gdal_translate's edge blocks).
  *
  * pgp_target_render computes a graph's tiles on its renderer's executor and
  * writes each as soon as every tile before it is written (by whichever worker

@@ -115,9 +115,12 @@ class Target:
         return statistics
 
     def close(self):
+        """Frees the C target and lets go of the dataset, so that a failed render's
+        temporary target can be closed and deleted."""
         if self._target:
             self._lib.pgp_target_free(self._target)
             self._target = None
+        self._dataset = None
 
     def __enter__(self):
         return self

@@ -212,12 +212,21 @@ def _finish_window(dataset, source, bands, stats, checks, post, window):
     return pixels, partials
 
 
+def _copy_metadata(source, target):
+    """The default-domain metadata items gdal_translate copies (statistics aside:
+    the render writes its own)."""
+    target.SetMetadata({key: value for key, value in source.GetMetadata().items()
+                        if not key.startswith("STATISTICS_")})
+
+
 def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_stats,
             progress, bands=None, stats_rule="gdal", checks=None, type_override=None,
-            post=None, nodata=None):
+            post=None, nodata=None, like_translate=False):
     """Renders bands of a graph into target_path: all bands unless ``bands``; the
     target's type and nodata from the graph unless overridden; checks and post as
-    in _finish_window. Statistics: GDAL's rule (NaN and nodata skipped) summarised by
+    in _finish_window. like_translate: every band's description and the dataset's and
+    bands' metadata as gdal_translate copies them (pgp.render); otherwise, as
+    pygeoprocessing's calls write, descriptions of multi-band targets only. Statistics: GDAL's rule (NaN and nodata skipped) summarised by
     the plugin as it writes, or stats_rule='pygeoprocessing' (raster_calculator's)
     from the blocks in Python. Serial and 'threading:N' renders without checks or
     post compute and write in the plugin (pgp/target.h); other executors return
@@ -269,12 +278,16 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
         target.dataset.SetProjection(shared.GetProjection())
         target.dataset.SetGeoTransform(shared.GetGeoTransform())
         out_bands = [target.dataset.GetRasterBand(i + 1) for i in range(len(bands))]
+        if like_translate:
+            _copy_metadata(shared, target.dataset)
         for out, b, nodata in zip(out_bands, bands, nodatas):
             if nodata is not None:
                 out.SetNoDataValue(nodata)
             description = shared.GetRasterBand(b).GetDescription()
-            if description and len(bands) > 1:
+            if description and (len(bands) > 1 or like_translate):
                 out.SetDescription(description)
+            if like_translate:
+                _copy_metadata(shared.GetRasterBand(b), out)
         with _target.Target(target.dataset, tile_size,
                             calc_raster_stats and not python_stats) as writer:
             if direct:
@@ -329,4 +342,4 @@ def render(graph, target_path, *, executor=None,
         return
     with resolve(executor) as plan:
         _render(plan, graph, target_path, raster_driver_creation_tuple,
-                calc_raster_stats, progress)
+                calc_raster_stats, progress, like_translate=True)
