@@ -20,10 +20,9 @@ Usage: bench/bench_scaling.py [--size 4096] [--threads 2] [--repeat 5]
        [--cachemax default,64] [--graphs conv5,conv31,calc] [--reference DIR] [--wait-idle 90]
 """
 import os
-import subprocess
 import time
 
-from common import bench_parser, make_inputs, plugin_env  # first: it sets GDAL_DRIVER_PATH
+from common import bench_parser, make_inputs, measured, plugin_env  # first: it sets GDAL_DRIVER_PATH
 from bench_convolve import gaussian, write_kernel
 
 HEAVY = "sqrt(A*A+B*B)+log(1+abs(C))"
@@ -71,14 +70,7 @@ def run_once(graph, out, env):
     """(wall seconds, system seconds, minor faults, CPU seconds) of one gdal_translate."""
     if os.path.exists(out):  # not timed: deleting the last output is not rendering
         os.unlink(out)
-    start = time.perf_counter()
-    child = subprocess.Popen(["gdal_translate", "-q", "-co", "TILED=YES", graph, out], env=env,
-                             stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"gdal_translate {graph} failed ({status})")
-    return seconds, usage.ru_stime, usage.ru_minflt, usage.ru_utime + usage.ru_stime
+    return measured(["gdal_translate", "-q", "-co", "TILED=YES", graph, out], env)
 
 
 def main():

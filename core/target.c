@@ -150,6 +150,15 @@ static pgp_rect tile_rect_of(const pgp_target *t, size_t tile_index)
     return r;
 }
 
+/* Band i's statistics of tile r, its pixels in the target's type, in a row. */
+static int summarise(const pgp_target *t, int i, const pgp_rect *r, const void *pixels,
+                     pgp_stats *stats)
+{
+    return t->statistics ? pgp_stats_of_pixels(pixels, t->type, (size_t)r->w * r->h,
+                                               t->has_nodata[i] ? &t->nodata[i] : NULL, stats)
+                         : 0;
+}
+
 /* Converts every band's pixels of tile r (bands[i]: types[i], rows
  * line_pixels[i] apart, or r->w when line_pixels is NULL) into s's blocks, summarises them, and fills the
  * blocks' outside-the-raster part. The statistics see the tile's pixels in
@@ -167,9 +176,7 @@ static int prepare(const pgp_target *t, const pgp_rect *r, const void *const *ba
             pgp_copy_row((const GByte *)bands[i] +
                              (size_t)row * (line_pixels ? line_pixels[i] : r->w) * src_size,
                          (GDALDataType)types[i], block + row * line, t->type, r->w);
-        if (t->statistics &&
-            pgp_stats_of_pixels(block, t->type, (size_t)r->w * r->h,
-                                t->has_nodata[i] ? &t->nodata[i] : NULL, &s->stats[i]) != 0)
+        if (summarise(t, i, r, block, &s->stats[i]) != 0)
             return -1;
         if (r->w < t->tile_x) {
             for (row = r->h - 1; row > 0; row--)
@@ -185,24 +192,27 @@ static int prepare(const pgp_target *t, const pgp_rect *r, const void *const *ba
     return 0;
 }
 
-/* Writes s, tile r, into the dataset and merges its statistics. */
-static int commit(pgp_target *t, const pgp_rect *r, const slot *s)
+/* Writes tile r from blocks (one per band, rows t->tile_x apart) into the
+ * dataset and merges its statistics. */
+static int commit(pgp_target *t, const pgp_rect *r, const void *const *blocks,
+                  const pgp_stats *stats)
 {
     CPLErr err = CE_None;
     int i;
-    if (t->whole_blocks) {
-        for (i = 0; i < t->n_bands && err == CE_None; i++)
-            err = GDALWriteBlock(GDALGetRasterBand(t->dataset, i + 1), r->tx, r->ty,
-                                 s->blocks + i * t->block_bytes);
-    } else {
-        const int bottom = r->y + r->h;
-        err = GDALDatasetRasterIO(t->dataset, GF_Write, r->x, r->y, r->w, r->h, s->blocks, r->w,
-                                  r->h, t->type, t->n_bands, NULL, t->type_size,
-                                  (GSpacing)t->tile_x * t->type_size, (GSpacing)t->block_bytes);
-        /* A finished row of target blocks leaves GDAL's cache. */
-        if (err == CE_None && r->tx == t->tiles_x - 1 &&
-            (bottom % t->block_y == 0 || bottom == t->y_size))
-            GDALFlushCache(t->dataset);
+    for (i = 0; i < t->n_bands && err == CE_None; i++) {
+        GDALRasterBandH band = GDALGetRasterBand(t->dataset, i + 1);
+        err = t->whole_blocks
+                  ? GDALWriteBlock(band, r->tx, r->ty, (void *)blocks[i])
+                  : GDALRasterIO(band, GF_Write, r->x, r->y, r->w, r->h, (void *)blocks[i], r->w,
+                                 r->h, t->type, 0, (GSpacing)t->tile_x * t->type_size);
+    }
+    /* Through RasterIO, a finished row of target blocks leaves GDAL's cache
+     * (GDAL 3.6's GDALFlushCache returns nothing: a failed write is an error). */
+    if (err == CE_None && !t->whole_blocks && r->tx == t->tiles_x - 1 &&
+        ((r->y + r->h) % t->block_y == 0 || r->y + r->h == t->y_size)) {
+        CPLErrorReset();
+        GDALFlushCache(t->dataset);
+        err = CPLGetLastErrorType() == CE_Failure ? CE_Failure : CE_None;
     }
     if (err != CE_None) {
         pgp_fail_because(CPLE_FileIO,
@@ -210,8 +220,16 @@ static int commit(pgp_target *t, const pgp_rect *r, const slot *s)
         return -1;
     }
     for (i = 0; t->statistics && i < t->n_bands; i++)
-        pgp_stats_merge(&t->totals[i], &s->stats[i]);
+        pgp_stats_merge(&t->totals[i], &stats[i]);
     return 0;
+}
+
+/* s's blocks, one per band. */
+static void slot_blocks(const pgp_target *t, const slot *s, const void **blocks)
+{
+    int i;
+    for (i = 0; i < t->n_bands; i++)
+        blocks[i] = s->blocks + i * t->block_bytes;
 }
 
 int pgp_target_write(pgp_target *t, int x, int y, int w, int h, const void *const *bands,
@@ -233,8 +251,9 @@ int pgp_target_write(pgp_target *t, int x, int y, int w, int h, const void *cons
                         ((size_t)(r.y - y) * line_pixels[i] + (r.x - x)) *
                             GDALGetDataTypeSizeBytes((GDALDataType)types[i]);
             status = prepare(t, &r, at, types, line_pixels, &t->scratch);
+            slot_blocks(t, &t->scratch, at);
             if (status == 0)
-                status = commit(t, &r, &t->scratch);
+                status = commit(t, &r, at, t->scratch.stats);
         }
     pgp_free(at);
     return status;
@@ -245,6 +264,7 @@ int pgp_target_write(pgp_target *t, int x, int y, int w, int h, const void *cons
 typedef struct render_request {
     pgp_target *t;
     const int *types; /* the nodes' data types */
+    int same_type;    /* all of them the target's */
     GDALProgressFunc progress;
     void *progress_arg;
     double done, total; /* tiles before this batch, all tiles */
@@ -252,7 +272,7 @@ typedef struct render_request {
 
 /* Writes the ready slots from t->next on, one worker at a time: whoever
  * finishes the tile the writer waits for writes it and any ready after it. */
-static int drain(pgp_target *t)
+static int drain(pgp_target *t, const void **blocks)
 {
     int status = 0;
     CPLAcquireMutex(t->mutex, 1000.0);
@@ -265,7 +285,8 @@ static int drain(pgp_target *t)
         const size_t tile = t->next;
         const pgp_rect r = tile_rect_of(t, tile);
         CPLReleaseMutex(t->mutex);
-        status = commit(t, &r, &t->slots[tile - t->first]);
+        slot_blocks(t, &t->slots[tile - t->first], blocks);
+        status = commit(t, &r, blocks, t->slots[tile - t->first].stats);
         CPLAcquireMutex(t->mutex, 1000.0);
         t->slots[tile - t->first].ready = 0;
         t->next++;
@@ -276,17 +297,42 @@ static int drain(pgp_target *t)
     return status;
 }
 
+/* The worker that computed a tile the writer waits for writes it from the
+ * node's own buffers when no conversion or padding is needed (a whole tile of
+ * the target's type): no copy. Any other tile goes to its slot. */
 static int render_sink(void *arg, size_t tile_index, const pgp_rect *r, const void *const *pixels)
 {
     const render_request *q = (const render_request *)arg;
     pgp_target *t = q->t;
     slot *s = &t->slots[tile_index - t->first];
-    if (prepare(t, r, pixels, q->types, NULL, s) != 0)
-        return -1;
-    CPLAcquireMutex(t->mutex, 1000.0);
-    s->ready = 1;
-    CPLReleaseMutex(t->mutex);
-    return drain(t);
+    const void **blocks = (const void **)pgp_calloc(t->n_bands, sizeof(void *));
+    int i, status = blocks == NULL ? -1 : 0, in_place = 0;
+    if (status == 0 && q->same_type && r->w == t->tile_x && r->h == t->tile_y) {
+        CPLAcquireMutex(t->mutex, 1000.0);
+        in_place = !t->writing && !t->failed && t->next == tile_index;
+        t->writing |= in_place;
+        CPLReleaseMutex(t->mutex);
+    }
+    if (in_place) {
+        for (i = 0; i < t->n_bands && status == 0; i++)
+            status = summarise(t, i, r, pixels[i], &s->stats[i]);
+        if (status == 0)
+            status = commit(t, r, pixels, s->stats);
+        CPLAcquireMutex(t->mutex, 1000.0);
+        t->next++;
+        t->writing = 0;
+        t->failed = status != 0;
+        CPLReleaseMutex(t->mutex);
+    } else if (status == 0) {
+        status = prepare(t, r, pixels, q->types, NULL, s);
+        CPLAcquireMutex(t->mutex, 1000.0);
+        s->ready = status == 0;
+        CPLReleaseMutex(t->mutex);
+    }
+    if (status == 0)
+        status = drain(t, blocks);
+    pgp_free(blocks);
+    return status;
 }
 
 static int CPL_STDCALL batch_progress(double fraction, const char *message, void *arg)
@@ -315,10 +361,13 @@ CPLErr pgp_target_render(pgp_target *t, pgp_renderer *renderer, const int *nodes
         pgp_free(types);
         return CE_Failure;
     }
-    for (i = 0; i < (size_t)t->n_bands; i++)
-        types[i] = g->nodes[nodes[i]].data_type;
-    batch = MIN(batch, n_tiles);
     memset(&q, 0, sizeof q);
+    q.same_type = 1;
+    for (i = 0; i < (size_t)t->n_bands; i++) {
+        types[i] = g->nodes[nodes[i]].data_type;
+        q.same_type &= types[i] == (int)t->type;
+    }
+    batch = MIN(batch, n_tiles);
     q.t = t;
     q.types = types;
     q.progress = progress;
