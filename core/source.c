@@ -219,6 +219,9 @@ static int read_whole_block(GDALRasterBandH band, pgp_source_handles *ctx, const
         (r->w != bx && r->x + r->w != GDALGetRasterBandXSize(band)) ||
         (r->h != by && r->y + r->h != GDALGetRasterBandYSize(band)) || r->w > bx || r->h > by)
         return 1;
+    /* A whole block in its own type is decoded in place: no copy. */
+    if (type == native && r->w == bx && r->h == by && stride == bx)
+        return GDALReadBlock(band, r->x / bx, r->y / by, pixels) == CE_None ? 0 : -1;
     block = (const GByte *)pgp_scratch_reserve(&ctx->source_block, (size_t)bx * by * native_size);
     if (block == NULL)
         return -1;
