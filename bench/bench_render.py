@@ -21,6 +21,7 @@ import os
 import statistics
 import sys
 
+import common  # first: it sets GDAL_DRIVER_PATH
 from common import REPO, bench_parser, make_inputs, measured, plugin_env
 from bench_convolve import gaussian, kernel_filtered_vrt, write_kernel
 
@@ -39,12 +40,8 @@ def write_graphs(work):
         graphs[f"conv{size}"] = (
             f'<Source name="A" file="a.tif"/><Convolve name="c" input="A" '
             f'kernel="k{size}.tif" dataType="Float32" noData="-1e30"/><Band ref="c"/>')
-    paths = {}
-    for name, body in graphs.items():
-        paths[name] = os.path.join(work, f"render_{name}.pgp.vrt")
-        with open(paths[name], "w") as f:
-            f.write(f"<PGPDataset>{body}</PGPDataset>\n")
-    return paths
+    return common.write_graphs(work, "render", {name: f"<PGPDataset>{body}</PGPDataset>\n"
+                                                for name, body in graphs.items()})
 
 
 def checkout(folder):
@@ -54,9 +51,8 @@ def checkout(folder):
                 GDAL_DRIVER_PATH=build, PGP_PLUGIN=os.path.join(build, "gdal_PGP.so"))
 
 
-def cases(work, size, graphs, executors, reference):
+def cases(work, size, graphs, executors, reference, out):
     """label -> (command, environment), in the order they run in each round."""
-    out = os.path.join(work, "render_out.tif")
     a, b, c = (os.path.join(work, f"{n}.tif") for n in "abc")
     builds = [("", checkout(REPO))] + ([("ref ", checkout(reference))] if reference else [])
     table = {
@@ -93,25 +89,30 @@ def main():
     os.makedirs(work, exist_ok=True)
     make_inputs(work, options.size)
     threaded = f"threading:{options.threads}"
+    out = os.path.join(work, "render_out.tif")
     table = cases(work, options.size, write_graphs(work), ["serial", threaded],
-                  options.reference)
+                  options.reference, out)
     for _, env in table.values():
         env["GDAL_CACHEMAX"] = options.cachemax
     runs = {label: [] for label in table}
     for _ in range(options.repeat):
         for label, (args, env) in table.items():
+            if os.path.exists(out):  # not timed: deleting the last output is not rendering
+                os.unlink(out)
             runs[label].append(measured(args, env))
     median = {label: statistics.median(r[0] for r in values) for label, values in runs.items()}
     print(f"{options.size}x{options.size} Float32, {os.cpu_count()} CPUs, load "
           f"{os.getloadavg()[0]:.1f}, GDAL_CACHEMAX={options.cachemax}, median of "
           f"{options.repeat} interleaved runs (spread = max - min)")
-    print(f"{'case':42} {'wall s':>7} {'spread':>7} {'cpu s':>6} {'sys s':>6} {'faults':>8}")
+    print(f"{'case':42} {'wall s':>7} {'spread':>7} {'cpu s':>6} {'sys s':>6} {'faults':>8} "
+          f"{'peak MB':>8}")
     for label, values in runs.items():
         walls = [r[0] for r in values]
         print(f"{label:42} {median[label]:7.3f} {max(walls) - min(walls):7.3f} "
               f"{statistics.median(r[3] for r in values):6.2f} "
               f"{statistics.median(r[1] for r in values):6.2f} "
-              f"{int(statistics.median(r[2] for r in values)):8d}")
+              f"{int(statistics.median(r[2] for r in values)):8d} "
+              f"{max(r[4] for r in values):8.0f}")
 
     def ratio(text, slow, fast, goal=""):
         print(f"{text:58} {median[slow] / median[fast]:5.2f}x {goal}")

@@ -22,7 +22,8 @@ Usage: bench/bench_scaling.py [--size 4096] [--threads 2] [--repeat 5]
 import os
 import time
 
-from common import bench_parser, make_inputs, measured, plugin_env  # first: it sets GDAL_DRIVER_PATH
+import common  # first: it sets GDAL_DRIVER_PATH
+from common import bench_parser, make_inputs, measured, plugin_env
 from bench_convolve import gaussian, write_kernel
 
 HEAVY = "sqrt(A*A+B*B)+log(1+abs(C))"
@@ -41,12 +42,7 @@ def write_graphs(work):
         '<PGPDataset><Source name="A" file="a.tif"/><Source name="B" file="b.tif"/>'
         f'<Source name="C" file="c.tif"/><Calc name="out" dataType="Float32"><Expression>'
         f'{HEAVY}</Expression></Calc><Band ref="out"/></PGPDataset>')
-    paths = {}
-    for name, text in graphs.items():
-        paths[name] = os.path.join(work, f"scaling_{name}.pgp.vrt")
-        with open(paths[name], "w") as f:
-            f.write(text)
-    return paths
+    return common.write_graphs(work, "scaling", graphs)
 
 
 def cpu_times():
@@ -67,7 +63,7 @@ def wait_idle(percent, patience=20.0):
 
 
 def run_once(graph, out, env):
-    """(wall seconds, system seconds, minor faults, CPU seconds) of one gdal_translate."""
+    """common.measured of one gdal_translate."""
     if os.path.exists(out):  # not timed: deleting the last output is not rendering
         os.unlink(out)
     return measured(["gdal_translate", "-q", "-co", "TILED=YES", graph, out], env)
@@ -115,7 +111,7 @@ def main():
                 serial_best = min(r[0] for r in runs[plugin, "serial"])
                 walls = [r[0] for r in runs[plugin, executor]]
                 best = min(walls)
-                _, system, faults, cpu = min(runs[plugin, executor])  # of the fastest run
+                _, system, faults, cpu, _ = min(runs[plugin, executor])  # of the fastest run
                 print(f"{name:7} {cachemax:13} {plugin[0] + executor:16} {best:7.3f} "
                       f"{max(walls) - best:7.3f} {serial_best / best:7.2f}x {cpu:6.2f} {system:6.2f} "
                       f"{faults:8d} {faults / tiles:11.1f}", flush=True)

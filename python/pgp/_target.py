@@ -15,7 +15,7 @@ from osgeo import gdal
 
 from . import _gdal
 from . import _plugin
-from ._engine import Cancelled, Statistics
+from ._engine import Statistics
 
 
 class _Stats(ctypes.Structure):
@@ -87,15 +87,7 @@ class Target:
         """Computes bands of the open graph dataset on the plugin's executor and writes
         them; progress: a pgp._engine.Progress (Cancelled stops the render)."""
         cancelled = []
-
-        def report(fraction, _message, _data):
-            try:
-                progress(fraction)
-            except Cancelled as error:
-                cancelled.append(error)
-                return 0
-            return 1
-        callback = _plugin.PROGRESS(report)
+        callback = _plugin.progress_callback(progress, cancelled)
         gdal.ErrorReset()
         status = self._lib.pgp_render_into(
             _handle(graph), len(bands), (ctypes.c_int * len(bands))(*bands), self._target,
