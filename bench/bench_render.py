@@ -104,15 +104,13 @@ def main():
     print(f"{options.size}x{options.size} Float32, {os.cpu_count()} CPUs, load "
           f"{os.getloadavg()[0]:.1f}, GDAL_CACHEMAX={options.cachemax}, median of "
           f"{options.repeat} interleaved runs (spread = max - min)")
-    print(f"{'case':42} {'wall s':>7} {'spread':>7} {'cpu s':>6} {'sys s':>6} {'faults':>8} "
-          f"{'peak MB':>8}")
+    print(f"{'case':42} {'wall s':>7} {'spread':>7} {'cpu s':>6} {'sys s':>6} {'faults':>8}")
     for label, values in runs.items():
         walls = [r[0] for r in values]
         print(f"{label:42} {median[label]:7.3f} {max(walls) - min(walls):7.3f} "
               f"{statistics.median(r[3] for r in values):6.2f} "
               f"{statistics.median(r[1] for r in values):6.2f} "
-              f"{int(statistics.median(r[2] for r in values)):8d} "
-              f"{max(r[4] for r in values):8.0f}")
+              f"{int(statistics.median(r[2] for r in values)):8d}")
 
     def ratio(text, slow, fast, goal=""):
         print(f"{text:58} {median[slow] / median[fast]:5.2f}x {goal}")

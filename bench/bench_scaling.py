@@ -111,7 +111,7 @@ def main():
                 serial_best = min(r[0] for r in runs[plugin, "serial"])
                 walls = [r[0] for r in runs[plugin, executor]]
                 best = min(walls)
-                _, system, faults, cpu, _ = min(runs[plugin, executor])  # of the fastest run
+                _, system, faults, cpu = min(runs[plugin, executor])  # of the fastest run
                 print(f"{name:7} {cachemax:13} {plugin[0] + executor:16} {best:7.3f} "
                       f"{max(walls) - best:7.3f} {serial_best / best:7.2f}x {cpu:6.2f} {system:6.2f} "
                       f"{faults:8d} {faults / tiles:11.1f}", flush=True)

@@ -72,13 +72,12 @@ def write_graphs(work, prefix, texts):
 
 
 def measured(args, env):
-    """(wall seconds, system seconds, minor faults, CPU seconds, peak RSS in MB) of one
-    command, from its getrusage."""
+    """(wall seconds, system seconds, minor faults, CPU seconds) of one command, from
+    its getrusage."""
     start = time.perf_counter()
     child = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
     if status != 0:
         raise SystemExit(f"{' '.join(args)} failed ({status})")
-    return (seconds, usage.ru_stime, usage.ru_minflt, usage.ru_utime + usage.ru_stime,
-            usage.ru_maxrss / 1024)
+    return seconds, usage.ru_stime, usage.ru_minflt, usage.ru_utime + usage.ru_stime

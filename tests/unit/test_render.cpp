@@ -21,6 +21,7 @@ extern "C" {
 #include "pgp/graph.h"
 #include "pgp/render.h"
 #include "pgp/stats.h"
+#include "pgp/target.h"
 }
 
 namespace {
@@ -46,16 +47,22 @@ class RenderTest : public ::testing::Test
             v = static_cast<float>(v); // a is stored as Float32
         pgp_test::WriteRaster("/vsimem/r/a.tif", kW, kH, GDT_Float32, a_, true, -9999);
         pgp_test::WriteRaster("/vsimem/r/b.tif", kW, kH, GDT_Int16, b_, true, -1);
-        graph_ = pgp_graph_open(
-            "<PGPDataset blockXSize='16' blockYSize='8'>"
+        graph_ = OpenGraph(8);
+        ASSERT_NE(graph_, nullptr) << CPLGetLastErrorMsg();
+        d_ = pgp_graph_find(graph_, "d");
+    }
+    // The graph in tiles of 16 x tile_rows.
+    static pgp_graph *OpenGraph(int tile_rows)
+    {
+        return pgp_graph_open(CPLSPrintf(
+            "<PGPDataset blockXSize='16' blockYSize='%d'>"
             "<Source name='a' file='/vsimem/r/a.tif'/><Source name='b' file='/vsimem/r/b.tif'/>"
             "<Calc name='c' dataType='Float32' noData='-3'>"
             "<Expression>sqrt(abs(a)) + b * 2</Expression></Calc>"
             "<Calc name='d' dataType='Int32' noData='-7'><Expression>c * 3 - b / 4"
             "</Expression></Calc>"
-            "<Band ref='d'/></PGPDataset>");
-        ASSERT_NE(graph_, nullptr) << CPLGetLastErrorMsg();
-        d_ = pgp_graph_find(graph_, "d");
+            "<Band ref='d'/></PGPDataset>",
+            tile_rows));
     }
     void TearDown() override
     {
@@ -221,6 +228,77 @@ TEST_F(RenderTest, StatisticsAreIdenticalForEveryExecutor)
             reference = stats;
         EXPECT_EQ(std::memcmp(&stats, &reference, sizeof stats), 0) << threads;
     }
+}
+
+// pgp.render's writer: the graph's tiles written into a GeoTIFF by every executor
+// (whole blocks when tiled like the graph, RasterIO for strips), and the same
+// pixels written from a buffer in windows of two tile rows, give the same file
+// bytes, the reference pixels and the driver's statistics.
+TEST_F(RenderTest, TargetFilesAreTheSameForEveryExecutorAndFromWindows)
+{
+    const std::vector<double> whole = Read(0, 0, 0, kW, kH, GDT_Float64);
+    std::vector<GInt32> pixels(whole.begin(), whole.end());
+    const double nodata = -7;
+    pgp_graph *graph = OpenGraph(16); // GeoTIFF tiles are multiples of 16
+    ASSERT_NE(graph, nullptr) << CPLGetLastErrorMsg();
+    pgp_stats node_stats{};
+    {
+        pgp_tile_cache *cache = pgp_tile_cache_new(0);
+        pgp_renderer *r = pgp_renderer_new(graph, pgp_executor_get(0), cache, 0);
+        ASSERT_EQ(pgp_stats_of_node(r, d_, &nodata, &node_stats, nullptr, nullptr), CE_None);
+        pgp_renderer_free(r);
+        pgp_tile_cache_free(cache);
+    }
+    auto file_bytes = [](const char *path) {
+        vsi_l_offset size = 0;
+        const GByte *data = VSIGetMemFileBuffer(path, &size, FALSE);
+        return std::string(reinterpret_cast<const char *>(data), size);
+    };
+    // Renders (threads >= 0) or writes the pixels in windows of two tile rows (-1).
+    auto write = [&](const char *path, const char *const *options, int threads) {
+        GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), path, kW, kH, 1, GDT_Int32,
+                                     const_cast<char **>(options));
+        GDALSetRasterNoDataValue(GDALGetRasterBand(ds, 1), nodata);
+        pgp_target *target = pgp_target_new(ds, 16, 16, 1);
+        EXPECT_NE(target, nullptr) << CPLGetLastErrorMsg();
+        if (threads >= 0) {
+            pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+            pgp_renderer *r = pgp_renderer_new(graph, pgp_executor_get(threads), cache, 0);
+            EXPECT_EQ(pgp_target_render(target, r, &d_, nullptr, nullptr), CE_None)
+                << CPLGetLastErrorMsg();
+            pgp_renderer_free(r);
+            pgp_tile_cache_free(cache);
+        } else {
+            const int type = GDT_Int32, line = kW;
+            for (int y = 0; y < kH; y += 32) {
+                const void *rows = &pixels[static_cast<size_t>(y) * kW];
+                EXPECT_EQ(pgp_target_write(target, 0, y, kW, std::min(32, kH - y), &rows, &type,
+                                           &line),
+                          0);
+            }
+        }
+        pgp_stats stats{};
+        pgp_target_statistics(target, 0, &stats);
+        EXPECT_EQ(std::memcmp(&stats, &node_stats, sizeof stats), 0) << path << threads;
+        pgp_target_free(target);
+        GDALClose(ds);
+        ds = GDALOpen(path, GA_ReadOnly);
+        std::vector<GInt32> back(static_cast<size_t>(kW) * kH);
+        EXPECT_EQ(GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Read, 0, 0, kW, kH, back.data(), kW,
+                               kH, GDT_Int32, 0, 0),
+                  CE_None);
+        GDALClose(ds);
+        EXPECT_EQ(back, pixels) << path << threads;
+        return file_bytes(path);
+    };
+    const char *tiled[] = {"TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16", "COMPRESS=LZW", nullptr};
+    const char *strips[] = {"BLOCKYSIZE=5", nullptr};
+    for (const char *const *options : {tiled, strips}) {
+        const std::string reference = write("/vsimem/r/t0.tif", options, 0);
+        for (int threads : {-1, 1, 3})
+            EXPECT_EQ(write("/vsimem/r/t.tif", options, threads), reference) << threads;
+    }
+    pgp_graph_free(graph);
 }
 
 TEST_F(RenderTest, SourceFailureInAWorkerIsReportedWithNodeAndTile)
