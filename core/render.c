@@ -707,7 +707,8 @@ static int stream_job(void *arg, size_t index)
     pgp_renderer *r = q->r;
     const size_t tile_index = q->first_tile + index;
     const tile_rect t = tile_at(r, (int)(tile_index % r->tiles_x), (int)(tile_index / r->tiles_x));
-    const void **pixels = (const void **)pgp_calloc(q->n_nodes, sizeof(void *) + sizeof(pgp_tile *));
+    const void **pixels =
+        (const void **)pgp_calloc(q->n_nodes, sizeof(void *) + sizeof(pgp_tile *));
     pgp_tile **tiles = (pgp_tile **)(pixels + q->n_nodes);
     worker_context *ctx = pixels != NULL ? borrow_context(r) : NULL;
     int i, failed_node = -1, status = ctx == NULL ? -1 : 0;

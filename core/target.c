@@ -83,8 +83,8 @@ pgp_target *pgp_target_new(GDALDatasetH dataset, int tile_x, int tile_y, int sta
     t->mutex = CPLCreateMutex();
     if (t->mutex != NULL)
         CPLReleaseMutex(t->mutex);
-    if (t->nodata == NULL || t->has_nodata == NULL || t->totals == NULL || t->scratch.blocks == NULL ||
-        t->scratch.stats == NULL || t->mutex == NULL) {
+    if (t->nodata == NULL || t->has_nodata == NULL || t->totals == NULL ||
+        t->scratch.blocks == NULL || t->scratch.stats == NULL || t->mutex == NULL) {
         pgp_target_free(t);
         return NULL;
     }
@@ -160,10 +160,11 @@ static int summarise(const pgp_target *t, int i, const pgp_rect *r, const void *
 }
 
 /* Converts every band's pixels of tile r (bands[i]: types[i], rows
- * line_pixels[i] apart, or r->w when line_pixels is NULL) into s's blocks, summarises them, and fills the
- * blocks' outside-the-raster part. The statistics see the tile's pixels in
- * a row (as the driver's ComputeStatistics does), so a narrow edge tile is
- * converted packed, summarised, then spread to the block's row stride. */
+ * line_pixels[i] apart, or r->w when line_pixels is NULL) into s's blocks,
+ * summarises them, and zeroes the blocks' outside-the-raster part. The
+ * statistics see the tile's pixels in a row (as the driver's ComputeStatistics
+ * does), so a narrow edge tile is converted packed, summarised, then spread to
+ * the block's row stride. */
 static int prepare(const pgp_target *t, const pgp_rect *r, const void *const *bands,
                    const int *types, const int *line_pixels, slot *s)
 {

@@ -226,11 +226,12 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
     target's type and nodata from the graph unless overridden; checks and post as
     in _finish_window. like_translate: every band's description and the dataset's and
     bands' metadata as gdal_translate copies them (pgp.render); otherwise, as
-    pygeoprocessing's calls write, descriptions of multi-band targets only. Statistics: GDAL's rule (NaN and nodata skipped) summarised by
-    the plugin as it writes, or stats_rule='pygeoprocessing' (raster_calculator's)
-    from the blocks in Python. Serial and 'threading:N' renders without checks or
-    post compute and write in the plugin (pgp/target.h); other executors return
-    windows that the plugin writes."""
+    pygeoprocessing's calls write, descriptions of multi-band targets only.
+    Statistics: GDAL's rule (NaN and nodata skipped) summarised by the plugin as it
+    writes, or stats_rule='pygeoprocessing' (raster_calculator's) from the blocks in
+    Python. Serial and 'threading:N' renders without checks or post compute and write
+    in the plugin (pgp/target.h); other executors return windows that the plugin
+    writes."""
     source = _graph_source(graph)
     if plan.kind not in ("serial", "threads"):
         check_visible_paths(plan, [source])
