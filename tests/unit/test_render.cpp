@@ -16,6 +16,7 @@
 #include "raster_fixture.h"
 
 extern "C" {
+#include "pgp/alloc.h"
 #include "pgp/cache.h"
 #include "pgp/executor.h"
 #include "pgp/graph.h"
@@ -297,6 +298,41 @@ TEST_F(RenderTest, TargetFilesAreTheSameForEveryExecutorAndFromWindows)
         const std::string reference = write("/vsimem/r/t0.tif", options, 0);
         for (int threads : {-1, 1, 3})
             EXPECT_EQ(write("/vsimem/r/t.tif", options, threads), reference) << threads;
+    }
+    // Memory running out at the n-th allocation of a render, n = 1, 2, ...: the
+    // render fails with an error (or, for the optional reuse of a buffer, goes on),
+    // and whatever succeeds wrote the reference bytes.
+    const std::string reference = file_bytes("/vsimem/r/t0.tif"); // the strips
+    for (int threads : {0, 3}) {
+        for (long n = 1;; n++) {
+            GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), "/vsimem/r/f.tif", kW,
+                                         kH, 1, GDT_Int32, const_cast<char **>(strips));
+            GDALSetRasterNoDataValue(GDALGetRasterBand(ds, 1), nodata);
+            pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+            pgp_renderer *r = pgp_renderer_new(graph, pgp_executor_get(threads), cache, 0);
+            const long injected = pgp_alloc_injected_failures();
+            CPLPushErrorHandler(CPLQuietErrorHandler);
+            CPLErrorReset();
+            pgp_alloc_fail_after(n);
+            pgp_target *target = pgp_target_new(ds, 16, 16, 1);
+            const CPLErr err = target ? pgp_target_render(target, r, &d_, nullptr, nullptr)
+                                      : CE_Failure;
+            pgp_alloc_fail_after(0);
+            CPLPopErrorHandler();
+            const bool faulted = pgp_alloc_injected_failures() > injected;
+            if (err != CE_None) {
+                EXPECT_NE(std::string(CPLGetLastErrorMsg()), "") << n << " " << threads;
+            }
+            pgp_target_free(target);
+            pgp_renderer_free(r);
+            pgp_tile_cache_free(cache);
+            GDALClose(ds);
+            if (err == CE_None) {
+                EXPECT_EQ(file_bytes("/vsimem/r/f.tif"), reference) << n << " " << threads;
+            }
+            if (!faulted)
+                break;
+        }
     }
     pgp_graph_free(graph);
 }
