@@ -259,6 +259,10 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
     windows = _engine.tile_windows(size, tile_size)
     python_stats = calc_raster_stats and stats_rule != "gdal"
     direct = (plan.kind == "serial" or plan.plugin_threads) and checks is None and post is None
+    if (direct and (plan.plugin_threads or 1) > 1 and driver.upper() == "GTIFF" and
+            not any(o.upper().startswith("NUM_THREADS=") for o in options)):
+        # The plugin's workers write one at a time: GTiff compresses on as many.
+        options.append(f"NUM_THREADS={plan.plugin_threads}")
     if direct:
         task = None
     elif plan.plugin_threads:
