@@ -337,6 +337,57 @@ TEST_F(RenderTest, TargetFilesAreTheSameForEveryExecutorAndFromWindows)
     pgp_graph_free(graph);
 }
 
+// A render of more tiles than one batch holds (PGP_TARGET_BATCH_BYTES): four
+// Float64 bands of 256 x 256 tiles make 2 MB a tile, 16 a batch; 5 x 4 tiles take
+// two batches. Serial and threaded renders write the same bytes, and the pixels.
+TEST(RenderTarget, BatchesFollowEachOtherInTileOrder)
+{
+    constexpr int w = 5 * 256 - 40, h = 4 * 256 - 100, bands = 4;
+    ASSERT_LT(PGP_TARGET_BATCH_BYTES / (bands * 256 * 256 * sizeof(double)), 20u);
+    const std::vector<double> a = pgp_test::Field(w * h, 1000.0, 3);
+    pgp_test::WriteRaster("/vsimem/batch/a.tif", w, h, GDT_Float64, a, false, 0, 1000, 30, 256);
+    pgp_graph *graph = pgp_graph_open(
+        "<PGPDataset><Source name='a' file='/vsimem/batch/a.tif'/>"
+        "<Calc name='b'><Expression>a * 2</Expression></Calc>"
+        "<Calc name='c'><Expression>a - 1</Expression></Calc>"
+        "<Calc name='d'><Expression>-a</Expression></Calc>"
+        "<Band ref='a'/><Band ref='b'/><Band ref='c'/><Band ref='d'/></PGPDataset>");
+    ASSERT_NE(graph, nullptr) << CPLGetLastErrorMsg();
+    const int nodes[bands] = {0, 1, 2, 3};
+    std::string reference;
+    for (int threads : {0, 3}) {
+        const char *options[] = {"TILED=YES", "INTERLEAVE=BAND", nullptr};
+        GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), "/vsimem/batch/t.tif", w, h,
+                                     bands, GDT_Float64, const_cast<char **>(options));
+        pgp_target *target = pgp_target_new(ds, 256, 256, 0);
+        pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+        pgp_renderer *r = pgp_renderer_new(graph, pgp_executor_get(threads), cache, 0);
+        EXPECT_EQ(pgp_target_render(target, r, nodes, nullptr, nullptr), CE_None)
+            << CPLGetLastErrorMsg();
+        pgp_renderer_free(r);
+        pgp_tile_cache_free(cache);
+        pgp_target_free(target);
+        std::vector<double> band(static_cast<size_t>(w) * h);
+        for (int i = 0; i < bands; i++) {
+            ASSERT_EQ(GDALRasterIO(GDALGetRasterBand(ds, i + 1), GF_Read, 0, 0, w, h, band.data(),
+                                   w, h, GDT_Float64, 0, 0),
+                      CE_None);
+            for (size_t p = 0; p < band.size(); p += 97)
+                ASSERT_EQ(band[p], i == 0 ? a[p] : i == 1 ? a[p] * 2 : i == 2 ? a[p] - 1 : -a[p])
+                    << threads << " band " << i << " pixel " << p;
+        }
+        GDALClose(ds);
+        vsi_l_offset size = 0;
+        const GByte *data = VSIGetMemFileBuffer("/vsimem/batch/t.tif", &size, FALSE);
+        const std::string bytes(reinterpret_cast<const char *>(data), size);
+        if (threads == 0)
+            reference = bytes;
+        EXPECT_EQ(bytes, reference) << threads;
+    }
+    pgp_graph_free(graph);
+    VSIRmdirRecursive("/vsimem/batch");
+}
+
 TEST_F(RenderTest, SourceFailureInAWorkerIsReportedWithNodeAndTile)
 {
     pgp_tile_cache *cache = pgp_tile_cache_new(1 << 20);
