@@ -137,13 +137,28 @@ int pgp_graph_parse_nodata(const char *text, GDALDataType type, const char *wher
     return 0;
 }
 
+int pgp_graph_parse_flag(const CPLXMLNode *element, const char *where, const char *attribute,
+                         int fallback, int *value)
+{
+    const char *text = CPLGetXMLValue(element, attribute, NULL);
+    if (text == NULL) {
+        *value = fallback;
+        return 0;
+    }
+    if (pgp_parse_bool(text, value) != 0) {
+        pgp_graph_report(where, "%s '%s' is not a boolean (true or false)", attribute, text);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- kinds ------------------------------------------------------------------- */
 
 /* The table of node kinds: one row per kind, built-ins first. */
 #define MAX_KINDS 32
 static const pgp_node_kind_def *kinds[MAX_KINDS] = {&pgp_node_source, &pgp_node_calc,
-                                                    &pgp_node_convolve};
-static int n_kinds = 3;
+                                                    &pgp_node_convolve, &pgp_node_stitch};
+static int n_kinds = 4;
 
 int pgp_node_kind_register(const pgp_node_kind_def *def)
 {
@@ -730,6 +745,11 @@ static int build(pgp_graph *graph, const CPLXMLNode *root, const char *base_dir)
     /* Blocks larger than the raster would only waste memory. */
     graph->block_x = MIN(graph->block_x, graph->x_size);
     graph->block_y = MIN(graph->block_y, graph->y_size);
+
+    for (i = 0; i < graph->n_nodes; i++)
+        if (graph->nodes[i].def->inherit != NULL &&
+            graph->nodes[i].def->inherit(graph, &graph->nodes[i]) != 0)
+            return -1;
 
     /* Pass 2: variable i of every expression is node i. */
     vars = (pgp_expr_var *)pgp_calloc(graph->n_nodes, sizeof(pgp_expr_var));

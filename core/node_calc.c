@@ -134,4 +134,4 @@ static void free_calc(pgp_node *node)
 
 const pgp_node_kind_def pgp_node_calc = {"Calc",       parse_calc,    link_calc,
                                          calc_scratch_bytes, compute_calc, calc_metadata,
-                                         free_calc};
+                                         free_calc,          NULL};

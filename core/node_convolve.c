@@ -10,21 +10,6 @@
 #include "cpl_error.h"
 #include "cpl_string.h"
 
-static int parse_flag(const CPLXMLNode *element, const char *where, const char *attribute,
-                      int fallback, int *value)
-{
-    const char *text = CPLGetXMLValue(element, attribute, NULL);
-    if (text == NULL) {
-        *value = fallback;
-        return 0;
-    }
-    if (pgp_parse_bool(text, value) != 0) {
-        pgp_graph_report(where, "%s '%s' is not a boolean (true or false)", attribute, text);
-        return -1;
-    }
-    return 0;
-}
-
 /* Kernel pixels from band 1 of a raster; its nodata pixels weigh 0. */
 static pgp_kernel *read_kernel_raster(const char *path, const char *where)
 {
@@ -140,10 +125,11 @@ static int parse_convolve(pgp_graph *graph, const CPLXMLNode *element, const cha
     (void)graph;
     node->kind = PGP_NODE_CONVOLVE;
     if (pgp_graph_check_attributes(element, node->where, attributes) != 0 ||
-        parse_flag(element, node->where, "normalizeKernel", 0, &opt->normalize_kernel) != 0 ||
-        parse_flag(element, node->where, "ignoreNoDataAndEdges", 0,
-                   &opt->ignore_nodata_and_edges) != 0 ||
-        parse_flag(element, node->where, "maskNoData", 1, &opt->mask_nodata) != 0 ||
+        pgp_graph_parse_flag(element, node->where, "normalizeKernel", 0,
+                             &opt->normalize_kernel) != 0 ||
+        pgp_graph_parse_flag(element, node->where, "ignoreNoDataAndEdges", 0,
+                             &opt->ignore_nodata_and_edges) != 0 ||
+        pgp_graph_parse_flag(element, node->where, "maskNoData", 1, &opt->mask_nodata) != 0 ||
         pgp_graph_parse_data_type(type, node->where, &node->data_type) != 0)
         return -1;
     if (input == NULL) {
@@ -292,4 +278,4 @@ static void free_convolve(pgp_node *node)
 
 const pgp_node_kind_def pgp_node_convolve = {
     "Convolve",       parse_convolve,    link_convolve, convolve_scratch_bytes,
-    compute_convolve, convolve_metadata, free_convolve};
+    compute_convolve, convolve_metadata, free_convolve, NULL};

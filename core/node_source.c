@@ -132,4 +132,4 @@ static void *compute_source(pgp_job *job, int node, const pgp_rect *t, int depth
 }
 
 const pgp_node_kind_def pgp_node_source = {"Source", parse_source, NULL, NULL, compute_source,
-                                           NULL,     NULL};
+                                           NULL,     NULL,          NULL};

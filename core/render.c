@@ -314,6 +314,12 @@ void pgp_job_level_size(const pgp_job *job, int *x_size, int *y_size)
     *y_size = job->r->y_size;
 }
 
+void pgp_job_level_scale(const pgp_job *job, double *scale_x, double *scale_y)
+{
+    *scale_x = job->r->scale_x;
+    *scale_y = job->r->scale_y;
+}
+
 int pgp_job_read(pgp_job *job, int node, const pgp_rect *rect, int depth, double *values,
                  int stride)
 {

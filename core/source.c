@@ -257,17 +257,17 @@ static void CPL_STDCALL note_read_error(CPLErr cls, CPLErrorNum err_no, const ch
  * band (this context's handle) if no worker has. A block whose decoding raised
  * an error (errors: pgp_source_read's notes) is never published, even when GDAL
  * returned success with an empty tile: the next read decodes it again. */
-static int acquire_block(pgp_source_level *rr, int node, GDALRasterBandH band, int bx, int by,
+static int acquire_block(const pgp_shared_blocks *shared, GDALRasterBandH band, int bx, int by,
                          size_t bytes, const read_errors *errors, pgp_tile **block)
 {
     pgp_tile_key key;
     void *data;
     memset(&key, 0, sizeof key);
-    key.owner = rr->owner;
-    key.node = node;
+    key.owner = shared->owner;
+    key.node = shared->node;
     key.tx = bx;
     key.ty = by;
-    switch (pgp_tile_cache_acquire(rr->blocks, &key, block)) {
+    switch (pgp_tile_cache_acquire(shared->cache, &key, block)) {
     case PGP_TILE_READY:
         return 0;
     case PGP_TILE_NO_MEMORY: /* *block is NULL, nothing to release */
@@ -276,17 +276,18 @@ static int acquire_block(pgp_source_level *rr, int node, GDALRasterBandH band, i
         CPLError(CE_Failure, CPLE_FileIO, "block (%d,%d) failed in a concurrent read", bx, by);
         break;
     case PGP_TILE_MUST_COMPUTE:
-        atomic_fetch_add(&rr->blocks_decoded, 1);
-        data = pgp_tile_cache_buffer(rr->blocks, bytes);
+        if (shared->decoded != NULL)
+            atomic_fetch_add(shared->decoded, 1);
+        data = pgp_tile_cache_buffer(shared->cache, bytes);
         if (data != NULL && GDALReadBlock(band, bx, by, data) == CE_None && !errors->failed) {
-            pgp_tile_cache_publish(rr->blocks, *block, data, bytes);
+            pgp_tile_cache_publish(shared->cache, *block, data, bytes);
             return 0;
         }
         pgp_free(data);
-        pgp_tile_cache_fail(rr->blocks, *block);
+        pgp_tile_cache_fail(shared->cache, *block);
         break;
     }
-    pgp_tile_cache_release(rr->blocks, *block);
+    pgp_tile_cache_release(shared->cache, *block);
     return -1;
 }
 
@@ -298,7 +299,7 @@ static int acquire_block(pgp_source_level *rr, int node, GDALRasterBandH band, i
  * Returns 1, for GDAL's RasterIO, when r's blocks would take more than half
  * the block cache (strips of a wide raster), so would be evicted before the
  * next tile reuses them. */
-static int read_through_blocks(pgp_source_level *rr, int node, GDALRasterBandH band,
+static int read_through_blocks(const pgp_shared_blocks *shared, GDALRasterBandH band,
                                const pgp_rect *r, void *pixels, GDALDataType type, int stride,
                                const read_errors *errors)
 {
@@ -310,7 +311,7 @@ static int read_through_blocks(pgp_source_level *rr, int node, GDALRasterBandH b
     int bx, by, x_block, y_block, row;
     GDALGetBlockSize(band, &bx, &by);
     bytes = (size_t)bx * by * native_size;
-    pgp_tile_cache_get_stats(rr->blocks, &stats);
+    pgp_tile_cache_get_stats(shared->cache, &stats);
     if ((size_t)((r->x + r->w - 1) / bx - r->x / bx + 1) *
             ((r->y + r->h - 1) / by - r->y / by + 1) * bytes >
         stats.budget_bytes / 2)
@@ -322,14 +323,14 @@ static int read_through_blocks(pgp_source_level *rr, int node, GDALRasterBandH b
             pgp_tile *block;
             const GByte *src;
             GByte *dst = (GByte *)pixels + ((size_t)(y0 - r->y) * stride + x0 - r->x) * type_size;
-            if (acquire_block(rr, node, band, x_block, y_block, bytes, errors, &block) != 0)
+            if (acquire_block(shared, band, x_block, y_block, bytes, errors, &block) != 0)
                 return -1;
             src = (const GByte *)pgp_tile_data(block) +
                   ((size_t)(y0 - y_block * by) * bx + x0 - x_block * bx) * native_size;
             for (row = y0; row < y1; row++)
                 pgp_copy_row(src + (size_t)(row - y0) * bx * native_size, native,
                          dst + (size_t)(row - y0) * stride * type_size, type, x1 - x0);
-            pgp_tile_cache_release(rr->blocks, block);
+            pgp_tile_cache_release(shared->cache, block);
         }
     return 0;
 }
@@ -366,12 +367,39 @@ static int read_downsampled(const pgp_source_level *rr, GDALRasterBandH band, co
  * and still return success: GTiff returns a tile whose offset libtiff could
  * not read as empty, and errors inside a warp can be reset before it returns.
  * A handler sees them all; the first failure is the cause worth quoting. */
+int pgp_band_read_checked(GDALRasterBandH band, const pgp_shared_blocks *shared, int x, int y,
+                          int w, int h, void *pixels, GDALDataType type, int stride)
+{
+    const pgp_rect r = {-1, -1, x, y, w, h};
+    read_errors errors;
+    int status = 1;
+    memset(&errors, 0, sizeof errors);
+    CPLPushErrorHandlerEx(note_read_error, &errors);
+    CPLSetCurrentErrorHandlerCatchDebug(FALSE);
+    if (shared != NULL)
+        status = read_through_blocks(shared, band, &r, pixels, type, stride, &errors);
+    if (status == 1)
+        status = GDALRasterIO(band, GF_Read, x, y, w, h, pixels, w, h, type, 0,
+                              stride * GDALGetDataTypeSizeBytes(type)) == CE_None
+                     ? 0
+                     : -1;
+    CPLPopErrorHandler();
+    if (errors.warned)
+        CPLError(CE_Warning, errors.warning_no, "%s", errors.warning);
+    if (errors.failed) {
+        CPLError(CE_Failure, errors.failure_no, "%s", errors.failure);
+        status = -1;
+    }
+    return status;
+}
+
 /* Reads a source's pixels of rect r as type (its own type or Float64) into
  * pixels, whose rows are stride pixels apart. */
 int pgp_source_read(pgp_source_level *rr, pgp_source_handles *ctx, int node, const pgp_rect *r,
                        void *pixels, GDALDataType type, int stride)
 {
     const pgp_node *n = &rr->graph->nodes[node];
+    const pgp_shared_blocks shared = {rr->blocks, rr->owner, node, &rr->blocks_decoded};
     GDALRasterBandH band = source_band(rr, ctx, node);
     const int type_size = GDALGetDataTypeSizeBytes(type);
     read_errors errors;
@@ -385,7 +413,7 @@ int pgp_source_read(pgp_source_level *rr, pgp_source_handles *ctx, int node, con
     if (rr->graph->aligned || (rr->scale_x == 1 && rr->scale_y == 1)) {
         status = read_whole_block(band, ctx, r, pixels, type, stride);
         if (status == 1)
-            status = read_through_blocks(rr, node, band, r, pixels, type, stride, &errors);
+            status = read_through_blocks(&shared, band, r, pixels, type, stride, &errors);
         if (status == 1)
             status = GDALRasterIOEx(band, GF_Read, r->x, r->y, r->w, r->h, pixels, r->w, r->h,
                                     type, type_size, (GSpacing)stride * type_size,

@@ -50,10 +50,16 @@ typedef struct pgp_node_kind_def {
                      void *arg);
     /* Frees what parse and link allocated beyond the shared fields. */
     void (*free)(pgp_node *node);
+    /* Once every node is parsed and the grid is known, before any link: takes
+     * the data type and nodata the node inherits from a node it names (a
+     * Stitch its target's), which expressions linked later must see. NULL:
+     * parse set them. */
+    int (*inherit)(pgp_graph *graph, pgp_node *node);
 } pgp_node_kind_def;
 
 /* The built-in kinds' rows. */
-extern const pgp_node_kind_def pgp_node_source, pgp_node_calc, pgp_node_convolve;
+extern const pgp_node_kind_def pgp_node_source, pgp_node_calc, pgp_node_convolve,
+    pgp_node_stitch;
 
 /* Adds a kind for graphs opened afterwards (not thread-safe: at start-up).
  * 0, or -1 when the element is taken or the table is full. */
@@ -66,6 +72,8 @@ const pgp_node_kind_def *pgp_node_kind_find(const char *element);
 const pgp_graph *pgp_job_graph(const pgp_job *job);
 /* The level's raster size (overview levels are smaller). */
 void pgp_job_level_size(const pgp_job *job, int *x_size, int *y_size);
+/* Full-resolution pixels per pixel of the level (1 at full resolution). */
+void pgp_job_level_scale(const pgp_job *job, double *scale_x, double *scale_y);
 /* node's pixels of rect as doubles into values (rows stride apart): computed
  * (or found) tile by tile at depth, a source read directly. 0 or -1. */
 int pgp_job_read(pgp_job *job, int node, const pgp_rect *rect, int depth, double *values,
@@ -90,6 +98,9 @@ int pgp_graph_check_attributes(const CPLXMLNode *element, const char *where,
                                const char *const *allowed);
 int pgp_graph_parse_double(const char *text, double *value);
 int pgp_graph_parse_int(const char *text, long min, long max, int *value);
+/* A boolean attribute (pgp_parse_bool's spellings); fallback when absent. */
+int pgp_graph_parse_flag(const CPLXMLNode *element, const char *where, const char *attribute,
+                         int fallback, int *value);
 /* An attribute by exact name (not a child element of that name in any case). */
 const char *pgp_graph_attribute(const CPLXMLNode *element, const char *name);
 /* A path relative to the .pgp.vrt's folder unless absolute or /vsi (a

@@ -66,6 +66,24 @@ void pgp_source_handles_close(const pgp_source_level *level, pgp_source_handles 
 int pgp_source_read(pgp_source_level *level, pgp_source_handles *h, int node,
                     const pgp_rect *r, void *pixels, GDALDataType type, int stride);
 
+/* Where a band's decoded blocks are shared between workers: the cache, the
+ * key's owner and node, and a counter of blocks decoded (or NULL). */
+typedef struct pgp_shared_blocks {
+    pgp_tile_cache *cache;
+    uint64_t owner;
+    int node;
+    _Atomic uint64_t *decoded;
+} pgp_shared_blocks;
+
+/* Window (x, y, w, h) of band at full resolution as type into pixels (rows
+ * stride pixels apart): from its blocks decoded once into shared (unless
+ * NULL, or they would fill half of it), else with GDALRasterIO. Any error
+ * GDAL raised on the way counts as a failure (GTiff may return an unreadable
+ * tile as empty with success). Returns 0, or -1 with the first failure as the
+ * last CPLError. */
+int pgp_band_read_checked(GDALRasterBandH band, const pgp_shared_blocks *shared, int x, int y,
+                          int w, int h, void *pixels, GDALDataType type, int stride);
+
 /* Copies n values of type to dst_type (GDALCopyWords' conversions, the common
  * widenings vectorised). */
 void pgp_copy_row(const void *src, GDALDataType type, void *dst, GDALDataType dst_type, int n);

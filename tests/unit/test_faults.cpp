@@ -68,13 +68,13 @@ long Injected(Fault fault)
 // A one-band tiled GeoTIFF in UTM 31N with 30 m pixels; every 13th pixel is
 // nodata (-9999) when has_nodata; internal overviews (factor 2) when asked.
 void WriteSource(const std::string &name, GDALDataType type, double origin_x, unsigned seed,
-                 bool has_nodata, bool overviews)
+                 bool has_nodata, bool overviews, double pixel = 30)
 {
     const char *options[] = {"TILED=YES", "BLOCKXSIZE=32", "BLOCKYSIZE=32", nullptr};
     GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), (kDir + name).c_str(), kSize,
                                  kSize, 1, type, const_cast<char **>(options));
     ASSERT_NE(ds, nullptr);
-    double gt[6] = {origin_x, 30, 0, 4500000, 0, -30};
+    double gt[6] = {origin_x, pixel, 0, 4500000, 0, -pixel};
     GDALSetGeoTransform(ds, gt);
     OGRSpatialReferenceH srs = OSRNewSpatialReference(nullptr);
     OSRImportFromEPSG(srs, 32631);
@@ -141,6 +141,16 @@ const std::string kAlignGraph =
     "<Calc name='c' dataType='Float32' noData='-3'><Expression>a - b</Expression></Calc>"
     "<Band ref='c'/></PGPDataset>";
 
+// Stitched into a: b 2 pixels east (placed as it is) and c on 45 m pixels
+// (warped onto warp_raster's grid for it, bilinear).
+const std::string kStitchGraph =
+    "<PGPDataset blockXSize='32' blockYSize='32'>"
+    "<Source name='a' file='" + kVia + "a.tif'/>"
+    "<Stitch name='s' target='a' overlap='add'>"
+    "<Base file='" + kVia + "b_east.tif'/>"
+    "<Base file='" + kVia + "c45.tif' resampling='bilinear'/></Stitch>"
+    "<Band ref='s'/></PGPDataset>";
+
 const Case kCases[] = {
     {"Calc", kCalcGraph, "d", 1, false, 0, 0},
     {"CalcThreadsPrefetch", kCalcGraph, "d", 1, false, 2, 2},
@@ -151,11 +161,13 @@ const Case kCases[] = {
     {"OverviewAlignSourceOverview", kAlignGraph, "c", 2, false, 0, 0},
     {"Statistics", kCalcGraph, "d", 1, true, 0, 0},
     {"StatisticsConvolveFft", kFftGraph, "k", 1, true, 2, 0},
+    {"Stitch", kStitchGraph, "s", 1, false, 0, 0},
+    {"OverviewStitchThreads", kStitchGraph, "s", 2, false, 2, 0},
 };
 
 // A tile, or for statistics the node's table of per-tile summaries.
 const std::regex kNodeAndTile(
-    R"(<(Source|Calc|Convolve) name='[a-z]+'>( tile \(\d,\d\)|: statistics of \d+ tiles))");
+    R"(<(Source|Calc|Convolve|Stitch) name='[a-z]+'>( tile \(\d,\d\)|: statistics of \d+ tiles))");
 
 // The rasters every walk reads, written once per suite.
 class FaultFiles
@@ -169,6 +181,7 @@ class FaultFiles
         WriteSource("a_flat.tif", GDT_Float32, 500000, 7, true, false); // a, no overviews
         WriteSource("b.tif", GDT_Int16, 500000, 11, false, false);
         WriteSource("b_east.tif", GDT_Int16, 500060, 13, true, false);
+        WriteSource("c45.tif", GDT_Float32, 500100, 17, true, false, 45);
         const char mask[] =
             R"({"type": "FeatureCollection", "crs": {"type": "name", "properties": )"
             R"({"name": "urn:ogc:def:crs:EPSG::32631"}}, "features": [{"type": "Feature", )"
@@ -311,7 +324,8 @@ class FaultWalk : public ::testing::TestWithParam<std::tuple<int, Fault>>, publi
                 EXPECT_TRUE(AnyHas(heard, "'>: opening '", "tag ignored") ||
                             (c.factor > 1 && *bytes == expected->without_source_overviews) ||
                             AllMaskedOut(c, *bytes))
-                    << "different bytes, and not one of GDAL's known degradations";
+                    << "different bytes, and not one of GDAL's known degradations; heard: "
+                    << ::testing::PrintToString(heard);
             }
         }
         CPLPopErrorHandler();

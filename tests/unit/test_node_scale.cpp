@@ -86,7 +86,7 @@ void FreeScale(pgp_node *node)
 }
 
 const pgp_node_kind_def kScaleKind = {"Scale",      ParseScale,    LinkScale, ScaleScratch,
-                                      ComputeScale, ScaleMetadata, FreeScale};
+                                      ComputeScale, ScaleMetadata, FreeScale, nullptr};
 
 // ---- its tests ----
 
