@@ -13,7 +13,7 @@
 
 /* One tile converted to the target's type, every band's block in a row. */
 typedef struct slot {
-    GByte *blocks;
+    GByte *blocks; /* pgp_target_render: a spare of the tile cache while the tile waits */
     pgp_stats *stats; /* per band */
     int ready;
 } slot;
@@ -105,11 +105,32 @@ pgp_target *pgp_target_new(GDALDatasetH dataset, int tile_x, int tile_y, int sta
     return t;
 }
 
+/* A slot's blocks while its tile waits for the writer: recycled memory (the
+ * tile cache's spares), so that the few tiles finishing out of order do not
+ * take a fresh page per 4 KiB each. */
+static int slot_hold(const pgp_target *t, slot *s)
+{
+    pgp_tile_cache *spares = pgp_tile_cache_global();
+    const size_t bytes = t->n_bands * t->block_bytes;
+    s->blocks = (GByte *)(spares ? pgp_tile_cache_buffer(spares, bytes) : pgp_malloc(bytes));
+    return s->blocks != NULL ? 0 : -1;
+}
+
+static void slot_release(const pgp_target *t, slot *s)
+{
+    pgp_tile_cache *spares = pgp_tile_cache_global();
+    if (s->blocks != NULL && spares != NULL)
+        pgp_tile_cache_recycle(spares, s->blocks, t->n_bands * t->block_bytes);
+    else
+        pgp_free(s->blocks);
+    s->blocks = NULL;
+}
+
 static void free_slots(pgp_target *t)
 {
     size_t i;
     for (i = 0; t->slots != NULL && i < t->n_slots; i++) {
-        pgp_free(t->slots[i].blocks);
+        slot_release(t, &t->slots[i]);
         pgp_free(t->slots[i].stats);
     }
     pgp_free(t->slots);
@@ -288,6 +309,7 @@ static int drain(pgp_target *t, const void **blocks)
         CPLReleaseMutex(t->mutex);
         slot_blocks(t, &t->slots[tile - t->first], blocks);
         status = commit(t, &r, blocks, t->slots[tile - t->first].stats);
+        slot_release(t, &t->slots[tile - t->first]);
         CPLAcquireMutex(t->mutex, 1000.0);
         t->slots[tile - t->first].ready = 0;
         t->next++;
@@ -325,7 +347,9 @@ static int render_sink(void *arg, size_t tile_index, const pgp_rect *r, const vo
         t->failed = status != 0;
         CPLReleaseMutex(t->mutex);
     } else if (status == 0) {
-        status = prepare(t, r, pixels, q->types, NULL, s);
+        status = slot_hold(t, s);
+        if (status == 0)
+            status = prepare(t, r, pixels, q->types, NULL, s);
         CPLAcquireMutex(t->mutex, 1000.0);
         s->ready = status == 0;
         CPLReleaseMutex(t->mutex);
@@ -377,9 +401,8 @@ CPLErr pgp_target_render(pgp_target *t, pgp_renderer *renderer, const int *nodes
     t->slots = (slot *)pgp_calloc(batch, sizeof(slot));
     t->n_slots = batch;
     for (i = 0; t->slots != NULL && i < batch; i++) {
-        t->slots[i].blocks = (GByte *)pgp_malloc_array(t->n_bands, t->block_bytes);
         t->slots[i].stats = (pgp_stats *)pgp_calloc(t->n_bands, sizeof(pgp_stats));
-        if (t->slots[i].blocks == NULL || t->slots[i].stats == NULL)
+        if (t->slots[i].stats == NULL)
             break;
     }
     if (i < batch)
