@@ -38,6 +38,7 @@ struct pgp_renderer {
     double scale_x, scale_y; /* full-resolution pixels per pixel of this level */
     pgp_grid align;          /* with <Align>: the aligned grid at this level    */
     pgp_kernel **kernels;    /* per node: a Convolve's kernel at this level     */
+    unsigned char *read_by_several; /* per node: sources.read_by_several          */
     int is_overview;         /* owns its downsampled kernels                    */
     int tiles_x, tiles_y;
     int prefetch_tiles;
@@ -67,6 +68,31 @@ static tile_rect tile_at(const pgp_renderer *r, int tx, int ty)
     return t;
 }
 
+/* Per node: 1 for a source that more than one node or band reads (source.h);
+ * NULL when memory runs out. */
+static unsigned char *readers_of_sources(const pgp_graph *g)
+{
+    unsigned char *several = (unsigned char *)pgp_calloc(g->n_nodes, 1);
+    unsigned char *seen = (unsigned char *)pgp_calloc(g->n_nodes, 1);
+    int i, k;
+    if (several != NULL && seen != NULL) {
+        for (i = 0; i < g->n_nodes + g->n_bands; i++) {
+            const pgp_node *n = i < g->n_nodes ? &g->nodes[i] : NULL;
+            for (k = 0; k < (n ? n->n_inputs : 1); k++) {
+                const int read = n ? n->input_nodes[k] : g->bands[i - g->n_nodes].node;
+                several[read] |= seen[read];
+                seen[read] = 1;
+            }
+        }
+    }
+    pgp_free(seen);
+    if (seen == NULL) {
+        pgp_free(several);
+        several = NULL;
+    }
+    return several;
+}
+
 /* A renderer on a grid of x_size x y_size covering the graph's extent. */
 static pgp_renderer *renderer_new(const pgp_graph *graph, pgp_executor *executor,
                                   pgp_tile_cache *cache, int prefetch_tiles, int x_size,
@@ -92,6 +118,7 @@ static pgp_renderer *renderer_new(const pgp_graph *graph, pgp_executor *executor
     r->sources.scale_y = r->scale_y;
     r->sources.blocks = pgp_block_cache_global();
     r->sources.owner = r->owner;
+    r->sources.read_by_several = r->read_by_several = readers_of_sources(graph);
     r->kernels = (pgp_kernel **)pgp_calloc(graph->n_nodes, sizeof(pgp_kernel *));
     r->tiles_x = (x_size + graph->block_x - 1) / graph->block_x;
     r->tiles_y = (y_size + graph->block_y - 1) / graph->block_y;
@@ -100,7 +127,8 @@ static pgp_renderer *renderer_new(const pgp_graph *graph, pgp_executor *executor
         CPLReleaseMutex(r->contexts_mutex);
     r->prefetch_tiles = prefetch_tiles;
     r->prefetch = pgp_background_new(executor);
-    if (r->kernels == NULL || r->contexts_mutex == NULL || r->prefetch == NULL) {
+    if (r->kernels == NULL || r->read_by_several == NULL || r->contexts_mutex == NULL ||
+        r->prefetch == NULL) {
         pgp_renderer_free(r);
         return NULL;
     }
@@ -192,6 +220,7 @@ void pgp_renderer_free(pgp_renderer *r)
             pgp_kernel_free(r->kernels[i]);
     }
     pgp_free(r->kernels);
+    pgp_free(r->read_by_several);
     pgp_free(r);
 }
 

@@ -411,9 +411,13 @@ int pgp_source_read(pgp_source_level *rr, pgp_source_handles *ctx, int node, con
     CPLPushErrorHandlerEx(note_read_error, &errors);
     CPLSetCurrentErrorHandlerCatchDebug(FALSE);
     if (rr->graph->aligned || (rr->scale_x == 1 && rr->scale_y == 1)) {
-        status = read_whole_block(band, ctx, r, pixels, type, stride);
+        const int several = rr->read_by_several != NULL && rr->read_by_several[node];
+        status = several ? read_through_blocks(&shared, band, r, pixels, type, stride, &errors)
+                         : read_whole_block(band, ctx, r, pixels, type, stride);
         if (status == 1)
-            status = read_through_blocks(&shared, band, r, pixels, type, stride, &errors);
+            status = several ? read_whole_block(band, ctx, r, pixels, type, stride)
+                             : read_through_blocks(&shared, band, r, pixels, type, stride,
+                                                   &errors);
         if (status == 1)
             status = GDALRasterIOEx(band, GF_Read, r->x, r->y, r->w, r->h, pixels, r->w, r->h,
                                     type, type_size, (GSpacing)stride * type_size,

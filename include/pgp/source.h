@@ -43,6 +43,9 @@ typedef struct pgp_source_level {
     double scale_x, scale_y; /* full-resolution pixels per pixel of the level */
     pgp_tile_cache *blocks;  /* decoded source blocks, keyed by owner */
     uint64_t owner;
+    /* Per node: a source that several nodes or bands read, whose whole blocks go
+     * through the block cache too, so each is decoded once for all of them. */
+    const unsigned char *read_by_several;
     _Atomic uint64_t source_pixels;
     _Atomic uint64_t blocks_decoded;
 } pgp_source_level;

@@ -60,14 +60,23 @@ class Target:
     is written (GDAL's rule: NaN and the band's nodata skipped)."""
 
     def __init__(self, dataset, tile_size, statistics):
-        self._lib = _core()
         self._dataset = dataset  # the C target borrows it
-        gdal.ErrorReset()
-        self._target = self._lib.pgp_target_new(_handle(dataset), int(tile_size[0]),
-                                                 int(tile_size[1]), int(bool(statistics)))
-        if not self._target:
-            raise _failed(f"writing {dataset.GetDescription()}")
         self._n_bands = dataset.RasterCount
+        self._target = None
+        # A failure's traceback keeps this frame and self: with the dataset in
+        # neither, the caller can still close and delete its temporary target.
+        dataset = None
+        try:
+            self._lib = _core()
+            gdal.ErrorReset()
+            self._target = self._lib.pgp_target_new(
+                _handle(self._dataset), int(tile_size[0]), int(tile_size[1]),
+                int(bool(statistics)))
+            if not self._target:
+                raise _failed(f"writing {self._dataset.GetDescription()}")
+        except BaseException:
+            self._dataset = None
+            raise
 
     def write(self, window, pixels):
         """Writes window (xoff, yoff, xsize, ysize) of whole tiles from one 2-D array

@@ -388,6 +388,40 @@ TEST(RenderTarget, BatchesFollowEachOtherInTileOrder)
     VSIRmdirRecursive("/vsimem/batch");
 }
 
+// A source two nodes read: each of its blocks is decoded once (into the shared
+// block cache) for both, on every executor, and both see the right pixels.
+TEST_F(RenderTest, ASourceReadBySeveralNodesIsDecodedOnce)
+{
+    pgp_graph *graph = pgp_graph_open(
+        "<PGPDataset blockXSize='16' blockYSize='16'>"
+        "<Source name='a' file='/vsimem/r/a.tif' noData='-9999'/>"
+        "<Calc name='twice' noData='-1'><Expression>a * 2</Expression></Calc>"
+        "<Calc name='plus' noData='-1'><Expression>a + 1</Expression></Calc>"
+        "<Band ref='twice'/><Band ref='plus'/></PGPDataset>");
+    ASSERT_NE(graph, nullptr) << CPLGetLastErrorMsg();
+    const int nodes[2] = {pgp_graph_find(graph, "twice"), pgp_graph_find(graph, "plus")};
+    const uint64_t blocks = 7 * 5; // 16x16 blocks over 101x67
+    pgp_tile_cache_set_budget(pgp_block_cache_global(), 8 << 20);
+    for (int threads : {0, 3}) {
+        pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+        pgp_renderer *r = pgp_renderer_new(graph, pgp_executor_get(threads), cache, 0);
+        std::vector<double> out(2 * static_cast<size_t>(kW) * kH);
+        ASSERT_EQ(pgp_renderer_read(r, 2, nodes, 0, 0, kW, kH, out.data(), GDT_Float64, 8,
+                                    8 * kW, 8 * static_cast<GSpacing>(kW) * kH, nullptr,
+                                    nullptr),
+                  CE_None)
+            << CPLGetLastErrorMsg();
+        EXPECT_EQ(pgp_renderer_blocks_decoded(r), blocks) << threads;
+        pgp_renderer_free(r);
+        pgp_tile_cache_free(cache);
+        for (int i = 0; i < kW * kH; i++) {
+            ASSERT_EQ(out[i], a_[i] == -9999 ? -1 : a_[i] * 2) << i;
+            ASSERT_EQ(out[kW * kH + i], a_[i] == -9999 ? -1 : a_[i] + 1) << i;
+        }
+    }
+    pgp_graph_free(graph);
+}
+
 TEST_F(RenderTest, SourceFailureInAWorkerIsReportedWithNodeAndTile)
 {
     pgp_tile_cache *cache = pgp_tile_cache_new(1 << 20);
