@@ -7,9 +7,10 @@
  * own GDAL handles (pgp_source_handles), opened when the context is created,
  * so no tile job builds a warped view; a handle whose read failed is closed
  * and opened afresh by the next read. Reads go straight to a block when the
- * rectangle is one source block, through the shared block cache (each block
- * decoded once for all workers) when it spans a few, and through GDAL's
- * RasterIO otherwise. Not for C++: the counters are C11 atomics.
+ * rectangle is one source block that only one node reads, through the shared
+ * block cache (each block decoded once for all workers and readers) when it
+ * spans a few or several nodes read the source, and through GDAL's RasterIO
+ * otherwise. Not for C++: the counters are C11 atomics.
  */
 #ifndef PGP_SOURCE_H
 #define PGP_SOURCE_H
