@@ -146,7 +146,7 @@ def cmd_render(args):
         return
     with _Executor(args) as executor, resolve(executor) as plan:
         _render(plan, source, args.output, _creation(args), not args.no_stats,
-                _progress(args), type_override=args.output_type)
+                _progress(args), type_override=args.output_type, like_translate=True)
 
 
 def cmd_assemble(args):

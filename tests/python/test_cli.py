@@ -102,7 +102,9 @@ def test_render_creation_options_and_output_type(graph, tmp_path, capsys):
     dataset = gdal.Open(str(out))
     assert dataset.GetRasterBand(1).GetBlockSize() == [32, 32]
     assert dataset.GetRasterBand(1).DataType == gdal.GDT_Int16
-    assert dataset.GetRasterBand(1).GetMetadata() == {}  # --no-stats
+    metadata = dataset.GetRasterBand(1).GetMetadata()
+    assert not [key for key in metadata if key.startswith("STATISTICS_")]  # --no-stats
+    assert "PGP_NODE" in metadata  # copied as gdal_translate copies it
     for band in (1, 2):
         numpy.testing.assert_array_equal(pixels(out, band), pixels(converted, band))
 
