@@ -11,7 +11,7 @@
 #     turn), the fuzz replays (every seed and every kept crash input of
 #     tests/fuzz/) and the GDAL-client tests against the sanitized plugin through
 #     /usr/bin/python3, LeakSanitizer on (tests/sanitize/);
-#  3. ThreadSanitizer: executor, cache, render, VM, convolve and grid tests;
+#  3. ThreadSanitizer: executor, cache, render, VM, convolve, grid and stitch tests;
 #  4. libFuzzer (clang): each fuzz target for PGP_FUZZ_SECONDS (default 60) seconds,
 #     then the clang replays; a crash fails the run and is kept in
 #     tests/fuzz/regressions/ (tests/fuzz/run.sh).
@@ -55,7 +55,7 @@ cmake --build build-tsan -j"$jobs" --target pgp_unit_tests
 # Kernels/ConvolveShapes is left out: single-threaded arithmetic, 100 s under TSan;
 # of the fault walks (ASan above), the two on threads run here.
 TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" build-tsan/pgp_unit_tests \
-  --gtest_filter='*Executor*:TileCache*:Render*:ExprEval*:*Convolve*:*Grid*:Allocator.*:'\
+  --gtest_filter='*Executor*:TileCache*:Render*:ExprEval*:*Convolve*:*Grid*:Allocator.*:StitchThreads.*:'\
 'Graphs/FaultWalk.*/CalcThreadsPrefetch_*:-Kernels/ConvolveShapes.*:'\
 'Graphs/FaultWalk.*/Convolve*:Graphs/FaultWalk.*/Overview*'
 

@@ -20,10 +20,10 @@ Usage: bench/bench_scaling.py [--size 4096] [--threads 2] [--repeat 5]
        [--cachemax default,64] [--graphs conv5,conv31,calc] [--reference DIR] [--wait-idle 90]
 """
 import os
-import subprocess
 import time
 
-from common import bench_parser, make_inputs, plugin_env  # first: it sets GDAL_DRIVER_PATH
+import common  # first: it sets GDAL_DRIVER_PATH
+from common import bench_parser, make_inputs, measured, plugin_env
 from bench_convolve import gaussian, write_kernel
 
 HEAVY = "sqrt(A*A+B*B)+log(1+abs(C))"
@@ -42,12 +42,7 @@ def write_graphs(work):
         '<PGPDataset><Source name="A" file="a.tif"/><Source name="B" file="b.tif"/>'
         f'<Source name="C" file="c.tif"/><Calc name="out" dataType="Float32"><Expression>'
         f'{HEAVY}</Expression></Calc><Band ref="out"/></PGPDataset>')
-    paths = {}
-    for name, text in graphs.items():
-        paths[name] = os.path.join(work, f"scaling_{name}.pgp.vrt")
-        with open(paths[name], "w") as f:
-            f.write(text)
-    return paths
+    return common.write_graphs(work, "scaling", graphs)
 
 
 def cpu_times():
@@ -68,17 +63,10 @@ def wait_idle(percent, patience=20.0):
 
 
 def run_once(graph, out, env):
-    """(wall seconds, system seconds, minor faults, CPU seconds) of one gdal_translate."""
+    """common.measured of one gdal_translate."""
     if os.path.exists(out):  # not timed: deleting the last output is not rendering
         os.unlink(out)
-    start = time.perf_counter()
-    child = subprocess.Popen(["gdal_translate", "-q", "-co", "TILED=YES", graph, out], env=env,
-                             stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"gdal_translate {graph} failed ({status})")
-    return seconds, usage.ru_stime, usage.ru_minflt, usage.ru_utime + usage.ru_stime
+    return measured(["gdal_translate", "-q", "-co", "TILED=YES", graph, out], env)
 
 
 def main():

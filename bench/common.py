@@ -61,3 +61,23 @@ def timed(args, env, repeat):
     return best
 
 
+def write_graphs(work, prefix, texts):
+    """Writes each {name: .pgp.vrt text} to WORK/PREFIX_NAME.pgp.vrt; {name: path}."""
+    paths = {}
+    for name, text in texts.items():
+        paths[name] = os.path.join(work, f"{prefix}_{name}.pgp.vrt")
+        with open(paths[name], "w") as f:
+            f.write(text)
+    return paths
+
+
+def measured(args, env):
+    """(wall seconds, system seconds, minor faults, CPU seconds) of one command, from
+    its getrusage."""
+    start = time.perf_counter()
+    child = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({status})")
+    return seconds, usage.ru_stime, usage.ru_minflt, usage.ru_utime + usage.ru_stime

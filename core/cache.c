@@ -188,12 +188,10 @@ static void trim_spares(pgp_tile_cache *cache)
     }
 }
 
-/* Drops an unpinned entry of the table (so READY, on the LRU list), keeping
- * its data as the newest spare. */
-static void drop_entry(pgp_tile_cache *cache, pgp_tile *t)
+/* Makes t (out of the table and the LRU list) the newest spare. */
+static void spare_add(pgp_tile_cache *cache, pgp_tile *t)
 {
-    lru_remove(cache, t);
-    table_remove(cache, t);
+    t->lru_prev = NULL;
     t->lru_next = cache->spare_head;
     if (cache->spare_head)
         cache->spare_head->lru_prev = t;
@@ -202,6 +200,15 @@ static void drop_entry(pgp_tile_cache *cache, pgp_tile *t)
     cache->spare_head = t;
     cache->stats.spare_bytes += t->bytes;
     trim_spares(cache);
+}
+
+/* Drops an unpinned entry of the table (so READY, on the LRU list), keeping
+ * its data as the newest spare. */
+static void drop_entry(pgp_tile_cache *cache, pgp_tile *t)
+{
+    lru_remove(cache, t);
+    table_remove(cache, t);
+    spare_add(cache, t);
 }
 
 static void evict_to_budget(pgp_tile_cache *cache)
@@ -433,6 +440,21 @@ pgp_tile_presence pgp_tile_cache_peek(pgp_tile_cache *cache, const pgp_tile_key 
         presence = t->state == TILE_READY ? PGP_TILE_CACHED : PGP_TILE_IN_PROGRESS;
     CPLReleaseMutex(cache->mutex);
     return presence;
+}
+
+void pgp_tile_cache_recycle(pgp_tile_cache *cache, void *data, size_t bytes)
+{
+    pgp_tile *t = (pgp_tile *)pgp_calloc(1, sizeof(pgp_tile));
+    if (t == NULL) { /* nothing lost but the reuse */
+        CPLErrorReset();
+        pgp_free(data);
+        return;
+    }
+    t->data = data;
+    t->bytes = bytes;
+    CPLAcquireMutex(cache->mutex, 1000.0);
+    spare_add(cache, t);
+    CPLReleaseMutex(cache->mutex);
 }
 
 const void *pgp_tile_data(const pgp_tile *tile)

@@ -10,9 +10,11 @@
  * are applied afterwards, in one place, so DIRECT and FFT share them.
  *
  * DIRECT accumulates "tap-major": for each tap, out_row[x] += w * in_row[x+b]
- * over a contiguous row, which gcc -O3 vectorises; a rank-1 kernel runs as a
- * row pass then a column pass. FFT is FFTW3 double, r2c / c2r, one transform
- * size per (tile size, kernel size), so edge tiles are computed like the rest.
+ * over a contiguous row, which gcc -O3 vectorises for each instruction-set
+ * level (pgp/simd.h; no contraction, so every level adds the same products in
+ * the same order); a rank-1 kernel runs as a row pass then a column pass. FFT
+ * is FFTW3 double, r2c / c2r, one transform size per (tile size, kernel size),
+ * so edge tiles are computed like the rest.
  *
  * A non-finite signal value that is not nodata reaches only the outputs whose
  * footprint gives it a nonzero weight, as in a direct sum: DIRECT skips zero
@@ -25,6 +27,7 @@
  */
 #include "pgp/convolve.h"
 #include "pgp/alloc.h"
+#include "pgp/simd.h"
 
 #include <fftw3.h>
 #include <math.h>
@@ -437,6 +440,8 @@ static void finish(const pgp_kernel *k, const pgp_convolve_options *o, const uns
             }
             if (o->has_tol && fabs(c) <= o->tol)
                 c = 0.0;
+            if (isnan(c))
+                c = NAN; /* one NaN at every level: see canonicalise_nans in expr.c */
             if (o->mask_nodata && !valid[(size_t)(i + up) * window_w + (j + left)])
                 c = out_nodata;
             out[p] = c;
@@ -447,9 +452,10 @@ static void finish(const pgp_kernel *k, const pgp_convolve_options *o, const uns
 /* ------------------------------------------------------------ direct */
 
 /* dst[x] += sum_t run.weight[t] * src[run.offset[t] * stride + x] for x < n,
- * adding the terms of each output in tap order. */
-static void add_taps(double *restrict dst, const double *src, int n, size_t stride,
-                     const tap_run *run)
+ * adding the terms of each output in tap order. Inlined into one function per
+ * instruction-set level below. */
+static inline __attribute__((always_inline)) void
+add_taps_on(double *restrict dst, const double *src, int n, size_t stride, const tap_run *run)
 {
     int t = 0;
     /* Four taps per sweep: dst is loaded and stored a quarter as often. */
@@ -471,12 +477,21 @@ static void add_taps(double *restrict dst, const double *src, int n, size_t stri
     }
 }
 
+typedef void (*add_taps_fn)(double *restrict dst, const double *src, int n, size_t stride,
+                            const tap_run *run);
+
+PGP_ISA_VARIANTS(add_taps_fn, add_taps,
+                 (double *restrict dst, const double *src, int n, size_t stride,
+                  const tap_run *run),
+                 (dst, src, n, stride, run))
+
 /* dst (w x h) = correlation of src (rows of src_stride, (h+kh-1) rows) with
  * the taps. rows_scratch holds (h+kh-1) x w doubles for the separable passes. */
 static void correlate_direct(const pgp_kernel *k, const double *src, size_t src_stride, int w,
                              int h, double *rows_scratch, double *dst)
 {
     const int kh = k->rows;
+    const add_taps_fn add_taps = add_taps_levels[pgp_isa_active()];
     memset(dst, 0, (size_t)w * h * sizeof(double));
     if (k->separable) {
         const int n_rows = h + kh - 1;

@@ -5,10 +5,12 @@
  * operands are constants, or appends one instruction. Evaluation runs each
  * instruction over a chunk of pixels before the next (numexpr's model), so an
  * instruction costs one switch dispatch per chunk, then a tight loop the
- * compiler can vectorise.
+ * compiler vectorises, once per instruction-set level (pgp/simd.h), or one
+ * call of the vector math over the chunk.
  */
 #include "pgp/expr.h"
 #include "pgp/alloc.h"
+#include "pgp/simd.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -74,23 +76,31 @@ static inline double pixel_clamp(double x, double lo, double hi)
     return pixel_min(pixel_max(x, lo), hi);
 }
 
-/* Operators by arity: (opcode suffix, per-pixel function). */
+/* Operators by arity: (opcode suffix, per-pixel function). Each of these is
+ * exact or correctly rounded (IEEE arithmetic, sqrt, fmod, rounding), so any
+ * vectorisation gives the scalar bits. */
 #define UNARY_OPS(X)                                                                     \
     X(COPY, pixel_copy) X(NEG, pixel_negate) X(NOT, pixel_not) X(ABS, fabs)             \
-    X(SQRT, sqrt) X(EXP, exp) X(LOG, log) X(LOG10, log10) X(LOG2, log2) X(SIN, sin)     \
-    X(COS, cos) X(TAN, tan) X(ASIN, asin) X(ACOS, acos) X(ATAN, atan) X(SINH, sinh)     \
-    X(COSH, cosh) X(TANH, tanh) X(FLOOR, floor) X(CEIL, ceil) X(ROUND, round)           \
-    X(TRUNC, trunc) X(ISNAN, pixel_isnan) X(ISINF, pixel_isinf)
+    X(SQRT, sqrt) X(FLOOR, floor) X(CEIL, ceil) X(ROUND, round) X(TRUNC, trunc)         \
+    X(ISNAN, pixel_isnan) X(ISINF, pixel_isinf)
 #define BINARY_OPS(X)                                                                    \
     X(ADD, pixel_add) X(SUB, pixel_sub) X(MUL, pixel_mul) X(DIV, pixel_div)             \
-    X(MOD, pixel_mod) X(POW, pow) X(ATAN2, atan2) X(FMOD, fmod) X(MIN, pixel_min)       \
-    X(MAX, pixel_max) X(EQ, pixel_eq) X(NE, pixel_ne) X(LT, pixel_lt) X(LE, pixel_le)   \
-    X(GT, pixel_gt) X(GE, pixel_ge) X(AND, pixel_and) X(OR, pixel_or)
+    X(MOD, pixel_mod) X(FMOD, fmod) X(MIN, pixel_min) X(MAX, pixel_max) X(EQ, pixel_eq) \
+    X(NE, pixel_ne) X(LT, pixel_lt) X(LE, pixel_le) X(GT, pixel_gt) X(GE, pixel_ge)     \
+    X(AND, pixel_and) X(OR, pixel_or)
 #define TERNARY_OPS(X) X(WHERE, pixel_where) X(CLAMP, pixel_clamp)
+/* The transcendental functions: (opcode suffix, pgp_vec_math member), each
+ * one call over the chunk. */
+#define MATH_UNARY_OPS(X)                                                                \
+    X(EXP, exp) X(LOG, log) X(LOG10, log10) X(LOG2, log2) X(SIN, sin) X(COS, cos)       \
+    X(TAN, tan) X(ASIN, asin) X(ACOS, acos) X(ATAN, atan) X(SINH, sinh) X(COSH, cosh)   \
+    X(TANH, tanh)
+#define MATH_BINARY_OPS(X) X(POW, pow) X(ATAN2, atan2)
 
 #define DECLARE_OPCODE(name, fn) OP_##name,
 typedef enum opcode {
     UNARY_OPS(DECLARE_OPCODE) BINARY_OPS(DECLARE_OPCODE) TERNARY_OPS(DECLARE_OPCODE)
+    MATH_UNARY_OPS(DECLARE_OPCODE) MATH_BINARY_OPS(DECLARE_OPCODE)
     OP_ISNODATA /* a is a variable register, whose index is the variable's */
 } opcode;
 
@@ -113,8 +123,10 @@ struct pgp_expr {
     pgp_nodata *nodata;   /* per variable, for isnodata */
 };
 
-static void run_instruction(const instruction *ins, double *const *reg,
-                            const pgp_nodata *nodata, size_t len)
+/* The VM step, inlined into one function per instruction-set level below. */
+static inline __attribute__((always_inline)) void
+run_instruction_on(const instruction *ins, double *const *reg, const pgp_nodata *nodata,
+                   size_t len, const pgp_vec_math *math)
 {
     double *dst = reg[ins->dst];
     const double *a = reg[ins->a], *b = reg[ins->b], *c = reg[ins->c];
@@ -135,14 +147,53 @@ static void run_instruction(const instruction *ins, double *const *reg,
         for (i = 0; i < len; i++)                                                        \
             dst[i] = fn(a[i], b[i], c[i]);                                               \
         break;
+#define MATH_UNARY_CASE(name, fn)                                                        \
+    case OP_##name:                                                                      \
+        math->fn(a, dst, len);                                                           \
+        break;
+#define MATH_BINARY_CASE(name, fn)                                                       \
+    case OP_##name:                                                                      \
+        math->fn(a, b, dst, len);                                                        \
+        break;
         UNARY_OPS(UNARY_CASE)
         BINARY_OPS(BINARY_CASE)
         TERNARY_OPS(TERNARY_CASE)
+        MATH_UNARY_OPS(MATH_UNARY_CASE)
+        MATH_BINARY_OPS(MATH_BINARY_CASE)
     case OP_ISNODATA:
         for (i = 0; i < len; i++)
             dst[i] = truth(pgp_is_nodata(&nodata[ins->a], a[i]));
         break;
     }
+}
+
+typedef void (*vm_step)(const instruction *ins, double *const *reg, const pgp_nodata *nodata,
+                        size_t len, const pgp_vec_math *math);
+
+PGP_ISA_VARIANTS(vm_step, run_instruction,
+                 (const instruction *ins, double *const *reg, const pgp_nodata *nodata,
+                  size_t len, const pgp_vec_math *math),
+                 (ins, reg, nodata, len, math))
+
+/* A NaN's sign and payload follow operand order, which neither the compiler
+ * (commutative operators) nor SLEEF (its widths) keeps the same at every
+ * level: each NaN result leaves as the one quiet NaN, so the output bits do
+ * not depend on the level. Branch-free, so that it vectorises. */
+static inline __attribute__((always_inline)) void canonicalise_nans_on(double *values, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        values[i] = isnan(values[i]) ? NAN : values[i];
+}
+
+typedef void (*canonicalise_fn)(double *values, size_t n);
+PGP_ISA_VARIANTS(canonicalise_fn, canonicalise_nans, (double *values, size_t n), (values, n))
+
+/* One instruction over len pixels at the active level. */
+static void run_instruction(const instruction *ins, double *const *reg,
+                            const pgp_nodata *nodata, size_t len)
+{
+    const pgp_isa isa = pgp_isa_active();
+    run_instruction_levels[isa](ins, reg, nodata, len, pgp_vec_math_for(isa));
 }
 
 /* ---- lexer --------------------------------------------------------------- */
@@ -798,6 +849,10 @@ int pgp_expr_eval(const pgp_expr *expr, const double *const *inputs, size_t n, d
         for (size_t i = 0; i < chunk; i++)
             reg[expr->n_vars + k][i] = expr->consts[k];
 
+    const pgp_isa isa = pgp_isa_active();
+    const vm_step step = run_instruction_levels[isa];
+    const canonicalise_fn canonicalise_nans = canonicalise_nans_levels[isa];
+    const pgp_vec_math *math = pgp_vec_math_for(isa);
     for (size_t offset = 0; offset < n; offset += chunk) {
         const size_t len = n - offset < chunk ? n - offset : chunk;
         /* variables are read in place; no instruction ever writes to them */
@@ -805,7 +860,8 @@ int pgp_expr_eval(const pgp_expr *expr, const double *const *inputs, size_t n, d
             reg[v] = expr->reads[v] ? (double *)(inputs[v] + offset) : NULL;
         reg[out_reg] = out + offset;
         for (int k = 0; k < expr->n_code; k++)
-            run_instruction(&expr->code[k], reg, expr->nodata, len);
+            step(&expr->code[k], reg, expr->nodata, len, math);
+        canonicalise_nans(out + offset, len);
     }
     pgp_free(scratch);
     return 0;

@@ -9,11 +9,13 @@
 #include "pgp/node.h"
 #include "pgp/alloc.h"
 #include "pgp/cache.h"
+#include "pgp/simd.h"
 #include "pgp/source.h"
 #include "pgp/warp.h"
 
 #include <float.h>
 #include <limits.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,7 +192,7 @@ typedef struct target_grid {
 
 /* A value stored into the target's type as numpy's assignment stores it:
  * rounded for floats, truncated for integers (saturated, NaN 0). */
-static double store_as(double v, GDALDataType type)
+static inline __attribute__((always_inline)) double store_as(double v, GDALDataType type)
 {
     double lo, hi;
     switch (type) {
@@ -462,9 +464,12 @@ static int link_stitch(pgp_graph *graph, pgp_node *node, const pgp_expr_var *var
         status = place_base(node, &target, s->area_weight, &s->bases[i]);
         if (status == 1) {
             s->bases[i].w = s->bases[i].h = 0;
-            if (n_skipped++ < 10)
-                skipped = CPLStrdup(CPLSPrintf("%s%s'%s'", skipped ? skipped : "",
-                                               skipped ? ", " : "", s->bases[i].path));
+            if (n_skipped++ < 10) {
+                char *longer = CPLStrdup(CPLSPrintf("%s%s'%s'", skipped ? skipped : "",
+                                                    skipped ? ", " : "", s->bases[i].path));
+                CPLFree(skipped);
+                skipped = longer;
+            }
             status = 0;
         }
     }
@@ -539,33 +544,103 @@ static void checkin_base(stitch_state *s, int index, GDALDatasetH ds)
         GDALClose(oldest);
 }
 
-/* Folds n base values (one row of base b, row index base_row) into the
- * target values, at columns cols[i] of the base row when cols is given. */
-static void fold_row(const stitch_state *s, const pgp_node *node, const stitch_base *b,
-                     int base_row, const double *base, double *values, int n)
+/* Working memory of the fold, for a row of up to a tile's width. */
+typedef struct fold_work {
+    double *v;                     /* the base's values as stored into the target */
+    double *gathered;              /* an overview row's sampled base pixels */
+    uint64_t *base_nd, *target_nd; /* nodata masks, one 64-bit lane a pixel */
+} fold_work;
+
+/* One row of the fold, as the per-level kernels take it. */
+typedef struct fold_call {
+    const double *base;
+    double *values;
+    const fold_work *work;
+    const pgp_nodata *base_nodata, *target_nodata;
+    GDALDataType type;
+    overlap_mode overlap;
+    const double *scale; /* area weighting: the row's factor, else NULL */
+} fold_call;
+
+#define KERNEL static inline __attribute__((always_inline))
+
+/* mask[i] = pgp_is_nodata(nd, v[i]), one loop per kind of test so that each
+ * vectorises (the same arithmetic as pgp_is_nodata; lanes as wide as the
+ * values, so the selects vectorise too). */
+KERNEL void nodata_mask(const pgp_nodata *nd, const double *restrict v, int n,
+                        uint64_t *restrict mask)
 {
-    const double scale = b->row_scale != NULL ? b->row_scale[base_row] : 1;
+    const double value = nd->value, tolerance = 1e-8 + 1e-5 * fabs(nd->value);
     int i;
-    for (i = 0; i < n; i++) {
-        double v = base[i];
-        if (pgp_is_nodata(&b->nodata, v))
-            continue;
-        if (b->row_scale != NULL)
-            v = store_as(store_as(v, node->data_type) * scale, node->data_type);
-        switch (s->overlap) {
-        case OVERLAP_ETCH:
-            if (pgp_is_nodata(&node->nodata, values[i]))
-                values[i] = store_as(v, node->data_type);
-            break;
-        case OVERLAP_REPLACE:
-            values[i] = store_as(v, node->data_type);
-            break;
-        case OVERLAP_ADD:
-            values[i] = store_as(v + (pgp_is_nodata(&node->nodata, values[i]) ? 0 : values[i]),
-                                 node->data_type);
-            break;
-        }
+    if (!nd->present)
+        memset(mask, 0, n * sizeof *mask);
+    else if (nd->exact || isinf(value))
+        for (i = 0; i < n; i++)
+            mask[i] = v[i] == value ? ~(uint64_t)0 : 0;
+    else if (isnan(value))
+        for (i = 0; i < n; i++)
+            mask[i] = v[i] != v[i] ? ~(uint64_t)0 : 0;
+    else
+        for (i = 0; i < n; i++)
+            mask[i] = fabs(v[i] - value) <= tolerance ? ~(uint64_t)0 : 0;
+}
+
+/* store_as over a row, in place. */
+KERNEL void store_row(double *restrict v, int n, GDALDataType type)
+{
+    int i;
+    if (type == GDT_Float64)
+        return;
+    if (type == GDT_Float32) {
+        for (i = 0; i < n; i++)
+            v[i] = (double)(float)v[i];
+        return;
     }
+    for (i = 0; i < n; i++)
+        v[i] = store_as(v[i], type);
+}
+
+/* The fold of one row: masks and conversions a row at a time, then one
+ * select (restrict: the rows never overlap, which lets the selects vectorise). */
+KERNEL void fold_row_on(const fold_call *c, int n)
+{
+    const fold_work *w = c->work;
+    double *restrict values = c->values, *restrict v = w->v;
+    const uint64_t *restrict base_nd = w->base_nd, *restrict target_nd = w->target_nd;
+    int i;
+    nodata_mask(c->base_nodata, c->base, n, w->base_nd);
+    memcpy(v, c->base, n * sizeof *v);
+    if (c->scale != NULL) { /* stored, scaled, stored again: pygeoprocessing's steps */
+        store_row(v, n, c->type);
+        for (i = 0; i < n; i++)
+            v[i] *= *c->scale;
+    }
+    if (c->overlap != OVERLAP_REPLACE)
+        nodata_mask(c->target_nodata, values, n, w->target_nd);
+    if (c->overlap == OVERLAP_ADD)
+        for (i = 0; i < n; i++)
+            v[i] += target_nd[i] ? 0 : values[i];
+    store_row(v, n, c->type);
+    if (c->overlap == OVERLAP_ETCH)
+        for (i = 0; i < n; i++)
+            values[i] = !base_nd[i] && target_nd[i] ? v[i] : values[i];
+    else
+        for (i = 0; i < n; i++)
+            values[i] = base_nd[i] ? values[i] : v[i];
+}
+
+typedef void (*fold_fn)(const fold_call *c, int n);
+PGP_ISA_VARIANTS(fold_fn, fold_row, (const fold_call *c, int n), (c, n))
+
+/* Folds n base values (a row of base b, its row base_row) into the target's
+ * values, with the active instruction-set level's kernel. */
+static void fold_row(const stitch_state *s, const pgp_node *node, const stitch_base *b,
+                     int base_row, const double *base, double *values, int n, fold_work *w)
+{
+    const fold_call c = {base,        values,          w,
+                         &b->nodata,  &node->nodata,   node->data_type,
+                         s->overlap,  b->row_scale != NULL ? &b->row_scale[base_row] : NULL};
+    fold_row_levels[pgp_isa_active()](&c, n);
 }
 
 /* Full-resolution pixel of level pixel i: the one under its centre. */
@@ -578,7 +653,8 @@ static long sample(int i, double scale)
  * overlap is one window; on an overview level each level pixel takes the
  * base pixel under its centre, read a row at a time. */
 static int fold_base(stitch_state *s, const pgp_node *node, int index, GDALRasterBandH band,
-                     const pgp_rect *t, double sx, double sy, double *values, double *row)
+                     const pgp_rect *t, double sx, double sy, double *values, double *row,
+                     fold_work *w)
 {
     const stitch_base *b = &s->bases[index];
     int i0 = t->w, i1 = 0, i, j;
@@ -593,7 +669,7 @@ static int fold_base(stitch_state *s, const pgp_node *node, int index, GDALRaste
             return -1;
         for (j = y0; j < y1; j++)
             fold_row(s, node, b, j - b->y, row + (size_t)(j - y0) * (x1 - x0),
-                     values + (size_t)(j - t->y) * t->w + (x0 - t->x), x1 - x0);
+                     values + (size_t)(j - t->y) * t->w + (x0 - t->x), x1 - x0, w);
         return 0;
     }
     /* Level columns whose centres fall on the base: i0 .. i1 - 1. */
@@ -613,10 +689,9 @@ static int fold_base(stitch_state *s, const pgp_node *node, int index, GDALRaste
         if (pgp_band_read_checked(band, NULL, (int)c0, (int)y, (int)(c1 - c0), 1, row,
                                   GDT_Float64, (int)(c1 - c0)) != 0)
             return -1;
-        for (i = i0; i < i1; i++) {
-            const double v = row[sample(t->x + i, sx) - b->x - c0];
-            fold_row(s, node, b, (int)y, &v, out + i, 1);
-        }
+        for (i = i0; i < i1; i++)
+            w->gathered[i - i0] = row[sample(t->x + i, sx) - b->x - c0];
+        fold_row(s, node, b, (int)y, w->gathered, out + i0, i1 - i0, w);
     }
     return 0;
 }
@@ -655,7 +730,7 @@ static double stitch_scratch_bytes(const pgp_graph *graph, const pgp_node *n)
 {
     const stitch_state *s = (const stitch_state *)n->state;
     return 2.0 * graph->block_x * graph->block_y * sizeof(double) +
-           (double)s->n_bases * sizeof(int);
+           (double)s->n_bases * sizeof(int) + 4.0 * graph->block_x * sizeof(double);
 }
 
 static void *compute_stitch(pgp_job *job, int node, const pgp_rect *t, int depth)
@@ -666,18 +741,24 @@ static void *compute_stitch(pgp_job *job, int node, const pgp_rect *t, int depth
     const size_t count = (size_t)t->w * t->h;
     double sx, sy, *values, *row;
     size_t row_count;
+    fold_work work;
     int *list, n_list, k, ok;
 
     pgp_job_level_scale(job, &sx, &sy);
     /* A full-resolution window of the tile's size, or one row of it at its
      * full-resolution width on an overview level. */
     row_count = MAX(count, (size_t)ceil(t->w * sx) + 2);
-    values = (double *)pgp_job_scratch(job, depth, (count + row_count) * sizeof(double) +
-                                                       (size_t)s->n_bases * sizeof(int));
+    values = (double *)pgp_job_scratch(job, depth,
+                                       (count + row_count + 4 * (size_t)t->w) * sizeof(double) +
+                                           (size_t)s->n_bases * sizeof(int));
     if (values == NULL)
         return NULL;
     row = values + count;
-    list = (int *)(row + row_count);
+    work.v = row + row_count;
+    work.gathered = work.v + t->w;
+    work.base_nd = (uint64_t *)(work.gathered + t->w);
+    work.target_nd = work.base_nd + t->w;
+    list = (int *)(work.target_nd + t->w);
     ok = pgp_job_read(job, n->input_nodes[0], t, depth + 1, values, t->w) == 0;
     n_list = ok ? tile_bases(s, t, sx, sy, list) : 0;
     for (k = 0; k < n_list && ok; k++) {
@@ -685,7 +766,7 @@ static void *compute_stitch(pgp_job *job, int node, const pgp_rect *t, int depth
         GDALDatasetH ds = checkout_base(s, n, list[k], g);
         ok = ds != NULL &&
              fold_base(s, n, list[k], GDALGetRasterBand(ds, b->warped ? 1 : b->band), t, sx, sy,
-                       values, row) == 0;
+                       values, row, &work) == 0;
         if (!ok && ds != NULL) {
             /* A base that failed may go on failing: the next tile opens it afresh.
              * The renderer adds the node and tile. */

@@ -39,6 +39,7 @@ struct pgp_renderer {
     double scale_x, scale_y; /* full-resolution pixels per pixel of this level */
     pgp_grid align;          /* with <Align>: the aligned grid at this level    */
     pgp_kernel **kernels;    /* per node: a Convolve's kernel at this level     */
+    unsigned char *read_by_several; /* per node: sources.read_by_several          */
     int is_overview;         /* owns its downsampled kernels                    */
     int tiles_x, tiles_y;
     int prefetch_tiles;
@@ -70,6 +71,31 @@ static tile_rect tile_at(const pgp_renderer *r, int tx, int ty)
     return t;
 }
 
+/* Per node: 1 for a source that more than one node or band reads (source.h);
+ * NULL when memory runs out. */
+static unsigned char *readers_of_sources(const pgp_graph *g)
+{
+    unsigned char *several = (unsigned char *)pgp_calloc(g->n_nodes, 1);
+    unsigned char *seen = (unsigned char *)pgp_calloc(g->n_nodes, 1);
+    int i, k;
+    if (several != NULL && seen != NULL) {
+        for (i = 0; i < g->n_nodes + g->n_bands; i++) {
+            const pgp_node *n = i < g->n_nodes ? &g->nodes[i] : NULL;
+            for (k = 0; k < (n ? n->n_inputs : 1); k++) {
+                const int read = n ? n->input_nodes[k] : g->bands[i - g->n_nodes].node;
+                several[read] |= seen[read];
+                seen[read] = 1;
+            }
+        }
+    }
+    pgp_free(seen);
+    if (seen == NULL) {
+        pgp_free(several);
+        several = NULL;
+    }
+    return several;
+}
+
 /* A renderer on a grid of x_size x y_size covering the graph's extent. */
 static pgp_renderer *renderer_new(const pgp_graph *graph, pgp_executor *executor,
                                   pgp_tile_cache *cache, int prefetch_tiles, int x_size,
@@ -95,6 +121,7 @@ static pgp_renderer *renderer_new(const pgp_graph *graph, pgp_executor *executor
     r->sources.scale_y = r->scale_y;
     r->sources.blocks = pgp_block_cache_global();
     r->sources.owner = r->owner;
+    r->sources.read_by_several = r->read_by_several = readers_of_sources(graph);
     r->kernels = (pgp_kernel **)pgp_calloc(graph->n_nodes, sizeof(pgp_kernel *));
     r->tiles_x = (x_size + graph->block_x - 1) / graph->block_x;
     r->tiles_y = (y_size + graph->block_y - 1) / graph->block_y;
@@ -103,7 +130,8 @@ static pgp_renderer *renderer_new(const pgp_graph *graph, pgp_executor *executor
         CPLReleaseMutex(r->contexts_mutex);
     r->prefetch_tiles = prefetch_tiles;
     r->prefetch = pgp_background_new(executor);
-    if (r->kernels == NULL || r->contexts_mutex == NULL || r->prefetch == NULL) {
+    if (r->kernels == NULL || r->read_by_several == NULL || r->contexts_mutex == NULL ||
+        r->prefetch == NULL) {
         pgp_renderer_free(r);
         return NULL;
     }
@@ -195,6 +223,7 @@ void pgp_renderer_free(pgp_renderer *r)
             pgp_kernel_free(r->kernels[i]);
     }
     pgp_free(r->kernels);
+    pgp_free(r->read_by_several);
     pgp_free(r);
 }
 
@@ -794,4 +823,109 @@ CPLErr pgp_renderer_visit_tiles(pgp_renderer *r, int node, pgp_tile_visitor visi
     q.arg = arg;
     return pgp_executor_run(r->executor, pgp_renderer_tile_count(r), visit_job, &q, progress,
                             progress_arg);
+}
+
+/* ---- streamed tiles (a render writing its target) ----------------------------- */
+
+typedef struct stream_request {
+    pgp_renderer *r;
+    int n_nodes;
+    const int *nodes;
+    const unsigned char *uncached; /* per nodes[i]: computed outside the tile cache */
+    size_t first_tile;
+    pgp_tile_sink sink;
+    void *arg;
+} stream_request;
+
+/* Whether the tiles of nodes[i] can skip the tile cache: no node reads it and
+ * no other band shows it, so each tile is used once, by the sink. */
+static int used_once(const pgp_graph *g, int n_nodes, const int *nodes, int i)
+{
+    int j, k;
+    for (j = 0; j < n_nodes; j++)
+        if (j != i && nodes[j] == nodes[i])
+            return 0;
+    for (j = 0; j < g->n_nodes; j++)
+        for (k = 0; k < g->nodes[j].n_inputs; k++)
+            if (g->nodes[j].input_nodes[k] == nodes[i])
+                return 0;
+    return 1;
+}
+
+/* One tile of every node, handed to the sink; uncached nodes are computed
+ * into a buffer that goes back to the cache's spares afterwards, so a render
+ * neither fills the cache with tiles nobody reads again nor maps fresh memory
+ * per tile. */
+static int stream_job(void *arg, size_t index)
+{
+    const stream_request *q = (const stream_request *)arg;
+    pgp_renderer *r = q->r;
+    const size_t tile_index = q->first_tile + index;
+    const tile_rect t = tile_at(r, (int)(tile_index % r->tiles_x), (int)(tile_index / r->tiles_x));
+    const void **pixels =
+        (const void **)pgp_calloc(q->n_nodes, sizeof(void *) + sizeof(pgp_tile *));
+    pgp_tile **tiles = (pgp_tile **)(pixels + q->n_nodes);
+    worker_context *ctx = pixels != NULL ? borrow_context(r) : NULL;
+    int i, failed_node = -1, status = ctx == NULL ? -1 : 0;
+    for (i = 0; i < q->n_nodes && status == 0; i++) {
+        const int node = q->nodes[i];
+        if (q->uncached[i]) {
+            pgp_job job;
+            job.r = r;
+            job.ctx = ctx;
+            atomic_fetch_add(&r->tiles_computed, 1);
+            atomic_fetch_add(&process_tiles[r->is_overview], 1);
+            pixels[i] = r->graph->nodes[node].def->compute(&job, node, &t, 0);
+            status = pixels[i] != NULL ? 0 : -1;
+        } else {
+            status = acquire_tile(r, ctx, node, &t, 0, &tiles[i]);
+            pixels[i] = status == 0 ? pgp_tile_data(tiles[i]) : NULL;
+        }
+        failed_node = node;
+    }
+    if (ctx != NULL)
+        return_context(r, ctx);
+    if (status == 0) {
+        failed_node = -1;
+        status = q->sink(q->arg, tile_index, &t, pixels);
+    }
+    for (i = 0; pixels != NULL && i < q->n_nodes; i++) {
+        if (tiles[i] != NULL)
+            pgp_tile_cache_release(r->cache, tiles[i]);
+        else if (pixels[i] != NULL)
+            pgp_tile_cache_recycle(r->cache, (void *)pixels[i],
+                                   (size_t)t.w * t.h *
+                                       GDALGetDataTypeSizeBytes(
+                                           r->graph->nodes[q->nodes[i]].data_type));
+    }
+    pgp_free(pixels);
+    if (status != 0 && failed_node >= 0)
+        pgp_fail_because(CPLGetLastErrorNo(), CPLSPrintf("%s tile (%d,%d)",
+                                                         r->graph->nodes[failed_node].where,
+                                                         t.tx, t.ty));
+    return status;
+}
+
+CPLErr pgp_renderer_stream_tiles(pgp_renderer *r, int n_nodes, const int *nodes,
+                                 size_t first_tile, size_t n_tiles, pgp_tile_sink sink, void *arg,
+                                 GDALProgressFunc progress, void *progress_arg)
+{
+    stream_request q;
+    unsigned char *uncached = (unsigned char *)pgp_malloc(n_nodes);
+    CPLErr err;
+    int i;
+    if (uncached == NULL)
+        return CE_Failure;
+    for (i = 0; i < n_nodes; i++)
+        uncached[i] = (unsigned char)used_once(r->graph, n_nodes, nodes, i);
+    q.r = r;
+    q.n_nodes = n_nodes;
+    q.nodes = nodes;
+    q.uncached = uncached;
+    q.first_tile = first_tile;
+    q.sink = sink;
+    q.arg = arg;
+    err = pgp_executor_run(r->executor, n_tiles, stream_job, &q, progress, progress_arg);
+    pgp_free(uncached);
+    return err;
 }

@@ -2,6 +2,7 @@
  * (pgp/settings.h). */
 #include "pgp/settings.h"
 #include "pgp/executor.h"
+#include "pgp/simd.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -108,6 +109,24 @@ int pgp_setting_executor(const char *spec, const char *origin, int *n_threads, c
                  "%s='%s' is not valid: expected serial, threading, threading:N, "
                  "multiprocessing or multiprocessing:N with N from 1 to %d",
                  origin ? origin : "executor", spec, PGP_EXECUTOR_MAX_THREADS);
+    return -1;
+}
+
+int pgp_setting_isa(const char *text, const char *origin, int *isa, char *err, size_t errlen)
+{
+    if (text != NULL && EQUAL(text, "auto")) {
+        *isa = -1;
+        return 0;
+    }
+    for (int level = 0; text != NULL && level < PGP_ISA_COUNT; level++) {
+        if (EQUAL(text, pgp_isa_name((pgp_isa)level))) {
+            *isa = level;
+            return 0;
+        }
+    }
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s='%s' is not valid: expected auto, baseline, avx2 or avx512",
+                 origin ? origin : "isa", text ? text : "");
     return -1;
 }
 

@@ -225,6 +225,9 @@ static int read_whole_block(GDALRasterBandH band, pgp_source_handles *ctx, const
         (r->w != bx && r->x + r->w != GDALGetRasterBandXSize(band)) ||
         (r->h != by && r->y + r->h != GDALGetRasterBandYSize(band)) || r->w > bx || r->h > by)
         return 1;
+    /* A whole block in its own type is decoded in place: no copy. */
+    if (type == native && r->w == bx && r->h == by && stride == bx)
+        return GDALReadBlock(band, r->x / bx, r->y / by, pixels) == CE_None ? 0 : -1;
     block = (const GByte *)pgp_scratch_reserve(&ctx->source_block, (size_t)bx * by * native_size);
     if (block == NULL)
         return -1;
@@ -429,9 +432,13 @@ int pgp_source_read(pgp_source_level *rr, pgp_source_handles *ctx, int node, con
     CPLPushErrorHandlerEx(note_read_error, &errors);
     CPLSetCurrentErrorHandlerCatchDebug(FALSE);
     if (rr->graph->aligned || (rr->scale_x == 1 && rr->scale_y == 1)) {
-        status = read_whole_block(band, ctx, r, pixels, type, stride);
+        const int several = rr->read_by_several != NULL && rr->read_by_several[node];
+        status = several ? read_through_blocks(&shared, band, r, pixels, type, stride, &errors)
+                         : read_whole_block(band, ctx, r, pixels, type, stride);
         if (status == 1)
-            status = read_through_blocks(&shared, band, r, pixels, type, stride, &errors);
+            status = several ? read_whole_block(band, ctx, r, pixels, type, stride)
+                             : read_through_blocks(&shared, band, r, pixels, type, stride,
+                                                   &errors);
         if (status == 1)
             status = GDALRasterIOEx(band, GF_Read, r->x, r->y, r->w, r->h, pixels, r->w, r->h,
                                     type, type_size, (GSpacing)stride * type_size,

@@ -33,6 +33,7 @@
 #include "pgp/pixelfuncs.h"
 #include "pgp/render.h"
 #include "pgp/stats.h"
+#include "pgp/target.h"
 
 namespace {
 
@@ -209,6 +210,10 @@ class PGPDataset final : public GDALPamDataset
   public:
     PGPDataset(pgp_graph *graph, pgp_executor *executor, int prefetch, const char *path);
     ~PGPDataset() override;
+
+    bool IsFullResolution() const { return m_parent == nullptr; }
+    pgp_renderer *Renderer() const { return m_renderer; }
+    int NodeOfBand(int band) const { return m_graph->bands[band - 1].node; }
 
     static int Identify(GDALOpenInfo *info);
     static GDALDataset *Open(GDALOpenInfo *info);
@@ -793,4 +798,31 @@ PGP_EXPORT void GDALRegister_PGP()
 PGP_EXPORT void GDALRegisterMe()
 {
     GDALRegister_PGP();
+}
+
+/* pgp.render's direct path (pgp/target.h): computes bands[0..n_bands) (1-based)
+ * of an open PGP dataset on its own executor and writes them into target.
+ * Python reaches it with ctypes; 0, or -1 after CPLError. */
+PGP_EXPORT int pgp_render_into(GDALDatasetH graph, int n_bands, const int *bands,
+                               pgp_target *target, GDALProgressFunc progress, void *progress_arg)
+{
+    auto *dataset = dynamic_cast<PGPDataset *>(GDALDataset::FromHandle(graph));
+    if (dataset == nullptr || !dataset->IsFullResolution()) {
+        CPLError(CE_Failure, CPLE_IllegalArg, "%s is not an open .pgp.vrt graph",
+                 graph ? GDALGetDescription(graph) : "(null)");
+        return -1;
+    }
+    std::vector<int> nodes(n_bands);
+    for (int i = 0; i < n_bands; i++) {
+        if (bands[i] < 1 || bands[i] > dataset->GetRasterCount()) {
+            CPLError(CE_Failure, CPLE_IllegalArg, "%s has no band %d", dataset->GetDescription(),
+                     bands[i]);
+            return -1;
+        }
+        nodes[i] = dataset->NodeOfBand(bands[i]);
+    }
+    return pgp_target_render(target, dataset->Renderer(), nodes.data(), progress,
+                             progress_arg) == CE_None
+               ? 0
+               : -1;
 }

@@ -7,7 +7,7 @@
 # Does nothing when they are all present; otherwise needs root (or sudo).
 set -eu
 PACKAGES="cmake make g++ libgdal-dev gdal-bin python3-gdal python3-numpy python3-scipy python3-distributed \
-python3-pytest python3-rasterio libgtest-dev libfftw3-dev pkg-config clang libclang-rt-14-dev \
+python3-pytest python3-rasterio libgtest-dev libfftw3-dev libsleef-dev pkg-config clang libclang-rt-14-dev \
 llvm-14 python3-qgis qgis-providers dpkg-dev"
 missing=""
 for p in $PACKAGES; do

@@ -82,6 +82,10 @@ void pgp_tile_cache_publish(pgp_tile_cache *cache, pgp_tile *tile, void *data, s
 /* For a MUST_COMPUTE entry: marks it FAILED and wakes waiters. Still pinned. */
 void pgp_tile_cache_fail(pgp_tile_cache *cache, pgp_tile *tile);
 
+/* Hands a buffer from pgp_tile_cache_buffer that was used and not published
+ * (a tile read once) back as a spare for the next tile of its size. */
+void pgp_tile_cache_recycle(pgp_tile_cache *cache, void *data, size_t bytes);
+
 const void *pgp_tile_data(const pgp_tile *tile);
 
 /* What an acquire of key would find now, without pinning, waiting or counting

@@ -39,6 +39,7 @@
 #include "pgp/cache.h"
 #include "pgp/executor.h"
 #include "pgp/graph.h"
+#include "pgp/node.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -84,6 +85,20 @@ typedef int (*pgp_tile_visitor)(void *arg, size_t tile_index, const void *pixels
 
 CPLErr pgp_renderer_visit_tiles(pgp_renderer *renderer, int node, pgp_tile_visitor visit,
                                 void *arg, GDALProgressFunc progress, void *progress_arg);
+
+/* Computes tiles first_tile .. first_tile + n_tiles - 1 (row-major indices) of
+ * nodes[0..n_nodes) on the executor and hands each tile, all nodes at once
+ * (pixels[i]: nodes[i]'s, in its data type, t->w x t->h), to sink on the
+ * worker that computed it, in no particular order (a render writing its
+ * target, pgp/target.h). A node that no node reads and no other band shows is
+ * computed outside the tile cache, into a buffer recycled after the sink:
+ * such a tile is used once, and caching it would only take fresh memory. */
+typedef int (*pgp_tile_sink)(void *arg, size_t tile_index, const pgp_rect *t,
+                             const void *const *pixels);
+
+CPLErr pgp_renderer_stream_tiles(pgp_renderer *renderer, int n_nodes, const int *nodes,
+                                 size_t first_tile, size_t n_tiles, pgp_tile_sink sink, void *arg,
+                                 GDALProgressFunc progress, void *progress_arg);
 
 size_t pgp_renderer_tile_count(const pgp_renderer *renderer);
 

@@ -46,6 +46,11 @@ int pgp_setting_bool(const char *text, const char *origin, int *value, char *err
 int pgp_setting_executor(const char *spec, const char *origin, int *n_threads, char *err,
                          size_t errlen);
 
+/* The PGP_ISA setting: auto | baseline | avx2 | avx512 (any case). Returns 0
+ * and stores -1 for auto or the pgp_isa level (pgp/simd.h), else -1 with a
+ * message in err naming origin, the value and the accepted forms. */
+int pgp_setting_isa(const char *text, const char *origin, int *isa, char *err, size_t errlen);
+
 /* The thread count when no spec is given: GDAL_NUM_THREADS (ALL_CPUS or N) if
  * set to a valid value, else 0 (serial). */
 int pgp_settings_default_threads(void);

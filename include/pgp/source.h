@@ -7,9 +7,10 @@
  * own GDAL handles (pgp_source_handles), opened when the context is created,
  * so no tile job builds a warped view; a handle whose read failed is closed
  * and opened afresh by the next read. Reads go straight to a block when the
- * rectangle is one source block, through the shared block cache (each block
- * decoded once for all workers) when it spans a few, and through GDAL's
- * RasterIO otherwise. Not for C++: the counters are C11 atomics.
+ * rectangle is one source block that only one node reads, through the shared
+ * block cache (each block decoded once for all workers and readers) when it
+ * spans a few or several nodes read the source, and through GDAL's RasterIO
+ * otherwise. Not for C++: the counters are C11 atomics.
  */
 #ifndef PGP_SOURCE_H
 #define PGP_SOURCE_H
@@ -43,6 +44,9 @@ typedef struct pgp_source_level {
     double scale_x, scale_y; /* full-resolution pixels per pixel of the level */
     pgp_tile_cache *blocks;  /* decoded source blocks, keyed by owner */
     uint64_t owner;
+    /* Per node: a source that several nodes or bands read, whose whole blocks go
+     * through the block cache too, so each is decoded once for all of them. */
+    const unsigned char *read_by_several;
     _Atomic uint64_t source_pixels;
     _Atomic uint64_t blocks_decoded;
 } pgp_source_level;

@@ -1,5 +1,5 @@
 """pgp: pygeoprocessing's raster calls with ``executor=``, computed by the PGP GDAL
-plugin where they are expressions, convolutions or alignments.
+plugin where they are expressions, convolutions, alignments or stitches.
 
 ``import pgp as pygeoprocessing`` keeps a script working; each call gains the
 keyword-only ``executor=`` (None, 'serial', 'threading[:N]', 'multiprocessing[:N]',
@@ -21,6 +21,7 @@ from .distributed import ClusterExecutor  # noqa: E402
 from .executors import ACCEPTED_FORMS  # noqa: E402
 from .graph import Graph, render  # noqa: E402
 from .graphcalls import align_and_resize_raster_stack, convolve_2d  # noqa: E402
+from .stitch import stitch_rasters  # noqa: E402
 from .symbolic import evaluate_raster_calculator_expression  # noqa: E402
 from .zonal import reproject_vector, zonal_statistics  # noqa: E402
 
@@ -30,5 +31,6 @@ __all__ = [
     "DEFAULT_GTIFF_CREATION_TUPLE_OPTIONS", "Graph", "align_and_resize_raster_stack",
     "array_equals_nodata", "choose_dtype", "choose_nodata", "convolve_2d",
     "evaluate_raster_calculator_expression", "get_raster_info", "raster_calculator",
-    "raster_map", "raster_reduce", "render", "reproject_vector", "zonal_statistics",
+    "raster_map", "raster_reduce", "render", "reproject_vector", "stitch_rasters",
+    "zonal_statistics",
 ]

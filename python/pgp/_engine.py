@@ -77,27 +77,17 @@ def array_equals_nodata(array, nodata):
         return numpy.less_equal(abs(array - reference), 1e-8 + 1e-5 * abs(reference))
 
 
-def stats_partial(block, nodata, rule):
-    """One window's summary (valid, count, min, max, mean, m2).
-
-    rule 'pygeoprocessing': raster_calculator's (isclose nodata test on the block's
-    dtype; NaN kept, so it makes the mean NaN; min/max skip it). rule 'gdal': GDAL's
-    (exact nodata after the cast; NaN skipped)."""
-    if rule == "gdal":
-        keep = ~numpy.isnan(block) if block.dtype.kind == "f" else numpy.ones(
-            block.shape, bool)
-        if nodata is not None:
-            keep &= block != nodata
-        values = block[keep]
-        valid = values.size
+def stats_partial(block, nodata):
+    """One window's summary (valid, count, min, max, mean, m2) by raster_calculator's
+    rule: isclose nodata test on the block's dtype; NaN kept, so it makes the mean
+    NaN; min/max skip it. (GDAL's rule is the plugin's: pgp/target.h.)"""
+    if nodata is not None:
+        keep = ~array_equals_nodata(block, nodata)
+        valid = int(keep.sum())
+        values = block.ravel() if valid == block.size else block[keep]
     else:
-        if nodata is not None:
-            keep = ~array_equals_nodata(block, nodata)
-            valid = int(keep.sum())
-            values = block.ravel() if valid == block.size else block[keep]
-        else:
-            values = block.ravel()
-            valid = 0  # pygeoprocessing counts nothing valid without a nodata
+        values = block.ravel()
+        valid = 0  # pygeoprocessing counts nothing valid without a nodata
     if values.size == 0:
         return (valid, 0, math.inf, -math.inf, 0.0, 0.0)
     # fmin/fmax skip NaN without a masked copy; NaN only if every value is NaN.

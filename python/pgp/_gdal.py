@@ -16,7 +16,9 @@ def open_raster(path, open_options=()):
     """gdal.OpenEx; RuntimeError (GDAL's class) naming the path when it fails."""
     dataset = gdal.OpenEx(path, gdal.OF_RASTER, open_options=list(open_options))
     if dataset is None:
-        if not path.lstrip().startswith("<") and gdal.VSIStatL(path) is None:
+        if path.lstrip().startswith("<"):  # a graph's XML text: its error names the node
+            raise RuntimeError(f"graph: {gdal.GetLastErrorMsg() or 'cannot be opened'}")
+        if gdal.VSIStatL(path) is None:
             raise RuntimeError(f"{path}: No such file or directory")
         raise RuntimeError(f"{path}: {gdal.GetLastErrorMsg() or 'cannot be opened'}")
     return dataset

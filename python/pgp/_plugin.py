@@ -15,6 +15,24 @@ import sysconfig
 from osgeo import gdal
 
 PLUGIN_NAME = "gdal_PGP.so"
+# GDALProgressFunc, for the C entry points that report progress.
+PROGRESS = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_double, ctypes.c_char_p, ctypes.c_void_p)
+
+
+def progress_callback(progress, cancelled):
+    """A GDALProgressFunc (keep it referenced while C may call it) calling
+    progress(fraction), a pgp._engine.Progress: the Cancelled it raises is appended to
+    the list cancelled and tells the C side to stop."""
+    from ._engine import Cancelled
+
+    def report(fraction, _message, _data):
+        try:
+            progress(fraction)
+        except Cancelled as error:
+            cancelled.append(error)
+            return 0
+        return 1
+    return PROGRESS(report)
 
 
 def candidate_paths():

@@ -31,9 +31,9 @@ def _is_raw(value):
 
 # --- tasks (module level: they travel to processes) -------------------------------
 
-def _calc_window(local_op, nodata_target, stats_rule, call, window, arguments):
+def _calc_window(local_op, nodata_target, stats, call, window, arguments):
     """Reads one window's inputs, calls local_op, checks its shape; returns the block
-    and, when stats_rule is set, the block's statistics summary."""
+    and, when stats, the block's statistics summary."""
     xoff, yoff, xsize, ysize = window
     blocks = []
     for kind, value in arguments:
@@ -51,7 +51,7 @@ def _calc_window(local_op, nodata_target, stats_rule, call, window, arguments):
         raise ValueError(
             "Expected `local_op` to return a numpy.ndarray of shape %s but got this "
             "instead: %s" % ((ysize, xsize), result))
-    partial = _engine.stats_partial(result, nodata_target, stats_rule) if stats_rule else None
+    partial = _engine.stats_partial(result, nodata_target) if stats else None
     return result, partial
 
 
@@ -199,8 +199,7 @@ def _raster_calculator(plan, base_raster_path_band_const_list, local_op,
             if partial is not None:
                 statistics.add(partial)
 
-        task = functools.partial(_calc_window, local_op, nodata_target,
-                                 'pygeoprocessing' if calc_raster_stats else None,
+        task = functools.partial(_calc_window, local_op, nodata_target, calc_raster_stats,
                                  uuid.uuid4().hex)
         _engine.run_windows(plan, task, windows, consume, progress,
                             task_args=functools.partial(_window_arguments, canonical))

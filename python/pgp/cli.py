@@ -1,4 +1,4 @@
-"""The ``pgp`` command: render, calc, convolve, align, zonal, info, assemble.
+"""The ``pgp`` command: render, calc, convolve, align, stitch, zonal, info, assemble.
 
 GDAL's command-line habits: ``-of``, ``-co``, ``-ot``, ``-q``; a progress bar when
 standard output is a terminal; on failure one line ``pgp CMD: error: …`` on standard
@@ -19,7 +19,7 @@ from . import distributed
 from .executors import resolve
 from .graph import _graph_source, _render
 
-NODE_KINDS = ("Source", "Align", "Calc", "Convolve")
+NODE_KINDS = ("Source", "Align", "Calc", "Convolve", "Stitch")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -146,7 +146,7 @@ def cmd_render(args):
         return
     with _Executor(args) as executor, resolve(executor) as plan:
         _render(plan, source, args.output, _creation(args), not args.no_stats,
-                _progress(args), type_override=args.output_type)
+                _progress(args), type_override=args.output_type, like_translate=True)
 
 
 def cmd_assemble(args):
@@ -227,6 +227,17 @@ def cmd_convolve(args):
                     progress=_progress(args))
 
 
+def _once_or_per_source(values, default, option, count):
+    """An option given once (for every source) or once per source."""
+    values = values or [default]
+    if len(values) == 1:
+        values = values * count
+    if len(values) != count:
+        raise ValueError(f"{option} given {len(values)} times for {count} sources: "
+                         "give it once, or once per source")
+    return values
+
+
 def _srs_wkt(text):
     srs = osr.SpatialReference()
     if srs.SetFromUserInput(text) != 0:
@@ -240,12 +251,7 @@ def cmd_align(args):
     if len(pairs) % 2:
         raise ValueError("give SOURCE TARGET pairs (an even number of paths)")
     sources = [_existing(path) for path in pairs[0::2]]
-    methods = args.resampling or ["near"]
-    if len(methods) == 1:
-        methods = methods * len(sources)
-    if len(methods) != len(sources):
-        raise ValueError(f"-r given {len(methods)} times for {len(sources)} sources: "
-                         "give it once, or once per source")
+    methods = _once_or_per_source(args.resampling, "near", "-r", len(sources))
     box = args.bbox
     if box not in ("union", "intersection"):
         try:
@@ -267,6 +273,18 @@ def cmd_align(args):
             target_projection_wkt=_srs_wkt(args.t_srs) if args.t_srs else None,
             mask_options=mask, raster_driver_creation_tuple=_creation(args),
             executor=executor, progress=_progress(args))
+
+
+def cmd_stitch(args):
+    from .stitch import stitch_rasters
+    bases = [_existing(path) for path in args.bases]
+    bands = _once_or_per_source(args.base_band, 1, "--base-band", len(bases))
+    methods = _once_or_per_source(args.resampling, "near", "-r", len(bases))
+    with _Executor(args) as executor:
+        stitch_rasters(list(zip(bases, bands)), methods, (_existing(args.target), args.band),
+                       overlap_algorithm=args.overlap,
+                       area_weight_m2_to_wgs84=args.area_weight, executor=executor,
+                       progress=_progress(args))
 
 
 ZONAL_COLUMNS = ("count", "nodata_count", "sum", "min", "max", "average")
@@ -364,6 +382,12 @@ def cmd_info(args):
             detail = f"{element.get('input')} by a {rows}x{cols} kernel"
             node_tiles += tiles[0] * tiles[1]
             operations += pixels * rows * cols
+        elif element.tag == "Stitch":  # each base's pixels folded in once
+            bases = element.findall("Base")
+            detail = (f"{len(bases)} bases into {element.get('target')}, overlap "
+                      f"{element.get('overlap', 'etch')}")
+            node_tiles += tiles[0] * tiles[1]
+            operations += pixels
         else:  # Align: one warp per source
             sources = len(root.findall("Source"))
             detail = f"{sources} sources warped onto the grid"
@@ -479,6 +503,30 @@ def build_parser():
     _output_options(align, output_type=False)
     _executor_options(align)
     align.set_defaults(run=cmd_align, parser=align)
+
+    stitch = commands.add_parser("stitch", help="stitch_rasters: mosaic rasters into an "
+                                 "existing one", description="Stitch each BASE, in "
+                                 "order, into band -b of TARGET (which must have nodata); "
+                                 "TARGET keeps its format and creation options and is "
+                                 "replaced only when complete (docs/semantics.md#stitch).")
+    stitch.add_argument("target", metavar="TARGET")
+    stitch.add_argument("bases", metavar="BASE", nargs="+")
+    stitch.add_argument("-b", "--band", type=int, default=1,
+                        help="band of TARGET (default 1)")
+    stitch.add_argument("--base-band", type=int, action="append", metavar="N",
+                        help="band of the bases (default 1); once for all or once per base")
+    stitch.add_argument("-r", dest="resampling", action="append", metavar="METHOD",
+                        help="for bases on another grid: near (default), bilinear, …; "
+                        "once for all or once per base")
+    stitch.add_argument("--overlap", choices=("etch", "replace", "add"), default="etch",
+                        help="etch (default): only where TARGET is nodata; replace: "
+                        "the last base wins; add: the sum")
+    stitch.add_argument("--area-weight", action="store_true",
+                        help="area_weight_m2_to_wgs84: scale warped bases' values by "
+                        "the WGS84 area of their pixels")
+    stitch.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _executor_options(stitch)
+    stitch.set_defaults(run=cmd_stitch, parser=stitch)
 
     zonal = commands.add_parser("zonal", help="zonal_statistics: raster statistics per "
                                 "polygon", description="Statistics of RASTER (a .pgp.vrt "

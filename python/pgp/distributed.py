@@ -306,9 +306,16 @@ def assemble(target_path, part_paths, driver, options, compute_statistics=False,
         if result is None:
             raise RuntimeError(f"writing {target_path} failed: "
                                f"{gdal.GetLastErrorMsg()}")
-        if compute_statistics:
-            for band_index in range(1, result.RasterCount + 1):
-                result.GetRasterBand(band_index).ComputeStatistics(False)
+        # BuildVRT keeps no band descriptions or metadata: the first part's, as a
+        # one-shot render copies them from the graph.
+        first = _gdal.open_raster(ordered[0])
+        for band_index in range(1, result.RasterCount + 1):
+            band, part_band = result.GetRasterBand(band_index), first.GetRasterBand(band_index)
+            band.SetDescription(part_band.GetDescription())
+            band.SetMetadata({key: value for key, value in part_band.GetMetadata().items()
+                              if not key.startswith("STATISTICS_")})
+            if compute_statistics:
+                band.ComputeStatistics(False)
         result = None
         target_driver = gdal.GetDriverByName(driver)
         if gdal.VSIStatL(target_path) is not None:

@@ -16,6 +16,7 @@ from osgeo import gdal
 
 from . import _engine
 from . import _gdal
+from . import _target
 from .distributed import ClusterExecutor
 from .executors import Plan, check_visible_paths, resolve
 
@@ -129,6 +130,18 @@ class Graph:
                               repr(float(v)) for v in kernel.ravel())
         return name
 
+    def stitch(self, name, target, bases, overlap="etch", area_weight_m2_to_wgs84=False):
+        """stitch_rasters into the source ``target``: ``bases`` are (path, band,
+        resampling) triples, folded in list order; overlap 'etch', 'replace' or
+        'add'."""
+        element = ET.SubElement(self.root, "Stitch", {
+            "name": name, "target": target, "overlap": overlap,
+            "areaWeightM2ToWGS84": str(bool(area_weight_m2_to_wgs84)).lower()})
+        for path, band, resampling in bases:
+            ET.SubElement(element, "Base", file=_path(path), band=str(int(band)),
+                          resampling=resampling)
+        return name
+
     def band(self, ref, description=None):
         """An output band showing node ``ref``."""
         attributes = {"ref": ref}
@@ -187,7 +200,7 @@ def _read_window(dataset, bands, label, window):
 
 def _render_window(source, bands, stats, checks, post, call, window):
     """One task: opens the graph serially (once per thread and call) and computes the
-    window (_finish_window)."""
+    window (_finish_window); stats: the bands' nodata for pygeoprocessing's rule."""
     dataset = _gdal.open_for_call(call, source, _TASK_OPEN_OPTIONS)
     return _finish_window(dataset, source, bands, stats, checks, post, window)
 
@@ -195,7 +208,7 @@ def _render_window(source, bands, stats, checks, post, call, window):
 def _finish_window(dataset, source, bands, stats, checks, post, window):
     """Reads the window's bands; checks = (band, message): ValueError(message) if
     that band is non-zero anywhere in the window; post(block) rewrites each block;
-    then each block's statistics summary."""
+    then each block's statistics summary (pygeoprocessing's rule) when asked."""
     label = "graph" if source.lstrip().startswith("<") else source
     if checks:
         band_index, message = checks
@@ -206,18 +219,31 @@ def _finish_window(dataset, source, bands, stats, checks, post, window):
         pixels = [post(block) for block in pixels]
     partials = None
     if stats:
-        rule, nodatas = stats
-        partials = [_engine.stats_partial(block, nodata, rule)
-                    for block, nodata in zip(pixels, nodatas)]
+        partials = [_engine.stats_partial(block, nodata)
+                    for block, nodata in zip(pixels, stats)]
     return pixels, partials
+
+
+def _copy_metadata(source, target):
+    """The default-domain metadata items gdal_translate copies (statistics aside:
+    the render writes its own)."""
+    target.SetMetadata({key: value for key, value in source.GetMetadata().items()
+                        if not key.startswith("STATISTICS_")})
 
 
 def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_stats,
             progress, bands=None, stats_rule="gdal", checks=None, type_override=None,
-            post=None, nodata=None):
+            post=None, nodata=None, like_translate=False):
     """Renders bands of a graph into target_path: all bands unless ``bands``; the
     target's type and nodata from the graph unless overridden; checks and post as
-    in _finish_window."""
+    in _finish_window. like_translate: every band's description and the dataset's and
+    bands' metadata as gdal_translate copies them (pgp.render); otherwise, as
+    pygeoprocessing's calls write, descriptions of multi-band targets only.
+    Statistics: GDAL's rule (NaN and nodata skipped) summarised by the plugin as it
+    writes, or stats_rule='pygeoprocessing' (raster_calculator's) from the blocks in
+    Python. Serial and 'threading:N' renders without checks or post compute and write
+    in the plugin (pgp/target.h); other executors return windows that the plugin
+    writes."""
     source = _graph_source(graph)
     if plan.kind not in ("serial", "threads"):
         check_visible_paths(plan, [source])
@@ -241,17 +267,27 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
                         "is kept, the bands' own are %r", target_path, nodatas[0],
                         nodatas)
         nodatas = [nodatas[0]] * len(nodatas)
-    windows = _engine.tile_windows(size, first.GetBlockSize())
-    stats = (stats_rule, nodatas) if calc_raster_stats else None
-    if plan.plugin_threads:
+    tile_size = first.GetBlockSize()
+    windows = _engine.tile_windows(size, tile_size)
+    python_stats = calc_raster_stats and stats_rule != "gdal"
+    direct = (plan.kind == "serial" or plan.plugin_threads) and checks is None and post is None
+    if (direct and (plan.plugin_threads or 1) > 1 and driver.upper() == "GTIFF" and
+            not any(o.upper().startswith("NUM_THREADS=") for o in options)):
+        # The plugin's workers write one at a time: GTiff compresses on as many.
+        options.append(f"NUM_THREADS={plan.plugin_threads}")
+    if direct:
+        task = None
+    elif plan.plugin_threads:
         # The plugin's own pool computes each window's tiles; one thread reads the
         # shared handle (only it, one window at a time) while the caller writes the
         # window before.
         plan = reader = Plan(plan.spec, "threads", 1, owned=True)
-        task = functools.partial(_finish_window, shared, source, bands, stats, checks, post)
+        task = functools.partial(_finish_window, shared, source, bands,
+                                 nodatas if python_stats else None, checks, post)
     else:
         reader = None
-        task = functools.partial(_render_window, source, bands, stats, checks, post,
+        task = functools.partial(_render_window, source, bands,
+                                 nodatas if python_stats else None, checks, post,
                                  uuid.uuid4().hex)
     progress = _engine.Progress(progress, target_path)
     with _engine.TemporaryTarget(target_path, driver, size, len(bands), data_type,
@@ -259,25 +295,34 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
         target.dataset.SetProjection(shared.GetProjection())
         target.dataset.SetGeoTransform(shared.GetGeoTransform())
         out_bands = [target.dataset.GetRasterBand(i + 1) for i in range(len(bands))]
+        if like_translate:
+            _copy_metadata(shared, target.dataset)
         for out, b, nodata in zip(out_bands, bands, nodatas):
             if nodata is not None:
                 out.SetNoDataValue(nodata)
             description = shared.GetRasterBand(b).GetDescription()
-            if description and len(bands) > 1:
+            if description and (len(bands) > 1 or like_translate):
                 out.SetDescription(description)
-        statistics = [_engine.Statistics() for _ in bands]
-        block_size = out_bands[0].GetBlockSize()
+            if like_translate:
+                _copy_metadata(shared.GetRasterBand(b), out)
+        with _target.Target(target.dataset, tile_size,
+                            calc_raster_stats and not python_stats) as writer:
+            if direct:
+                writer.render(shared, bands, progress)
+                statistics = [writer.statistics(i) for i in range(len(bands))]
+            else:
+                statistics = [_engine.Statistics() for _ in bands]
 
-        def consume(window, result):
-            pixels, partials = result
-            for out, block in zip(out_bands, pixels):
-                out.WriteArray(block, xoff=window[0], yoff=window[1])
-            _engine.flush_finished_rows(target.dataset, window, block_size)
-            for statistic, partial in zip(statistics, partials or ()):
-                statistic.add(partial)
+                def consume(window, result):
+                    pixels, partials = result
+                    writer.write(window, pixels)
+                    for statistic, partial in zip(statistics, partials or ()):
+                        statistic.add(partial)
 
-        with reader or contextlib.nullcontext():
-            _engine.run_windows(plan, task, windows, consume, progress)
+                with reader or contextlib.nullcontext():
+                    _engine.run_windows(plan, task, windows, consume, progress)
+                if not python_stats:
+                    statistics = [writer.statistics(i) for i in range(len(bands))]
         if calc_raster_stats:
             for out, statistic in zip(out_bands, statistics):
                 statistic.write(out, size[0] * size[1])
@@ -314,4 +359,4 @@ def render(graph, target_path, *, executor=None,
         return
     with resolve(executor) as plan:
         _render(plan, graph, target_path, raster_driver_creation_tuple,
-                calc_raster_stats, progress)
+                calc_raster_stats, progress, like_translate=True)

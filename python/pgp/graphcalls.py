@@ -128,6 +128,14 @@ def _assert_is_valid_pixel_size(target_pixel_size):
                          f"elements, got: {target_pixel_size!r}")
 
 
+def require_traditional_axis_order(osr_axis_mapping_strategy, what):
+    """The plugin's warps take x, y in the traditional GIS order: any other
+    osr_axis_mapping_strategy is a ValueError."""
+    if osr_axis_mapping_strategy != osr.OAMS_TRADITIONAL_GIS_ORDER:
+        raise ValueError(f"pgp {what} with the traditional GIS axis order only "
+                         "(osr.OAMS_TRADITIONAL_GIS_ORDER)")
+
+
 def align_and_resize_raster_stack(
         base_raster_path_list, target_raster_path_list, resample_method_list,
         target_pixel_size, bounding_box_mode, base_vector_path_list=None,
@@ -178,9 +186,7 @@ def align_and_resize_raster_stack(
         raise ValueError("gdal_warp_options is not supported by pgp's "
                          "align_and_resize_raster_stack (the plugin's warps take no "
                          f"extra options): {gdal_warp_options!r}")
-    if osr_axis_mapping_strategy != osr.OAMS_TRADITIONAL_GIS_ORDER:
-        raise ValueError("pgp aligns with the traditional GIS axis order only "
-                         "(osr.OAMS_TRADITIONAL_GIS_ORDER)")
+    require_traditional_axis_order(osr_axis_mapping_strategy, "aligns")
     if mask_options and 'mask_vector_path' not in mask_options:
         raise ValueError('mask_options passed, but no value for "mask_vector_path": '
                          f'{mask_options}')

@@ -14,7 +14,7 @@ import numpy
 from osgeo import gdal, ogr, osr
 
 from . import _plugin
-from ._engine import Progress, Cancelled, run_windows
+from ._engine import Progress, run_windows
 from ._gdal import get_raster_info
 from .calls import _is_raster_path_band_formatted
 from .executors import resolve
@@ -47,9 +47,6 @@ class _Feature(ctypes.Structure):
 class _Result(ctypes.Structure):
     _fields_ = [("n_features", ctypes.c_size_t), ("features", ctypes.POINTER(_Feature)),
                 ("tiles_read", ctypes.c_uint64), ("tiles_total", ctypes.c_uint64)]
-
-
-_PROGRESS = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_double, ctypes.c_char_p, ctypes.c_void_p)
 
 
 def _core():
@@ -105,15 +102,7 @@ def _zonal_one(raster_path, band, vector_path, layer_name, ignore_nodata,
                        int(bool(polygons_might_overlap)),
                        int(bool(include_value_counts or extra_statistics)), int(n_threads))
     cancelled = []
-
-    def report(fraction, _message, _data):
-        try:
-            progress(fraction)
-        except Cancelled as error:
-            cancelled.append(error)
-            return 0
-        return 1
-    callback = _PROGRESS(report) if progress is not None else None
+    callback = _plugin.progress_callback(progress, cancelled) if progress is not None else None
     if callback is not None:
         options.progress = ctypes.cast(callback, ctypes.c_void_p)
     gdal.ErrorReset()

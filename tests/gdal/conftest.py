@@ -14,6 +14,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from osgeo import gdal  # noqa: E402
 
+# pygeoprocessing's nodata test (docs/semantics.md#the-nodata-test), kept with the
+# stitch model, which must stand alone for tests/python too.
+from stitch_model import is_nodata as isnodata  # noqa: E402,F401
+
 gdal.UseExceptions()
 
 NUMPY_OF_GDAL = {
@@ -55,15 +59,6 @@ def write_graph(path, body, block=(64, 64)):
         f.write(f'<PGPDataset blockXSize="{block[0]}" blockYSize="{block[1]}">\n{body}\n'
                 '</PGPDataset>\n')
     return str(path)
-
-
-def isnodata(array, nodata):
-    """pygeoprocessing's array_equals_nodata: exact for ints, isclose for floats."""
-    if nodata is None:
-        return np.zeros(array.shape, bool)
-    if np.issubdtype(array.dtype, np.integer):
-        return array == nodata
-    return np.isclose(array, nodata, equal_nan=True)
 
 
 def cast_like_gdal(values, numpy_type):

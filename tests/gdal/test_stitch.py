@@ -313,3 +313,18 @@ def test_a_target_without_nodata_and_a_graph_with_align_are_refused(tmp_path):
     # The next open works.
     np.testing.assert_array_equal(read(write_graph(tmp_path / "ok.pgp.vrt", body))[:5, :5],
                                   np.ones((5, 5), np.float32))
+
+
+@pytest.mark.parametrize("overlap", ["etch", "add"])
+def test_every_instruction_set_level_gives_the_model(tmp_path, overlap):
+    """The fold's kernel runs at the level PGP_ISA picks (chosen once per process):
+    gdal_translate at each level this CPU runs writes the model's pixels (an Int16
+    target: the stores truncate)."""
+    from test_calc_accuracy import runnable_levels
+    bases = scene(tmp_path, np.int16)
+    graph = stitch_graph(tmp_path, bases, overlap)
+    expected = model(tmp_path, bases, overlap)
+    for level in runnable_levels():
+        out = tmp_path / f"{level}.tif"
+        run(["gdal_translate", "-q", graph, str(out)], env={"PGP_ISA": level})
+        np.testing.assert_array_equal(read(out), expected, err_msg=level)

@@ -4,6 +4,7 @@
 import math
 import os
 import pty
+import shutil
 import subprocess
 import sys
 
@@ -15,7 +16,8 @@ import pgp
 from pgp import cli
 from pgp_testing import PYTHON, read, write_raster
 
-SUBCOMMANDS = ("render", "assemble", "calc", "convolve", "align", "zonal", "info")
+SUBCOMMANDS = ("render", "assemble", "calc", "convolve", "align", "stitch", "zonal",
+               "info")
 
 
 def run_pgp(*args, stdout=subprocess.PIPE):
@@ -100,7 +102,9 @@ def test_render_creation_options_and_output_type(graph, tmp_path, capsys):
     dataset = gdal.Open(str(out))
     assert dataset.GetRasterBand(1).GetBlockSize() == [32, 32]
     assert dataset.GetRasterBand(1).DataType == gdal.GDT_Int16
-    assert dataset.GetRasterBand(1).GetMetadata() == {}  # --no-stats
+    metadata = dataset.GetRasterBand(1).GetMetadata()
+    assert not [key for key in metadata if key.startswith("STATISTICS_")]  # --no-stats
+    assert "PGP_NODE" in metadata  # copied as gdal_translate copies it
     for band in (1, 2):
         numpy.testing.assert_array_equal(pixels(out, band), pixels(converted, band))
 
@@ -172,6 +176,28 @@ def test_align_equals_align_and_resize(inputs, tmp_path, capsys):
         same_raster(out, reference)
 
 
+def test_stitch_equals_stitch_rasters(inputs, tmp_path, capsys):
+    """c (45 m, warped bilinear) then b (the target's grid, band 1) added into a copy
+    of a; the command's target equals the call's, and its graph is listed by info."""
+    reference, out = tmp_path / "reference.tif", tmp_path / "out.tif"
+    for path in (reference, out):
+        shutil.copy(inputs["a"], path)
+    pgp.stitch_rasters([(inputs["c"], 1), (inputs["b"], 1)], ["bilinear", "near"],
+                       (str(reference), 1), overlap_algorithm="add")
+    assert pgp_main(capsys, "stitch", out, inputs["c"], inputs["b"], "--overlap", "add",
+                    "-r", "bilinear", "-r", "near", "--base-band", "1",
+                    "--executor", "threading:2")[0] == 0
+    same_raster(out, reference)
+    assert not numpy.array_equal(pixels(out), inputs["A"])
+    graph = pgp.Graph((64, 64))
+    graph.source("t", inputs["a"])
+    graph.stitch("mosaic", "t", [(inputs["c"], 1, "near"), (inputs["b"], 1, "near")],
+                 "add")
+    graph.band("mosaic")
+    code, listing, _ = pgp_main(capsys, "info", graph.write(str(tmp_path / "s.pgp.vrt")))
+    assert code == 0 and "Stitch   mosaic: 2 bases into t, overlap add" in listing
+
+
 def test_info_lists_nodes_grid_tiles_and_work(graph, capsys):
     code, out, _ = pgp_main(capsys, "info", graph)
     assert code == 0
@@ -231,6 +257,11 @@ def test_tiles_shares_and_assemble_equal_one_render(graph, tmp_path, capsys):
      "pgp convolve: error: {missing}: No such file"),
     (["align", "{graph}", "--pixel-size", "1", "1"], 1,
      "pgp align: error: give SOURCE TARGET pairs"),
+    (["stitch", "{graph}", "{missing}"], 1, "pgp stitch: error: {missing}: No such file"),
+    (["stitch", "{graph}", "{graph}", "{graph}", "-r", "near", "-r", "near", "-r", "near"],
+     1, "pgp stitch: error: -r given 3 times for 2 sources"),
+    (["stitch", "{graph}", "{graph}", "--overlap", "sum"], 2,
+     "pgp stitch: error: argument --overlap: invalid choice: 'sum'"),
     (["info"], 2, "pgp info: error: the following arguments are required: GRAPH"),
 ])
 def test_bad_arguments_one_line_and_exit_code(graph, tmp_path, capsys, args, code,

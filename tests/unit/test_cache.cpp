@@ -279,6 +279,23 @@ TEST_F(TileCache, EvictedDataIsHandedOutAgainForTheSameSize)
     VSIFree(fresh);
 }
 
+TEST_F(TileCache, RecycledBuffersAreHandedOutAgainWithinTheSpareShare)
+{
+    Open(16 * kTileBytes); // spares: 2 tiles
+    void *used[3];
+    for (auto &buffer : used)
+        buffer = pgp_tile_cache_buffer(cache_, kTileBytes);
+    for (auto *buffer : used)
+        pgp_tile_cache_recycle(cache_, buffer, kTileBytes);
+    pgp_tile_cache_stats stats = Stats(cache_);
+    EXPECT_EQ(stats.spare_bytes, 2 * kTileBytes) << "the oldest beyond budget / 8 freed";
+    EXPECT_EQ(stats.entries, 0u) << "a recycled buffer is no cache entry";
+    void *again = pgp_tile_cache_buffer(cache_, kTileBytes);
+    EXPECT_EQ(again, used[2]) << "the newest spare first";
+    EXPECT_EQ(Stats(cache_).recycled, 1u);
+    VSIFree(again);
+}
+
 TEST_F(TileCache, FailureWakesWaitersAndIsRecomputedLater)
 {
     Open(1 << 20);

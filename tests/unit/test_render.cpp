@@ -16,11 +16,13 @@
 #include "raster_fixture.h"
 
 extern "C" {
+#include "pgp/alloc.h"
 #include "pgp/cache.h"
 #include "pgp/executor.h"
 #include "pgp/graph.h"
 #include "pgp/render.h"
 #include "pgp/stats.h"
+#include "pgp/target.h"
 }
 
 namespace {
@@ -46,16 +48,22 @@ class RenderTest : public ::testing::Test
             v = static_cast<float>(v); // a is stored as Float32
         pgp_test::WriteRaster("/vsimem/r/a.tif", kW, kH, GDT_Float32, a_, true, -9999);
         pgp_test::WriteRaster("/vsimem/r/b.tif", kW, kH, GDT_Int16, b_, true, -1);
-        graph_ = pgp_graph_open(
-            "<PGPDataset blockXSize='16' blockYSize='8'>"
+        graph_ = OpenGraph(8);
+        ASSERT_NE(graph_, nullptr) << CPLGetLastErrorMsg();
+        d_ = pgp_graph_find(graph_, "d");
+    }
+    // The graph in tiles of 16 x tile_rows.
+    static pgp_graph *OpenGraph(int tile_rows)
+    {
+        return pgp_graph_open(CPLSPrintf(
+            "<PGPDataset blockXSize='16' blockYSize='%d'>"
             "<Source name='a' file='/vsimem/r/a.tif'/><Source name='b' file='/vsimem/r/b.tif'/>"
             "<Calc name='c' dataType='Float32' noData='-3'>"
             "<Expression>sqrt(abs(a)) + b * 2</Expression></Calc>"
             "<Calc name='d' dataType='Int32' noData='-7'><Expression>c * 3 - b / 4"
             "</Expression></Calc>"
-            "<Band ref='d'/></PGPDataset>");
-        ASSERT_NE(graph_, nullptr) << CPLGetLastErrorMsg();
-        d_ = pgp_graph_find(graph_, "d");
+            "<Band ref='d'/></PGPDataset>",
+            tile_rows));
     }
     void TearDown() override
     {
@@ -221,6 +229,197 @@ TEST_F(RenderTest, StatisticsAreIdenticalForEveryExecutor)
             reference = stats;
         EXPECT_EQ(std::memcmp(&stats, &reference, sizeof stats), 0) << threads;
     }
+}
+
+// pgp.render's writer: the graph's tiles written into a GeoTIFF by every executor
+// (whole blocks when tiled like the graph, RasterIO for strips), and the same
+// pixels written from a buffer in windows of two tile rows, give the same file
+// bytes, the reference pixels and the driver's statistics.
+TEST_F(RenderTest, TargetFilesAreTheSameForEveryExecutorAndFromWindows)
+{
+    const std::vector<double> whole = Read(0, 0, 0, kW, kH, GDT_Float64);
+    std::vector<GInt32> pixels(whole.begin(), whole.end());
+    const double nodata = -7;
+    pgp_graph *graph = OpenGraph(16); // GeoTIFF tiles are multiples of 16
+    ASSERT_NE(graph, nullptr) << CPLGetLastErrorMsg();
+    pgp_stats node_stats{};
+    {
+        pgp_tile_cache *cache = pgp_tile_cache_new(0);
+        pgp_renderer *r = pgp_renderer_new(graph, pgp_executor_get(0), cache, 0);
+        ASSERT_EQ(pgp_stats_of_node(r, d_, &nodata, &node_stats, nullptr, nullptr), CE_None);
+        pgp_renderer_free(r);
+        pgp_tile_cache_free(cache);
+    }
+    auto file_bytes = [](const char *path) {
+        vsi_l_offset size = 0;
+        const GByte *data = VSIGetMemFileBuffer(path, &size, FALSE);
+        return std::string(reinterpret_cast<const char *>(data), size);
+    };
+    // Renders (threads >= 0) or writes the pixels in windows of two tile rows (-1).
+    auto write = [&](const char *path, const char *const *options, int threads) {
+        GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), path, kW, kH, 1, GDT_Int32,
+                                     const_cast<char **>(options));
+        GDALSetRasterNoDataValue(GDALGetRasterBand(ds, 1), nodata);
+        pgp_target *target = pgp_target_new(ds, 16, 16, 1);
+        EXPECT_NE(target, nullptr) << CPLGetLastErrorMsg();
+        if (threads >= 0) {
+            pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+            pgp_renderer *r = pgp_renderer_new(graph, pgp_executor_get(threads), cache, 0);
+            EXPECT_EQ(pgp_target_render(target, r, &d_, nullptr, nullptr), CE_None)
+                << CPLGetLastErrorMsg();
+            pgp_renderer_free(r);
+            pgp_tile_cache_free(cache);
+        } else {
+            const int type = GDT_Int32, line = kW;
+            for (int y = 0; y < kH; y += 32) {
+                const void *rows = &pixels[static_cast<size_t>(y) * kW];
+                EXPECT_EQ(pgp_target_write(target, 0, y, kW, std::min(32, kH - y), &rows, &type,
+                                           &line),
+                          0);
+            }
+        }
+        pgp_stats stats{};
+        pgp_target_statistics(target, 0, &stats);
+        EXPECT_EQ(std::memcmp(&stats, &node_stats, sizeof stats), 0) << path << threads;
+        pgp_target_free(target);
+        GDALClose(ds);
+        ds = GDALOpen(path, GA_ReadOnly);
+        std::vector<GInt32> back(static_cast<size_t>(kW) * kH);
+        EXPECT_EQ(GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Read, 0, 0, kW, kH, back.data(), kW,
+                               kH, GDT_Int32, 0, 0),
+                  CE_None);
+        GDALClose(ds);
+        EXPECT_EQ(back, pixels) << path << threads;
+        return file_bytes(path);
+    };
+    const char *tiled[] = {"TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16", "COMPRESS=LZW", nullptr};
+    const char *strips[] = {"BLOCKYSIZE=5", nullptr};
+    for (const char *const *options : {tiled, strips}) {
+        const std::string reference = write("/vsimem/r/t0.tif", options, 0);
+        for (int threads : {-1, 1, 3})
+            EXPECT_EQ(write("/vsimem/r/t.tif", options, threads), reference) << threads;
+    }
+    // Memory running out at the n-th allocation of a render, n = 1, 2, ...: the
+    // render fails with an error (or, for the optional reuse of a buffer, goes on),
+    // and whatever succeeds wrote the reference bytes.
+    const std::string reference = file_bytes("/vsimem/r/t0.tif"); // the strips
+    for (int threads : {0, 3}) {
+        for (long n = 1;; n++) {
+            GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), "/vsimem/r/f.tif", kW,
+                                         kH, 1, GDT_Int32, const_cast<char **>(strips));
+            GDALSetRasterNoDataValue(GDALGetRasterBand(ds, 1), nodata);
+            pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+            pgp_renderer *r = pgp_renderer_new(graph, pgp_executor_get(threads), cache, 0);
+            const long injected = pgp_alloc_injected_failures();
+            CPLPushErrorHandler(CPLQuietErrorHandler);
+            CPLErrorReset();
+            pgp_alloc_fail_after(n);
+            pgp_target *target = pgp_target_new(ds, 16, 16, 1);
+            const CPLErr err = target ? pgp_target_render(target, r, &d_, nullptr, nullptr)
+                                      : CE_Failure;
+            pgp_alloc_fail_after(0);
+            CPLPopErrorHandler();
+            const bool faulted = pgp_alloc_injected_failures() > injected;
+            if (err != CE_None) {
+                EXPECT_NE(std::string(CPLGetLastErrorMsg()), "") << n << " " << threads;
+            }
+            pgp_target_free(target);
+            pgp_renderer_free(r);
+            pgp_tile_cache_free(cache);
+            GDALClose(ds);
+            if (err == CE_None) {
+                EXPECT_EQ(file_bytes("/vsimem/r/f.tif"), reference) << n << " " << threads;
+            }
+            if (!faulted)
+                break;
+        }
+    }
+    pgp_graph_free(graph);
+}
+
+// A render of more tiles than one batch holds (PGP_TARGET_BATCH_BYTES): four
+// Float64 bands of 256 x 256 tiles make 2 MB a tile, 16 a batch; 5 x 4 tiles take
+// two batches. Serial and threaded renders write the same bytes, and the pixels.
+TEST(RenderTarget, BatchesFollowEachOtherInTileOrder)
+{
+    constexpr int w = 5 * 256 - 40, h = 4 * 256 - 100, bands = 4;
+    ASSERT_LT(PGP_TARGET_BATCH_BYTES / (bands * 256 * 256 * sizeof(double)), 20u);
+    const std::vector<double> a = pgp_test::Field(w * h, 1000.0, 3);
+    pgp_test::WriteRaster("/vsimem/batch/a.tif", w, h, GDT_Float64, a, false, 0, 1000, 30, 256);
+    pgp_graph *graph = pgp_graph_open(
+        "<PGPDataset><Source name='a' file='/vsimem/batch/a.tif'/>"
+        "<Calc name='b'><Expression>a * 2</Expression></Calc>"
+        "<Calc name='c'><Expression>a - 1</Expression></Calc>"
+        "<Calc name='d'><Expression>-a</Expression></Calc>"
+        "<Band ref='a'/><Band ref='b'/><Band ref='c'/><Band ref='d'/></PGPDataset>");
+    ASSERT_NE(graph, nullptr) << CPLGetLastErrorMsg();
+    const int nodes[bands] = {0, 1, 2, 3};
+    std::string reference;
+    for (int threads : {0, 3}) {
+        const char *options[] = {"TILED=YES", "INTERLEAVE=BAND", nullptr};
+        GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), "/vsimem/batch/t.tif", w, h,
+                                     bands, GDT_Float64, const_cast<char **>(options));
+        pgp_target *target = pgp_target_new(ds, 256, 256, 0);
+        pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+        pgp_renderer *r = pgp_renderer_new(graph, pgp_executor_get(threads), cache, 0);
+        EXPECT_EQ(pgp_target_render(target, r, nodes, nullptr, nullptr), CE_None)
+            << CPLGetLastErrorMsg();
+        pgp_renderer_free(r);
+        pgp_tile_cache_free(cache);
+        pgp_target_free(target);
+        std::vector<double> band(static_cast<size_t>(w) * h);
+        for (int i = 0; i < bands; i++) {
+            ASSERT_EQ(GDALRasterIO(GDALGetRasterBand(ds, i + 1), GF_Read, 0, 0, w, h, band.data(),
+                                   w, h, GDT_Float64, 0, 0),
+                      CE_None);
+            for (size_t p = 0; p < band.size(); p += 97)
+                ASSERT_EQ(band[p], i == 0 ? a[p] : i == 1 ? a[p] * 2 : i == 2 ? a[p] - 1 : -a[p])
+                    << threads << " band " << i << " pixel " << p;
+        }
+        GDALClose(ds);
+        vsi_l_offset size = 0;
+        const GByte *data = VSIGetMemFileBuffer("/vsimem/batch/t.tif", &size, FALSE);
+        const std::string bytes(reinterpret_cast<const char *>(data), size);
+        if (threads == 0)
+            reference = bytes;
+        EXPECT_EQ(bytes, reference) << threads;
+    }
+    pgp_graph_free(graph);
+    VSIRmdirRecursive("/vsimem/batch");
+}
+
+// A source two nodes read: each of its blocks is decoded once (into the shared
+// block cache) for both, on every executor, and both see the right pixels.
+TEST_F(RenderTest, ASourceReadBySeveralNodesIsDecodedOnce)
+{
+    pgp_graph *graph = pgp_graph_open(
+        "<PGPDataset blockXSize='16' blockYSize='16'>"
+        "<Source name='a' file='/vsimem/r/a.tif' noData='-9999'/>"
+        "<Calc name='twice' noData='-1'><Expression>a * 2</Expression></Calc>"
+        "<Calc name='plus' noData='-1'><Expression>a + 1</Expression></Calc>"
+        "<Band ref='twice'/><Band ref='plus'/></PGPDataset>");
+    ASSERT_NE(graph, nullptr) << CPLGetLastErrorMsg();
+    const int nodes[2] = {pgp_graph_find(graph, "twice"), pgp_graph_find(graph, "plus")};
+    const uint64_t blocks = 7 * 5; // 16x16 blocks over 101x67
+    pgp_tile_cache_set_budget(pgp_block_cache_global(), 8 << 20);
+    for (int threads : {0, 3}) {
+        pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+        pgp_renderer *r = pgp_renderer_new(graph, pgp_executor_get(threads), cache, 0);
+        std::vector<double> out(2 * static_cast<size_t>(kW) * kH);
+        ASSERT_EQ(pgp_renderer_read(r, 2, nodes, 0, 0, kW, kH, out.data(), GDT_Float64, 8,
+                                    8 * kW, 8 * static_cast<GSpacing>(kW) * kH, nullptr,
+                                    nullptr),
+                  CE_None)
+            << CPLGetLastErrorMsg();
+        EXPECT_EQ(pgp_renderer_blocks_decoded(r), blocks) << threads;
+        pgp_renderer_free(r);
+        pgp_tile_cache_free(cache);
+        for (int i = 0; i < kW * kH; i++) {
+            ASSERT_EQ(out[i], a_[i] == -9999 ? -1 : a_[i] * 2) << i;
+            ASSERT_EQ(out[kW * kH + i], a_[i] == -9999 ? -1 : a_[i] + 1) << i;
+        }
+    }
+    pgp_graph_free(graph);
 }
 
 TEST_F(RenderTest, SourceFailureInAWorkerIsReportedWithNodeAndTile)

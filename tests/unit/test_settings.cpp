@@ -10,6 +10,7 @@
 #include "cpl_multiproc.h"
 #include "pgp/executor.h"
 #include "pgp/settings.h"
+#include "pgp/simd.h"
 
 namespace {
 
@@ -90,6 +91,31 @@ TEST(SettingsMessages, NameOriginValueAndRange)
     EXPECT_STREQ(err, "open option CACHE_MB='-5' is not valid: expected an integer from 0 to 16");
     EXPECT_EQ(pgp_setting_bool("maybe", "PGP_OVERVIEWS", &b, err, sizeof err), -1);
     EXPECT_STREQ(err, "PGP_OVERVIEWS='maybe' is not valid: expected YES or NO");
+}
+
+TEST(SettingsIsa, LevelsAutoAnyCaseAndMessage)
+{
+    const struct {
+        const char *text;
+        int ok, isa;
+    } cases[] = {
+        {"auto", 1, -1},           {"AUTO", 1, -1},          {"baseline", 1, PGP_ISA_BASELINE},
+        {"AVX2", 1, PGP_ISA_AVX2}, {"avx512", 1, PGP_ISA_AVX512}, {"avx512f", 0, 0},
+        {"sse2", 0, 0},            {"", 0, 0},               {" avx2", 0, 0},
+    };
+    for (const auto &c : cases) {
+        int isa = -42;
+        char err[256] = "";
+        EXPECT_EQ(pgp_setting_isa(c.text, "PGP_ISA", &isa, err, sizeof err) == 0, c.ok != 0)
+            << "'" << c.text << "'";
+        EXPECT_EQ(isa, c.ok ? c.isa : -42) << "'" << c.text << "'";
+        if (!c.ok) {
+            EXPECT_EQ(std::string(err), std::string("PGP_ISA='") + c.text +
+                                            "' is not valid: expected auto, baseline, avx2 or avx512");
+        }
+    }
+    int isa = -42;
+    EXPECT_EQ(pgp_setting_isa(nullptr, "PGP_ISA", &isa, nullptr, 0), -1);
 }
 
 // The cache reads PGP_CACHE_MB with the same parser: what the driver rejects
