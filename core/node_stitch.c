@@ -667,6 +667,10 @@ static int fold_base(stitch_state *s, const pgp_node *node, int index, GDALRaste
         if (pgp_band_read_checked(band, &shared, x0 - b->x, y0 - b->y, x1 - x0, y1 - y0, row,
                                   GDT_Float64, x1 - x0) != 0)
             return -1;
+        /* The warped strips' blocks are in the shared cache now: GDAL's copies
+         * would only grow its cache (as for <Align>'s views, source.c). */
+        if (b->warped)
+            GDALFlushRasterCache(band);
         for (j = y0; j < y1; j++)
             fold_row(s, node, b, j - b->y, row + (size_t)(j - y0) * (x1 - x0),
                      values + (size_t)(j - t->y) * t->w + (x0 - t->x), x1 - x0, w);
