@@ -11,6 +11,13 @@ with the spread (max - best), the speed-up best/best, and, from the run's
 getrusage, CPU (user + system) and system time and minor page faults, in all and per output tile (the
 figure that shows memory being freshly mapped per tile).
 
+"in pgp" is the wall time gdal_translate spent inside pgp's reads (the driver's
+CPL_DEBUG=PGP line at close), "client" the rest of the run: start-up, writing the
+GeoTIFF, flushing it. Threads only shorten the first, so the serial run's split
+gives the bound "max" = serial / (client + in pgp / threads) on the speed-up
+when nothing overlaps (prefetch lets the workers compute the next strip while
+gdal_translate writes, which is how a run can beat it).
+
 --reference DIR also runs every case with the plugin built in DIR (e.g. a
 build of main), interleaved with this build's runs, rows labelled "ref".
 --wait-idle P starts each run only once the machine's CPUs were at least P%
@@ -20,6 +27,7 @@ Usage: bench/bench_scaling.py [--size 4096] [--threads 2] [--repeat 5]
        [--cachemax default,64] [--graphs conv5,conv31,calc] [--reference DIR] [--wait-idle 90]
 """
 import os
+import re
 import time
 
 import common  # first: it sets GDAL_DRIVER_PATH
@@ -63,10 +71,14 @@ def wait_idle(percent, patience=20.0):
 
 
 def run_once(graph, out, env):
-    """common.measured of one gdal_translate."""
+    """common.measured of one gdal_translate, with the seconds spent in pgp's reads
+    (None from a build without the debug line) in place of its standard error."""
     if os.path.exists(out):  # not timed: deleting the last output is not rendering
         os.unlink(out)
-    return measured(["gdal_translate", "-q", "-co", "TILED=YES", graph, out], env)
+    *result, stderr = measured(["gdal_translate", "-q", "-co", "TILED=YES", graph, out],
+                               dict(env, CPL_DEBUG="PGP"), keep_stderr=True)
+    found = re.findall(r"reads took ([0-9.]+) s", stderr)
+    return (*result, float(found[-1]) if found else None)
 
 
 def main():
@@ -92,7 +104,8 @@ def main():
     print(f"{options.size}x{options.size} Float32, {tiles} output tiles, {os.cpu_count()} CPUs, "
           f"best of {options.repeat} (spread = max - best)")
     print(f"{'graph':7} {'GDAL_CACHEMAX':13} {'executor':16} {'wall s':>7} {'spread':>7} "
-          f"{'speed-up':>8} {'cpu s':>6} {'sys s':>6} {'faults':>8} {'faults/tile':>11}")
+          f"{'speed-up':>8} {'max':>6} {'in pgp':>6} {'client':>6} {'cpu s':>6} {'sys s':>6} "
+          f"{'faults':>8} {'faults/tile':>11}")
     for cachemax in options.cachemax.split(","):
         env = dict(plugin_env())
         env.pop("GDAL_CACHEMAX", None)
@@ -108,13 +121,17 @@ def main():
                         graphs[name], out,
                         dict(env, PGP_EXECUTOR=executor, GDAL_DRIVER_PATH=plugin[1])))
             for plugin, executor in runs:
-                serial_best = min(r[0] for r in runs[plugin, "serial"])
+                serial_best, _, _, _, serial_in_pgp = min(runs[plugin, "serial"])
                 walls = [r[0] for r in runs[plugin, executor]]
-                best = min(walls)
-                _, system, faults, cpu = min(runs[plugin, executor])  # of the fastest run
+                best, system, faults, cpu, in_pgp = min(runs[plugin, executor])  # the fastest run
+                threads = 1 if executor == "serial" else options.threads
+                bound = (f"{serial_best / (serial_best - serial_in_pgp + serial_in_pgp / threads):5.2f}x"
+                         if serial_in_pgp is not None else f"{'-':>6}")
+                split = (f"{in_pgp:6.3f} {best - in_pgp:6.3f}" if in_pgp is not None
+                         else f"{'-':>6} {'-':>6}")
                 print(f"{name:7} {cachemax:13} {plugin[0] + executor:16} {best:7.3f} "
-                      f"{max(walls) - best:7.3f} {serial_best / best:7.2f}x {cpu:6.2f} {system:6.2f} "
-                      f"{faults:8d} {faults / tiles:11.1f}", flush=True)
+                      f"{max(walls) - best:7.3f} {serial_best / best:7.2f}x {bound} {split} "
+                      f"{cpu:6.2f} {system:6.2f} {faults:8d} {faults / tiles:11.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -71,13 +71,16 @@ def write_graphs(work, prefix, texts):
     return paths
 
 
-def measured(args, env):
+def measured(args, env, keep_stderr=False):
     """(wall seconds, system seconds, minor faults, CPU seconds) of one command, from
-    its getrusage."""
+    its getrusage; with keep_stderr, its standard error as a fifth item."""
     start = time.perf_counter()
-    child = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE if keep_stderr else None)
+    stderr = child.stderr.read().decode(errors="replace") if keep_stderr else None
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
     if status != 0:
-        raise SystemExit(f"{' '.join(args)} failed ({status})")
-    return seconds, usage.ru_stime, usage.ru_minflt, usage.ru_utime + usage.ru_stime
+        raise SystemExit(f"{' '.join(args)} failed ({status}){': ' + stderr if stderr else ''}")
+    result = (seconds, usage.ru_stime, usage.ru_minflt, usage.ru_utime + usage.ru_stime)
+    return result + (stderr,) if keep_stderr else result

@@ -8,7 +8,11 @@
  * COMPUTING entry whenever any entry leaves that state. Evicted entries keep
  * their data as spares (newest first, up to SPARE_SHARE of the budget) for
  * pgp_tile_cache_buffer: a recycled buffer is already mapped, a fresh one
- * costs a page fault per 4 KiB.
+ * costs a page fault per 4 KiB. Entries last released as delivered (a client
+ * has their pixels) sit on a second LRU list, evicted first and held to
+ * DELIVERED_SHARE of the budget: a gdal_translate streams the raster through
+ * recycled buffers instead of filling the budget with fresh memory, while
+ * tiles still to be read, or read again by other tiles, stay.
  */
 #include "pgp/cache.h"
 #include "pgp/settings.h"
@@ -24,6 +28,7 @@
 
 #define INITIAL_BUCKETS 64
 #define SPARE_SHARE 8 /* spares hold at most budget / SPARE_SHARE bytes */
+#define DELIVERED_SHARE 8 /* delivered entries hold at most budget / DELIVERED_SHARE */
 
 typedef enum tile_state { TILE_COMPUTING, TILE_READY, TILE_FAILED } tile_state;
 
@@ -32,6 +37,7 @@ struct pgp_tile {
     uint64_t hash;
     tile_state state;
     int in_table;
+    int delivered; /* last released by pgp_tile_cache_release_delivered */
     unsigned pins;
     void *data;
     size_t bytes;
@@ -45,6 +51,8 @@ struct pgp_tile_cache {
     pgp_tile **buckets;
     size_t n_buckets; /* a power of two */
     pgp_tile *lru_head, *lru_tail;
+    pgp_tile *delivered_head, *delivered_tail; /* the LRU list of delivered entries */
+    size_t delivered_bytes;
     pgp_tile *spare_head, *spare_tail; /* out of the table; data kept for reuse */
     pgp_tile_cache_stats stats;
 };
@@ -149,20 +157,31 @@ static void list_remove(pgp_tile **head, pgp_tile **tail, pgp_tile *t)
     t->lru_prev = t->lru_next = NULL;
 }
 
+/* Takes an unpinned READY entry off its LRU list. */
 static void lru_remove(pgp_tile_cache *cache, pgp_tile *t)
 {
-    list_remove(&cache->lru_head, &cache->lru_tail, t);
+    if (t->delivered) {
+        list_remove(&cache->delivered_head, &cache->delivered_tail, t);
+        cache->delivered_bytes -= t->bytes;
+    } else {
+        list_remove(&cache->lru_head, &cache->lru_tail, t);
+    }
 }
 
+/* Makes t the most recently used entry of its list. */
 static void lru_append(pgp_tile_cache *cache, pgp_tile *t)
 {
-    t->lru_prev = cache->lru_tail;
+    pgp_tile **head = t->delivered ? &cache->delivered_head : &cache->lru_head;
+    pgp_tile **tail = t->delivered ? &cache->delivered_tail : &cache->lru_tail;
+    t->lru_prev = *tail;
     t->lru_next = NULL;
-    if (cache->lru_tail)
-        cache->lru_tail->lru_next = t;
+    if (*tail)
+        (*tail)->lru_next = t;
     else
-        cache->lru_head = t;
-    cache->lru_tail = t;
+        *head = t;
+    *tail = t;
+    if (t->delivered)
+        cache->delivered_bytes += t->bytes;
 }
 
 static void tile_free(pgp_tile *t)
@@ -211,10 +230,17 @@ static void drop_entry(pgp_tile_cache *cache, pgp_tile *t)
     spare_add(cache, t);
 }
 
+/* Delivered entries beyond their share, then the least recently used entries
+ * (delivered first) beyond the budget. */
 static void evict_to_budget(pgp_tile_cache *cache)
 {
-    while (cache->stats.ready_bytes > cache->stats.budget_bytes && cache->lru_head != NULL) {
-        drop_entry(cache, cache->lru_head);
+    while (cache->delivered_bytes > cache->stats.budget_bytes / DELIVERED_SHARE) {
+        drop_entry(cache, cache->delivered_head);
+        cache->stats.evictions++;
+    }
+    while (cache->stats.ready_bytes > cache->stats.budget_bytes &&
+           (cache->delivered_head != NULL || cache->lru_head != NULL)) {
+        drop_entry(cache, cache->delivered_head ? cache->delivered_head : cache->lru_head);
         cache->stats.evictions++;
     }
 }
@@ -462,10 +488,13 @@ const void *pgp_tile_data(const pgp_tile *tile)
     return tile->data;
 }
 
-void pgp_tile_cache_release(pgp_tile_cache *cache, pgp_tile *tile)
+/* delivered: 1 or 0 sets the entry's standing, -1 leaves it. */
+static void release(pgp_tile_cache *cache, pgp_tile *tile, int delivered)
 {
     CPLAcquireMutex(cache->mutex, 1000.0);
     CPLAssert(tile->pins > 0);
+    if (delivered >= 0)
+        tile->delivered = delivered;
     if (--tile->pins == 0) {
         CPLAssert(tile->state != TILE_COMPUTING); /* neither published nor failed */
         if (!tile->in_table) {
@@ -476,6 +505,21 @@ void pgp_tile_cache_release(pgp_tile_cache *cache, pgp_tile *tile)
         }
     }
     CPLReleaseMutex(cache->mutex);
+}
+
+void pgp_tile_cache_release(pgp_tile_cache *cache, pgp_tile *tile)
+{
+    release(cache, tile, 0);
+}
+
+void pgp_tile_cache_release_delivered(pgp_tile_cache *cache, pgp_tile *tile)
+{
+    release(cache, tile, 1);
+}
+
+void pgp_tile_cache_unpin(pgp_tile_cache *cache, pgp_tile *tile)
+{
+    release(cache, tile, -1);
 }
 
 void pgp_tile_cache_purge_owner(pgp_tile_cache *cache, uint64_t owner)

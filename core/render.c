@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "cpl_conv.h"
 #include "cpl_error.h"
@@ -48,6 +49,7 @@ struct pgp_renderer {
     _Atomic uint64_t tiles_computed;
     _Atomic uint64_t tiles_ahead; /* jobs reads added ahead of their windows */
     _Atomic int scan_batches;     /* batches with tiles ahead since the scan began */
+    _Atomic uint64_t reads, read_microseconds; /* pgp_renderer_read calls, their wall time */
     CPLMutex *contexts_mutex;
     worker_context *idle_contexts; /* free list; every context is here between jobs */
 };
@@ -245,6 +247,12 @@ uint64_t pgp_renderer_tiles_computed(const pgp_renderer *r)
 uint64_t pgp_renderer_tiles_ahead(const pgp_renderer *r)
 {
     return atomic_load(&r->tiles_ahead);
+}
+
+void pgp_renderer_read_time(const pgp_renderer *r, uint64_t *reads, uint64_t *microseconds)
+{
+    *reads = atomic_load(&r->reads);
+    *microseconds = atomic_load(&r->read_microseconds);
 }
 
 void pgp_renderer_wait_prefetch(pgp_renderer *r)
@@ -492,6 +500,15 @@ typedef int (*tile_job_fn)(void *arg, pgp_renderer *r, int node, const tile_rect
                            const pgp_tile *tile, size_t index);
 
 /* Runs one job in the foreground; failures name the node and tile. */
+static int keep_cached(void *arg, pgp_renderer *r, int node, const tile_rect *t,
+                       const pgp_tile *tile, size_t index)
+{
+    (void)arg, (void)r, (void)node, (void)t, (void)tile, (void)index;
+    return 0;
+}
+
+/* Runs use on the job's tile; a tile whose pixels went to the client is
+ * released as delivered (pgp_tile_cache_release_delivered). */
 static int run_tile_job(pgp_renderer *r, const tile_job *job, tile_job_fn use, void *arg,
                         size_t index)
 {
@@ -499,7 +516,10 @@ static int run_tile_job(pgp_renderer *r, const tile_job *job, tile_job_fn use, v
     int status = acquire_job(r, job, &tile);
     if (status == 0) {
         status = use(arg, r, job->node, &job->tile, tile, index);
-        pgp_tile_cache_release(r->cache, tile);
+        if (use == keep_cached)
+            pgp_tile_cache_release(r->cache, tile);
+        else
+            pgp_tile_cache_release_delivered(r->cache, tile);
     }
     if (status != 0)
         pgp_fail_because(CPLGetLastErrorNo(),
@@ -560,7 +580,7 @@ static int compute_into_cache(pgp_renderer *r, int node, size_t tile_index)
     pgp_tile *tile;
     const int status = acquire_job(r, &job, &tile);
     if (status == 0)
-        pgp_tile_cache_release(r->cache, tile);
+        pgp_tile_cache_unpin(r->cache, tile);
     return status;
 }
 
@@ -586,13 +606,6 @@ static int read_job(void *arg, size_t index)
     return run_tile_job(q->r, &job, q->use, (void *)q, index);
 }
 
-static int keep_cached(void *arg, pgp_renderer *r, int node, const tile_rect *t,
-                       const pgp_tile *tile, size_t index)
-{
-    (void)arg, (void)r, (void)node, (void)t, (void)tile, (void)index;
-    return 0;
-}
-
 /* Background job index = tile index * n_nodes + node. */
 static int prefetch_job(void *arg, size_t index)
 {
@@ -600,16 +613,17 @@ static int prefetch_job(void *arg, size_t index)
     return compute_into_cache(r, (int)(index % r->graph->n_nodes), index / r->graph->n_nodes);
 }
 
-/* Queues the tiles after last_tile in row-major order: the next strip for
+/* Queues count tiles after last_tile in row-major order: the next strip for
  * full-width strips, the next tiles to the right otherwise. */
-static void prefetch_after(pgp_renderer *r, int n_nodes, const int *nodes, size_t last_tile)
+static void prefetch_after(pgp_renderer *r, int n_nodes, const int *nodes, size_t last_tile,
+                           size_t count)
 {
     const size_t n_tiles = pgp_renderer_tile_count(r);
     size_t tile;
     int i;
-    if (pgp_background_pending(r->prefetch) >= (size_t)r->prefetch_tiles * n_nodes)
+    if (pgp_background_pending(r->prefetch) >= count * n_nodes)
         return; /* the client is ahead of the workers: don't pile up */
-    for (tile = last_tile + 1; tile <= last_tile + r->prefetch_tiles && tile < n_tiles; tile++)
+    for (tile = last_tile + 1; tile <= last_tile + count && tile < n_tiles; tile++)
         for (i = 0; i < n_nodes; i++)
             pgp_background_submit(r->prefetch, prefetch_job, r,
                                   tile * r->graph->n_nodes + nodes[i]);
@@ -744,11 +758,34 @@ static void init_request(read_request *q, pgp_renderer *r, tile_job_fn use, int 
     q->h = h;
 }
 
+static uint64_t monotonic_microseconds(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
+/* Tiles to prefetch after a read: PREFETCH, or for a full-width strip the next
+ * strip of the same height (gdal_translate's swaths), so that the workers
+ * compute it while the client writes this one; within half the cache with the
+ * window's own tiles. */
+static size_t prefetch_count(pgp_renderer *r, const read_request *q)
+{
+    const size_t window_tiles = (size_t)q->tiles_x * q->tiles_y;
+    size_t count = (size_t)r->prefetch_tiles;
+    double room;
+    if (q->x != 0 || q->w != r->x_size || window_tiles <= count)
+        return count;
+    room = tiles_in_half_cache(r, q->n_nodes, q->nodes) - (double)window_tiles;
+    return room >= (double)window_tiles ? window_tiles : MAX(count, (size_t)MAX(room, 0));
+}
+
 CPLErr pgp_renderer_read(pgp_renderer *r, int n_nodes, const int *nodes, int x, int y, int w,
                          int h, void *buffer, GDALDataType buffer_type, GSpacing pixel_space,
                          GSpacing line_space, GSpacing band_space, GDALProgressFunc progress,
                          void *progress_arg)
 {
+    const uint64_t start = monotonic_microseconds();
     read_request q;
     int scanning;
     CPLErr err;
@@ -768,7 +805,10 @@ CPLErr pgp_renderer_read(pgp_renderer *r, int n_nodes, const int *nodes, int x, 
         prefetch_after(r, n_nodes, nodes,
                        q.n_ahead > 0 ? q.ahead[q.n_ahead - 1]
                                      : (size_t)(q.ty0 + q.tiles_y - 1) * r->tiles_x + q.tx0 +
-                                           q.tiles_x - 1);
+                                           q.tiles_x - 1,
+                       prefetch_count(r, &q));
+    atomic_fetch_add(&r->reads, 1);
+    atomic_fetch_add(&r->read_microseconds, monotonic_microseconds() - start);
     return err;
 }
 

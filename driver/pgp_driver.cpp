@@ -316,6 +316,18 @@ PGPDataset::~PGPDataset()
     /* Bands may hold GDAL-cached blocks; drop them before the renderer goes, and
      * write the sidecar while the graph (fingerprint, bands) is still here. */
     FlushCache(true);
+    uint64_t reads = 0, microseconds = 0;
+    if (m_renderer != nullptr)
+        pgp_renderer_read_time(m_renderer, &reads, &microseconds);
+    if (m_parent == nullptr && reads > 0) {
+        /* Time in pgp's reads against the client's own: how far threads can take it. */
+        CPLDebug("PGP",
+                 "%s: " CPL_FRMT_GUIB " reads took %.3f s on the calling threads; " CPL_FRMT_GUIB
+                 " tiles computed, " CPL_FRMT_GUIB " of them ahead of their reads",
+                 GetDescription(), static_cast<GUIntBig>(reads), microseconds / 1e6,
+                 static_cast<GUIntBig>(pgp_renderer_tiles_computed(m_renderer)),
+                 static_cast<GUIntBig>(pgp_renderer_tiles_ahead(m_renderer)));
+    }
     m_overviews.clear();
     pgp_renderer_free(m_renderer);
     if (m_parent == nullptr)

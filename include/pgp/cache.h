@@ -100,6 +100,16 @@ pgp_tile_presence pgp_tile_cache_peek(pgp_tile_cache *cache, const pgp_tile_key 
 
 void pgp_tile_cache_release(pgp_tile_cache *cache, pgp_tile *tile);
 
+/* Releases an entry whose pixels a client now has (copied out, summarised):
+ * such entries are evicted first, and held to an eighth of the budget, so
+ * that a scan of a large raster recycles their buffers instead of mapping
+ * fresh memory for every tile. The entry's next release decides again. */
+void pgp_tile_cache_release_delivered(pgp_tile_cache *cache, pgp_tile *tile);
+
+/* Releases an entry without changing how it was last released (a job that
+ * only made sure it is cached: a prefetch finding it delivered leaves it so). */
+void pgp_tile_cache_unpin(pgp_tile_cache *cache, pgp_tile *tile);
+
 /* Drops every entry of owner (none may be pinned): a dataset is closing. */
 void pgp_tile_cache_purge_owner(pgp_tile_cache *cache, uint64_t owner);
 

@@ -112,6 +112,11 @@ uint64_t pgp_renderer_tiles_computed(const pgp_renderer *renderer);
  * PGP/TILES_AHEAD: tests see that a block-by-block scan computes ahead. */
 uint64_t pgp_renderer_tiles_ahead(const pgp_renderer *renderer);
 
+/* pgp_renderer_read calls so far and their wall time on the calling threads:
+ * what a client spent waiting for pgp (the PGP debug line at close). */
+void pgp_renderer_read_time(const pgp_renderer *renderer, uint64_t *reads,
+                            uint64_t *microseconds);
+
 /* Waits until the prefetch jobs the renderer queued have run (tests, benchmarks). */
 void pgp_renderer_wait_prefetch(pgp_renderer *renderer);
 

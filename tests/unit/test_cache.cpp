@@ -84,14 +84,14 @@ class TileCache : public ::testing::Test {
     }
 
     // Acquires without computing: a miss is failed at once so the probe
-    // leaves no entry behind.
+    // leaves no entry behind, and a hit keeps how it was last released.
     bool IsCached(const pgp_tile_key &key)
     {
         pgp_tile *tile;
         pgp_tile_status status = pgp_tile_cache_acquire(cache_, &key, &tile);
         if (status == PGP_TILE_MUST_COMPUTE)
             pgp_tile_cache_fail(cache_, tile);
-        pgp_tile_cache_release(cache_, tile);
+        pgp_tile_cache_unpin(cache_, tile);
         return status == PGP_TILE_READY;
     }
 
@@ -294,6 +294,57 @@ TEST_F(TileCache, RecycledBuffersAreHandedOutAgainWithinTheSpareShare)
     EXPECT_EQ(again, used[2]) << "the newest spare first";
     EXPECT_EQ(Stats(cache_).recycled, 1u);
     VSIFree(again);
+}
+
+// A read's tiles (released as delivered) are held to budget / 8 and evicted
+// before any tile still to be read or used by other tiles; their buffers are
+// handed out again, so a scan bigger than that share maps no fresh memory.
+TEST_F(TileCache, DeliveredEntriesAreHeldToAnEighthAndEvictedFirst)
+{
+    Open(32 * kTileBytes); // delivered share: 4 tiles; spares: 4 tiles
+    auto deliver = [&](const pgp_tile_key &key) {
+        pgp_tile *tile;
+        pgp_tile_status status = pgp_tile_cache_acquire(cache_, &key, &tile);
+        if (status == PGP_TILE_MUST_COMPUTE)
+            pgp_tile_cache_publish(cache_, tile, MakeTileData(key, kTileBytes), kTileBytes);
+        pgp_tile_cache_release_delivered(cache_, tile);
+        return status;
+    };
+    Touch(Key(1, 1, 0, 0)); // kept: an input, older than every delivered tile
+    for (int i = 0; i < 4; i++)
+        deliver(Key(1, 0, i, 0));
+    EXPECT_EQ(Stats(cache_).evictions, 0u) << "four delivered tiles fit the share";
+    deliver(Key(1, 0, 4, 0));
+    EXPECT_EQ(Stats(cache_).evictions, 1u);
+    EXPECT_EQ(Stats(cache_).spare_bytes, kTileBytes) << "its buffer is kept for the next tile";
+    EXPECT_FALSE(IsCached(Key(1, 0, 0, 0))) << "the oldest delivered tile went";
+    for (int i = 1; i <= 4; i++)
+        EXPECT_TRUE(IsCached(Key(1, 0, i, 0))) << i;
+    EXPECT_TRUE(IsCached(Key(1, 1, 0, 0))) << "the kept tile, though older, stays";
+
+    // Found again by a read, a delivered tile is the newest of its list.
+    EXPECT_EQ(deliver(Key(1, 0, 1, 0)), PGP_TILE_READY);
+    deliver(Key(1, 0, 5, 0));
+    EXPECT_TRUE(IsCached(Key(1, 0, 1, 0)));
+    EXPECT_FALSE(IsCached(Key(1, 0, 2, 0)));
+
+    // Unpinning (a prefetch finding the tile cached) leaves it delivered;
+    // a plain release (an input of another tile) keeps it with the others.
+    pgp_tile_key unpinned = Key(1, 0, 3, 0), used = Key(1, 0, 4, 0);
+    pgp_tile *tile;
+    ASSERT_EQ(pgp_tile_cache_acquire(cache_, &unpinned, &tile), PGP_TILE_READY);
+    pgp_tile_cache_unpin(cache_, tile);
+    EXPECT_EQ(Touch(used), PGP_TILE_READY);
+    for (int i = 6; i < 10; i++)
+        deliver(Key(1, 0, i, 0));
+    EXPECT_FALSE(IsCached(unpinned)) << "still delivered: evicted in its turn";
+    EXPECT_TRUE(IsCached(used)) << "kept once used as an input";
+
+    // Over the whole budget, delivered tiles still go first.
+    pgp_tile_cache_set_budget(cache_, 3 * kTileBytes);
+    EXPECT_TRUE(IsCached(Key(1, 1, 0, 0)));
+    EXPECT_TRUE(IsCached(used));
+    EXPECT_EQ(Stats(cache_).ready_bytes, 2 * kTileBytes) << "delivered share of 3 tiles: none";
 }
 
 TEST_F(TileCache, FailureWakesWaitersAndIsRecomputedLater)

@@ -467,12 +467,28 @@ TEST_F(RenderTest, PrefetchComputesTheNextTilesInTheBackground)
                                     8 * kW, 0, nullptr, nullptr),
                   CE_None);
         EXPECT_EQ(0, std::memcmp(strip.data(), &whole[row * 8 * kW], strip.size() * 8));
-        // Strip 1 computes 7 tiles (x2 nodes) and prefetches 4 of strip 2; strip 2
-        // computes only its 3 remaining tiles and prefetches 4 of strip 3.
-        const uint64_t expected = row == 0 ? 2 * (7 + 4) : 2 * (7 + 4) + 2 * (3 + 4);
+        // A full-width strip prefetches the whole next strip, more than PREFETCH
+        // (4): strip 1 computes 7 tiles (x2 nodes) and prefetches strip 2's 7;
+        // strip 2 computes none and prefetches strip 3.
+        const uint64_t expected = row == 0 ? 2 * (7 + 7) : 2 * (7 + 7) + 2 * (0 + 7);
         EXPECT_EQ(ComputedAfterPrefetch(r, cache), expected);
     }
     pgp_renderer_free(r); // cancels nothing pending, frees cleanly
+    pgp_tile_cache_free(cache);
+}
+
+TEST_F(RenderTest, APartialStripPrefetchesPrefetchTilesToTheRight)
+{
+    pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+    pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(2), cache, 4);
+    std::vector<double> window(48 * 8);
+    // Tiles 0-2 of strip 1 (more than the 2 workers: no scan-ahead), then the
+    // 4 tiles after them; x2 nodes.
+    ASSERT_EQ(pgp_renderer_read(r, 1, &d_, 0, 0, 48, 8, window.data(), GDT_Float64, 8, 8 * 48,
+                                0, nullptr, nullptr),
+              CE_None);
+    EXPECT_EQ(ComputedAfterPrefetch(r, cache), 2u * (3 + 4));
+    pgp_renderer_free(r);
     pgp_tile_cache_free(cache);
 }
 
