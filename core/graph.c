@@ -900,6 +900,7 @@ void pgp_graph_free(pgp_graph *graph)
         pgp_free(node->path);
         pgp_free(node->input_nodes);
         pgp_free(node->srs_wkt);
+        pgp_free(node->projection_ref);
     }
     for (i = 0; i < graph->n_bands; i++)
         pgp_free(graph->bands[i].description);

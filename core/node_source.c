@@ -22,23 +22,9 @@ static int open_source(pgp_node *node)
     double nodata;
     const char *pixel_type;
 
-    CPLErrorReset();
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    ds = GDALOpenEx(node->path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR,
-                    NULL, NULL, NULL);
-    CPLPopErrorHandler();
-    if (ds == NULL) {
-        pgp_graph_report(node->where, "cannot open '%s': %s", node->path, CPLGetLastErrorMsg());
+    /* A failed tag read is passed on: the file opens without it. */
+    if ((ds = pgp_open_raster(node->where, NULL, node->path, 0)) == NULL)
         return -1;
-    }
-    /* Passed on, not hidden: libtiff, for one, turns a failed read of a tag
-     * (GDAL_NODATA) into a warning and opens the file without it. */
-    if (CPLGetLastErrorType() == CE_Warning) {
-        char warning[1024]; /* copied: CPLError formats into the message's buffer */
-        CPLStrlcpy(warning, CPLGetLastErrorMsg(), sizeof warning);
-        CPLError(CE_Warning, CPLGetLastErrorNo(), "%s: opening '%s': %s", node->where,
-                 node->path, warning);
-    }
     band_count = GDALGetRasterCount(ds);
     if (node->band > band_count) {
         pgp_graph_report(node->where, "band %d does not exist: '%s' has %d band%s", node->band,
@@ -82,6 +68,11 @@ static int open_source(pgp_node *node)
                 return -1;
             }
             CPLFree(wkt);
+        }
+        /* GDAL's own WKT1, as pygeoprocessing compares projections (<Stitch>). */
+        if ((node->projection_ref = pgp_strdup(GDALGetProjectionRef(ds))) == NULL) {
+            GDALClose(ds);
+            return -1;
         }
     }
     GDALClose(ds);

@@ -184,7 +184,7 @@ static int inherit_stitch(pgp_graph *graph, pgp_node *node)
 
 /* The target's projection and pixel size, as pygeoprocessing compares them. */
 typedef struct target_grid {
-    char *wkt; /* GDALGetProjectionRef's, pgp_malloc'd */
+    const char *wkt; /* GDALGetProjectionRef's, the target <Source>'s */
     double gt[6], inverse[6];
     int x_size, y_size;
     GDALDataType type;
@@ -250,37 +250,6 @@ static int area_scales(stitch_base *base, double base_pixel_area)
     return 0;
 }
 
-/* Opens a base (or the target) quietly. libtiff may open a file whose tag (GDAL_NODATA) it
- * failed to read with only a warning: at open time the warning is passed on
- * naming the base, as for sources; when a tile reopens a base (strict) the
- * handle would silently differ from the one placed, so it is a failure. */
-static GDALDatasetH open_base(const pgp_node *node, const char *what, const char *path,
-                              int strict)
-{
-    GDALDatasetH ds;
-    char warning[1024];
-    CPLErrorReset();
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR, NULL, NULL,
-                    NULL);
-    CPLPopErrorHandler();
-    if (ds == NULL) {
-        pgp_fail_because(CPLE_OpenFailed,
-                         CPLSPrintf("%s: cannot open %s '%s'", node->where, what, path));
-        return NULL;
-    }
-    if (CPLGetLastErrorType() == CE_Warning) {
-        CPLStrlcpy(warning, CPLGetLastErrorMsg(), sizeof warning);
-        CPLError(strict ? CE_Failure : CE_Warning, CPLGetLastErrorNo(), "%s: opening '%s': %s",
-                 node->where, path, warning);
-        if (strict) {
-            GDALClose(ds);
-            return NULL;
-        }
-    }
-    return ds;
-}
-
 /* Reads base's grid, decides whether it is warped, and places it. 0; 1 when
  * its box misses the target's (skipped); -1 after CPLError. */
 static int place_base(const pgp_node *node, const target_grid *target, int area_weight,
@@ -294,7 +263,7 @@ static int place_base(const pgp_node *node, const target_grid *target, int area_
     int has_nodata = 0, status = 0;
     char err[1024];
 
-    if ((ds = open_base(node, "base", base->path, 0)) == NULL)
+    if ((ds = pgp_open_raster(node->where, "base", base->path, 0)) == NULL)
         return -1;
     if (base->band > GDALGetRasterCount(ds)) {
         pgp_graph_report(node->where, "base '%s' has no band %d (it has %d)", base->path,
@@ -436,7 +405,6 @@ static int link_stitch(pgp_graph *graph, pgp_node *node, const pgp_expr_var *var
     stitch_state *s = (stitch_state *)node->state;
     const int target_node = pgp_graph_find(graph, s->target);
     target_grid target;
-    GDALDatasetH ds;
     char *skipped = NULL;
     int i, n_skipped = 0, status = 0;
 
@@ -444,18 +412,13 @@ static int link_stitch(pgp_graph *graph, pgp_node *node, const pgp_expr_var *var
     if (pgp_graph_link_one(graph, node, s->target) != 0)
         return -1;
     memset(&target, 0, sizeof target);
-    /* The grid as the <Source> read it; the projection as GDAL reports it to
-     * pygeoprocessing (WKT1), to compare with the bases'. */
-    if ((ds = open_base(node, "target", graph->nodes[target_node].path, 1)) == NULL)
-        return -1;
-    target.wkt = pgp_strdup(GDALGetProjectionRef(ds));
-    GDALClose(ds);
+    /* The grid and projection as the <Source> read them (WKT1, as GDAL
+     * reports it to pygeoprocessing, to compare with the bases'). */
+    target.wkt = graph->nodes[target_node].projection_ref;
     memcpy(target.gt, graph->geotransform, sizeof target.gt);
     target.x_size = graph->x_size;
     target.y_size = graph->y_size;
     target.type = node->data_type;
-    if (target.wkt == NULL)
-        return -1;
     if (!graph->has_geotransform || !GDALInvGeoTransform(target.gt, target.inverse)) {
         pgp_graph_report(node->where, "target '%s' has no invertible geotransform", s->target);
         status = -1;
@@ -473,7 +436,6 @@ static int link_stitch(pgp_graph *graph, pgp_node *node, const pgp_expr_var *var
             status = 0;
         }
     }
-    pgp_free(target.wkt);
     if (status == 0 && n_skipped > 0)
         CPLError(CE_Warning, CPLE_AppDefined,
                  "%s: %d base%s do%s not meet the target and %s skipped: %s%s", node->where,
@@ -511,7 +473,8 @@ static GDALDatasetH checkout_base(stitch_state *s, const pgp_node *node, int ind
     CPLReleaseMutex(s->pool_mutex);
     if (ds != NULL)
         return ds;
-    if ((ds = open_base(node, "base", b->path, 1)) == NULL)
+    /* strict: the handle must be the one placed. */
+    if ((ds = pgp_open_raster(node->where, "base", b->path, 1)) == NULL)
         return NULL;
     if (!b->warped)
         return ds;

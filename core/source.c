@@ -24,6 +24,33 @@ void pgp_fail_because(CPLErrorNum err_no, const char *context)
     CPLError(CE_Failure, err_no, "%s: %s", context, cause);
 }
 
+GDALDatasetH pgp_open_raster(const char *where, const char *what, const char *path, int strict)
+{
+    GDALDatasetH ds;
+    char warning[1024]; /* copied: CPLError formats into the message's buffer */
+    CPLErrorReset();
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_INTERNAL | GDAL_OF_VERBOSE_ERROR, NULL, NULL,
+                    NULL);
+    CPLPopErrorHandler();
+    if (ds == NULL) {
+        pgp_fail_because(CPLE_OpenFailed, CPLSPrintf("%s: cannot open %s%s'%s'", where,
+                                                     what != NULL ? what : "",
+                                                     what != NULL ? " " : "", path));
+        return NULL;
+    }
+    if (CPLGetLastErrorType() == CE_Warning) {
+        CPLStrlcpy(warning, CPLGetLastErrorMsg(), sizeof warning);
+        CPLError(strict ? CE_Failure : CE_Warning, CPLGetLastErrorNo(), "%s: opening '%s': %s",
+                 where, path, warning);
+        if (strict) {
+            GDALClose(ds);
+            return NULL;
+        }
+    }
+    return ds;
+}
+
 /* Returns s's buffer grown to at least bytes (contents not kept), or NULL. */
 void *pgp_scratch_reserve(pgp_scratch *s, size_t bytes)
 {

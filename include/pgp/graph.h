@@ -56,7 +56,8 @@ typedef struct pgp_node {
     int x_size, y_size;     /* the source's own grid                           */
     int has_geotransform;
     double geotransform[6];
-    char *srs_wkt;
+    char *srs_wkt;          /* WKT2_2018; NULL when none                       */
+    char *projection_ref;   /* GDALGetProjectionRef's WKT1 ("" when none)      */
     GDALResampleAlg resampling; /* with <Align>: how it is warped onto the grid */
 
     /* PGP_NODE_CALC */

@@ -97,4 +97,12 @@ void pgp_copy_row(const void *src, GDALDataType type, void *dst, GDALDataType ds
  * nothing, so it also reports running out of memory. */
 void pgp_fail_because(CPLErrorNum err_no, const char *context);
 
+/* Opens path's raster quietly (GDAL_OF_INTERNAL), for a node (where) reading
+ * its grid or pixels. NULL after CPLError "where: cannot open [what ]'path':
+ * GDAL's reason" (what may be NULL). libtiff opens a file whose tag
+ * (GDAL_NODATA) it failed to read with only a warning: it is passed on naming
+ * where and the file; strict (a reopen, whose handle would silently differ
+ * from the one first read) makes it a failure, the file closed. */
+GDALDatasetH pgp_open_raster(const char *where, const char *what, const char *path, int strict);
+
 #endif
