@@ -798,9 +798,8 @@ static int starts_entity(const char *p)
     return 0;
 }
 
-/* For a document minixml refused: when an <Expression> holds a raw '&' or '<'
- * (people write `A > 100 && B < 5`), a sentence saying so and how to write it
- * instead, else "". */
+/* When an <Expression> holds a raw '&' or '<' (people write `A > 100 && B < 5`),
+ * a sentence saying so and how to write it instead, else "". */
 static const char *raw_markup_hint(const char *text, char *hint, size_t size)
 {
     const char *open = text;
@@ -814,8 +813,13 @@ static const char *raw_markup_hint(const char *text, char *hint, size_t size)
         for (p = ++body; p < end; p++) {
             int line = 1;
             const char *q;
-            if (p == body && strncmp(p, "<![CDATA[", 9) == 0)
-                break;
+            if (strncmp(p, "<![CDATA[", 9) == 0) { /* its text is taken as written */
+                const char *close = strstr(p, "]]>");
+                if (close == NULL || close > end)
+                    break;
+                p = close + 2;
+                continue;
+            }
             if (!(*p == '<' || (*p == '&' && !starts_entity(p))))
                 continue;
             for (q = text; q < p; q++)
@@ -854,6 +858,27 @@ static void report_malformed(const char *filename_or_xml, int from_text)
     VSIFree(text);
 }
 
+/* minixml parses `<Expression>A > 1 && B</Expression>` without an error but keeps
+ * only "A > 1 ": the expression would silently lose its tail. Reported as an error
+ * (with the hint) when the document's text shows a raw '&' in an <Expression>. */
+static int partly_read_expression(const char *filename_or_xml, int from_text)
+{
+    char hint[512];
+    GByte *bytes = NULL;
+    const char *text = filename_or_xml;
+    if (!from_text) {
+        if (!VSIIngestFile(NULL, filename_or_xml, &bytes, NULL, 64 * 1024 * 1024))
+            return 0; /* minixml read it; a second read failing leaves its reading */
+        text = (const char *)bytes;
+    }
+    raw_markup_hint(text, hint, sizeof hint);
+    if (hint[0] != '\0')
+        pgp_graph_report(from_text ? "<PGPDataset> text" : filename_or_xml,
+                         "GDAL's XML reader would read only part of an <Expression>%s", hint);
+    VSIFree(bytes);
+    return hint[0] != '\0';
+}
+
 pgp_graph *pgp_graph_open(const char *filename_or_xml)
 {
     const int from_text = filename_or_xml[0] == '<';
@@ -866,6 +891,10 @@ pgp_graph *pgp_graph_open(const char *filename_or_xml)
     document = from_text ? CPLParseXMLString(filename_or_xml) : CPLParseXMLFile(filename_or_xml);
     if (document == NULL) {
         report_malformed(filename_or_xml, from_text);
+        return NULL;
+    }
+    if (partly_read_expression(filename_or_xml, from_text)) {
+        CPLDestroyXMLNode(document);
         return NULL;
     }
     root = CPLGetXMLNode(document, "=PGPDataset");

@@ -51,6 +51,12 @@ CASES = [
     ("raw-less-than", GOOD + '<Calc name="c"><Expression>A < 5</Expression></Calc>'
                              '<Band ref="c"/>',
      ["malformed XML", "<Expression> on line 2 holds a raw '<' ('A < 5')"]),
+    # minixml accepts a raw '&' without '<' but keeps only the text before it
+    # (here "A > 0.5 "): refused, not computed from half an expression.
+    ("raw-ampersand-parsed", GOOD + '<Calc name="c">\n<Expression>A > 0.5 && B > 5'
+                                    '</Expression></Calc><Band ref="c"/>',
+     ["g.pgp.vrt", "read only part of an <Expression>",
+      "<Expression> on line 3 holds a raw '&' ('A > 0.5 && B > 5')", "'&amp;'"]),
 ]
 
 
@@ -83,7 +89,8 @@ def test_bad_graph_fails_with_a_clear_message(folder, case_id, body, parts):
 
 
 @pytest.mark.parametrize("expression", [
-    "A > 0.5 and B &lt; 5", "A > 0.5 &amp;&amp; B &lt; 5", "<![CDATA[A > 0.5 && B < 5]]>"])
+    "A > 0.5 and B &lt; 5", "A > 0.5 &amp;&amp; B &lt; 5", "<![CDATA[A > 0.5 && B < 5]]>",
+    "\n  <![CDATA[A > 0.5 && B < 5]]>\n"])
 def test_the_suggested_spellings_open(folder, expression):
     path = write_graph(folder / "g.pgp.vrt", GOOD + f'<Calc name="c" dataType="Byte">'
                        f'<Expression>{expression}</Expression></Calc><Band ref="c"/>')
