@@ -2,7 +2,8 @@
 
 GDAL's command-line habits: ``-of``, ``-co``, ``-ot``, ``-q``; a progress bar when
 standard output is a terminal; on failure one line ``pgp CMD: error: …`` on standard
-error and exit code 1 (2 for bad arguments); ``--help`` on every subcommand.
+error and exit code 1 (2 for bad arguments); ``--help`` on every subcommand,
+``--version``.
 """
 import argparse
 import math
@@ -416,6 +417,9 @@ def cmd_info(args):
 def build_parser():
     parser = _Parser(prog="pgp", description="pgp: render and build .pgp.vrt graphs "
                      "(docs/python.md, docs/distributed.md)")
+    from . import __version__  # the package is initialised before its command runs
+    parser.add_argument("--version", action="version",
+                        version=f"pgp {__version__}, GDAL {gdal.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                      parser_class=_Parser)
 

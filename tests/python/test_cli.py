@@ -79,6 +79,12 @@ def test_help_on_every_subcommand(capsys):
         assert code == 0 and out.startswith(f"usage: pgp {command}")
 
 
+def test_version_as_gdal_tools_print_it():
+    result = run_pgp("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"pgp {pgp.__version__}, GDAL {gdal.__version__}"
+
+
 def test_render_equals_pgp_render(graph, tmp_path, capsys):
     reference = tmp_path / "reference.tif"
     pgp.render(graph, str(reference))
