@@ -171,6 +171,9 @@ def _calc_inputs(args):
 
 def cmd_calc(args):
     from . import symbolic
+    if (args.output is None) == (args.outfile is None):
+        args.parser.error("give the output once: OUT or --outfile OUT")
+    args.output = args.output or args.outfile
     symbols = _calc_inputs(args)
     if args.output.endswith(".pgp.vrt"):
         driver, options = _creation(args)
@@ -459,10 +462,12 @@ def build_parser():
                           if letter == "A" else argparse.SUPPRESS)
     calc.add_argument("--calc", required=True, metavar="EXPR",
                       help="Python arithmetic of the letters, e.g. 'A * 2 + B'")
-    calc.add_argument("--nodata", type=float, help="output where an input is nodata")
+    calc.add_argument("--nodata", "--NoDataValue", type=float,
+                      help="output where an input is nodata")
     calc.add_argument("--default-nan", type=float, help="replaces NaN results")
     calc.add_argument("--default-inf", type=float, help="replaces ±inf results")
-    calc.add_argument("output", metavar="OUT")
+    calc.add_argument("output", metavar="OUT", nargs="?")
+    calc.add_argument("--outfile", metavar="OUT", help="gdal_calc.py's spelling of OUT")
     _output_options(calc)
     _executor_options(calc)
     calc.set_defaults(run=cmd_calc, parser=calc)

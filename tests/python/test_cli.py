@@ -124,6 +124,12 @@ def test_calc_equals_the_expression_call(inputs, tmp_path, capsys):
     assert pgp_main(capsys, "calc", "-A", inputs["a"], "-B", inputs["b"], "--calc",
                     expression, "--nodata", "-5", out, "-q")[0] == 0
     same_raster(out, reference)
+    # gdal_calc.py's spellings of OUT and --nodata
+    calc_style = tmp_path / "calc_style.tif"
+    assert pgp_main(capsys, "calc", "-A", inputs["a"], "-B", inputs["b"],
+                    f"--calc={expression}", "--NoDataValue=-5", f"--outfile={calc_style}",
+                    "-q")[0] == 0
+    same_raster(calc_style, reference)
     # --type converts as gdal_translate -ot does
     typed = tmp_path / "typed.tif"
     assert pgp_main(capsys, "calc", "-A", inputs["a"], "-B", inputs["b"], "--calc",
@@ -259,6 +265,10 @@ def test_tiles_shares_and_assemble_equal_one_render(graph, tmp_path, capsys):
      "pgp render: error: write='parts' needs parts_dir"),
     (["calc", "-A", "{missing}", "--calc", "A", "{out}"], 1,
      "pgp calc: error: {missing}: No such file"),
+    (["calc", "-A", "{graph}", "--calc", "A"], 2,
+     "pgp calc: error: give the output once: OUT or --outfile OUT"),
+    (["calc", "-A", "{graph}", "--calc", "A", "{out}", "--outfile", "{out}"], 2,
+     "pgp calc: error: give the output once"),
     (["convolve", "{graph}", "{missing}", "{out}"], 1,
      "pgp convolve: error: {missing}: No such file"),
     (["align", "{graph}", "--pixel-size", "1", "1"], 1,
