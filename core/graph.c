@@ -798,13 +798,27 @@ static int starts_entity(const char *p)
     return 0;
 }
 
+/* The next "<Expression" at or after p outside XML comments (a commented-out one is
+ * not read), or NULL. */
+static const char *next_expression(const char *p)
+{
+    for (;;) {
+        const char *open = strstr(p, "<Expression");
+        const char *comment = strstr(p, "<!--");
+        if (open == NULL || comment == NULL || open < comment)
+            return open;
+        if ((p = strstr(comment + 4, "-->")) == NULL)
+            return NULL;
+    }
+}
+
 /* When an <Expression> holds a raw '&' or '<' (people write `A > 100 && B < 5`),
  * a sentence saying so and how to write it instead, else "". */
 static const char *raw_markup_hint(const char *text, char *hint, size_t size)
 {
     const char *open = text;
     hint[0] = '\0';
-    while (text != NULL && (open = strstr(open, "<Expression")) != NULL) {
+    while (text != NULL && (open = next_expression(open)) != NULL) {
         const char *body = strchr(open, '>');
         const char *end = body ? strstr(body, "</Expression>") : NULL;
         const char *p;
