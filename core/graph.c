@@ -68,6 +68,24 @@ int pgp_graph_check_attributes(const CPLXMLNode *element, const char *where,
     return 0;
 }
 
+/* pgp_graph_check_attributes for an element that holds no elements: a child element
+ * (a misplaced one, or <file> meant as file=, which CPLGetXMLValue would read) is
+ * refused, not ignored. */
+int pgp_graph_check_leaf(const CPLXMLNode *element, const char *where,
+                         const char *const *allowed)
+{
+    const CPLXMLNode *child;
+    if (pgp_graph_check_attributes(element, where, allowed) != 0)
+        return -1;
+    for (child = element->psChild; child != NULL; child = child->psNext)
+        if (child->eType == CXT_Element) {
+            pgp_graph_report(where, "unexpected element <%s>: <%s> holds no elements",
+                             child->pszValue, element->pszValue);
+            return -1;
+        }
+    return 0;
+}
+
 /* An attribute by exact name (CPLGetXMLValue would also match a child element
  * with that name in any case: kernel= versus <Kernel>). */
 const char *pgp_graph_attribute(const CPLXMLNode *element, const char *name)
@@ -313,7 +331,7 @@ static int parse_align_input(pgp_graph *graph, const CPLXMLNode *input, char *se
             input->pszValue);
         return -1;
     }
-    if (pgp_graph_check_attributes(input, "<Align> <Input>", attributes) != 0)
+    if (pgp_graph_check_leaf(input, "<Align> <Input>", attributes) != 0)
         return -1;
     node = ref ? pgp_graph_find(graph, ref) : -1;
     if (node < 0 || graph->nodes[node].kind != PGP_NODE_SOURCE) {
@@ -394,7 +412,7 @@ static int parse_mask(const CPLXMLNode *align, const char *base_dir, pgp_grid_ma
     if (element == NULL)
         return 0;
     vector = pgp_graph_attribute(element, "vector");
-    if (pgp_graph_check_attributes(element, "<Align> <Mask>", attributes) != 0)
+    if (pgp_graph_check_leaf(element, "<Align> <Mask>", attributes) != 0)
         return -1;
     if (vector == NULL || *vector == '\0') {
         pgp_graph_report("<Align> <Mask>", "missing vector (the polygons to keep)");
@@ -606,7 +624,7 @@ static int parse_band(const pgp_graph *graph, const CPLXMLNode *element, int ind
     const char *ref = CPLGetXMLValue(element, "ref", NULL);
     char where[64];
     snprintf(where, sizeof where, "<Band> #%d", index + 1);
-    if (pgp_graph_check_attributes(element, where, attributes) != 0)
+    if (pgp_graph_check_leaf(element, where, attributes) != 0)
         return -1;
     if (ref == NULL) {
         pgp_graph_report(where, "missing attribute 'ref'");

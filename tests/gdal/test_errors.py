@@ -43,6 +43,20 @@ CASES = [
      ["<Convolve2 name='k'>", "unknown element"]),
     ("unknown-attribute", '<Source name="A" file="a.tif" bnad="1"/><Band ref="A"/>',
      ["<Source name='A'>", "unknown attribute 'bnad'"]),
+    # a child element is not ignored (CPLGetXMLValue would read <file> as file=)
+    ("element-in-source", '<Source name="A"><file>a.tif</file></Source><Band ref="A"/>',
+     ["<Source name='A'>", "unexpected element <file>"]),
+    ("element-in-band", GOOD + '<Band ref="A"><Description>x</Description></Band>',
+     ["<Band> #1", "unexpected element <Description>"]),
+    ("element-in-input", GOOD + '<Align pixelSize="30,-30"><Input ref="A"><near/></Input>'
+                                '</Align><Band ref="A"/>',
+     ["<Align> <Input>", "unexpected element <near>"]),
+    ("element-in-kernel", GOOD + '<Convolve name="k" input="A"><Kernel rows="1" cols="1">'
+                                 '1<w/></Kernel></Convolve><Band ref="k"/>',
+     ["<Convolve name='k'>", "unexpected element <w>"]),
+    ("attribute-on-expression", GOOD + '<Calc name="c"><Expression lang="py">A</Expression>'
+                                       '</Calc><Band ref="c"/>',
+     ["<Calc name='c'>", "unknown attribute 'lang'"]),
     # Expressions as people write them are not XML: say so, and what to write.
     ("raw-ampersand", GOOD + '<Calc name="c">\n<Expression>A > 100 && B < 5</Expression>'
                              '</Calc><Band ref="c"/>',
