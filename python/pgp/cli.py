@@ -495,8 +495,8 @@ def build_parser():
                                 description="Resample rasters onto one grid: SOURCE "
                                 "TARGET pairs.")
     align.add_argument("pairs", metavar="SOURCE TARGET", nargs="+")
-    align.add_argument("--pixel-size", type=float, nargs=2, required=True,
-                       metavar=("X", "Y"))
+    align.add_argument("--pixel-size", "-tr", type=float, nargs=2, required=True,
+                       metavar=("X", "Y"), help="target pixel size (gdalwarp's -tr)")
     align.add_argument("--bbox", default="intersection",
                        help="union, intersection (default) or xmin,ymin,xmax,ymax")
     align.add_argument("-r", dest="resampling", action="append", metavar="METHOD",
@@ -504,7 +504,8 @@ def build_parser():
                        "for all sources or once per source")
     align.add_argument("--align-to", type=int, metavar="INDEX",
                        help="snap the grid to this source's (0-based)")
-    align.add_argument("--t_srs", metavar="SRS", help="target SRS (EPSG:n, WKT, …)")
+    align.add_argument("--t_srs", "-t_srs", metavar="SRS",
+                       help="target SRS (EPSG:n, WKT, …)")
     align.add_argument("--mask-vector", metavar="VECTOR",
                        help="pixels outside its polygons become nodata")
     align.add_argument("--mask-layer", metavar="LAYER")

@@ -11,6 +11,7 @@ import sys
 import numpy
 import pytest
 from osgeo import gdal
+from osgeo import osr
 
 import pgp
 from pgp import cli
@@ -186,6 +187,16 @@ def test_align_equals_align_and_resize(inputs, tmp_path, capsys):
                     "-r", "bilinear", "--align-to", "1")[0] == 0
     for out, reference in zip(outs, references):
         same_raster(out, reference)
+    # gdalwarp's spellings -tr and -t_srs (to the next UTM zone)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32617)
+    reference = str(tmp_path / "ref_utm.tif")
+    pgp.align_and_resize_raster_stack([inputs["a"]], [reference], ["near"], (60.0, -60.0),
+                                      "intersection", target_projection_wkt=srs.ExportToWkt())
+    out = tmp_path / "utm.tif"
+    assert pgp_main(capsys, "align", inputs["a"], out, "-tr", "60", "-60",
+                    "-t_srs", "EPSG:32617")[0] == 0
+    same_raster(out, reference)
 
 
 def test_stitch_equals_stitch_rasters(inputs, tmp_path, capsys):
