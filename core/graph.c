@@ -68,6 +68,24 @@ int pgp_graph_check_attributes(const CPLXMLNode *element, const char *where,
     return 0;
 }
 
+/* pgp_graph_check_attributes for an element that holds no elements: a child element
+ * (a misplaced one, or <file> meant as file=, which CPLGetXMLValue would read) is
+ * refused, not ignored. */
+int pgp_graph_check_leaf(const CPLXMLNode *element, const char *where,
+                         const char *const *allowed)
+{
+    const CPLXMLNode *child;
+    if (pgp_graph_check_attributes(element, where, allowed) != 0)
+        return -1;
+    for (child = element->psChild; child != NULL; child = child->psNext)
+        if (child->eType == CXT_Element) {
+            pgp_graph_report(where, "unexpected element <%s>: <%s> holds no elements",
+                             child->pszValue, element->pszValue);
+            return -1;
+        }
+    return 0;
+}
+
 /* An attribute by exact name (CPLGetXMLValue would also match a child element
  * with that name in any case: kernel= versus <Kernel>). */
 const char *pgp_graph_attribute(const CPLXMLNode *element, const char *name)
@@ -313,7 +331,7 @@ static int parse_align_input(pgp_graph *graph, const CPLXMLNode *input, char *se
             input->pszValue);
         return -1;
     }
-    if (pgp_graph_check_attributes(input, "<Align> <Input>", attributes) != 0)
+    if (pgp_graph_check_leaf(input, "<Align> <Input>", attributes) != 0)
         return -1;
     node = ref ? pgp_graph_find(graph, ref) : -1;
     if (node < 0 || graph->nodes[node].kind != PGP_NODE_SOURCE) {
@@ -394,7 +412,7 @@ static int parse_mask(const CPLXMLNode *align, const char *base_dir, pgp_grid_ma
     if (element == NULL)
         return 0;
     vector = pgp_graph_attribute(element, "vector");
-    if (pgp_graph_check_attributes(element, "<Align> <Mask>", attributes) != 0)
+    if (pgp_graph_check_leaf(element, "<Align> <Mask>", attributes) != 0)
         return -1;
     if (vector == NULL || *vector == '\0') {
         pgp_graph_report("<Align> <Mask>", "missing vector (the polygons to keep)");
@@ -606,7 +624,7 @@ static int parse_band(const pgp_graph *graph, const CPLXMLNode *element, int ind
     const char *ref = CPLGetXMLValue(element, "ref", NULL);
     char where[64];
     snprintf(where, sizeof where, "<Band> #%d", index + 1);
-    if (pgp_graph_check_attributes(element, where, attributes) != 0)
+    if (pgp_graph_check_leaf(element, where, attributes) != 0)
         return -1;
     if (ref == NULL) {
         pgp_graph_report(where, "missing attribute 'ref'");
@@ -798,14 +816,27 @@ static int starts_entity(const char *p)
     return 0;
 }
 
-/* For a document minixml refused: when an <Expression> holds a raw '&' or '<'
- * (people write `A > 100 && B < 5`), a sentence saying so and how to write it
- * instead, else "". */
+/* The next "<Expression" at or after p outside XML comments (a commented-out one is
+ * not read), or NULL. */
+static const char *next_expression(const char *p)
+{
+    for (;;) {
+        const char *open = strstr(p, "<Expression");
+        const char *comment = strstr(p, "<!--");
+        if (open == NULL || comment == NULL || open < comment)
+            return open;
+        if ((p = strstr(comment + 4, "-->")) == NULL)
+            return NULL;
+    }
+}
+
+/* When an <Expression> holds a raw '&' or '<' (people write `A > 100 && B < 5`),
+ * a sentence saying so and how to write it instead, else "". */
 static const char *raw_markup_hint(const char *text, char *hint, size_t size)
 {
     const char *open = text;
     hint[0] = '\0';
-    while (text != NULL && (open = strstr(open, "<Expression")) != NULL) {
+    while (text != NULL && (open = next_expression(open)) != NULL) {
         const char *body = strchr(open, '>');
         const char *end = body ? strstr(body, "</Expression>") : NULL;
         const char *p;
@@ -814,8 +845,13 @@ static const char *raw_markup_hint(const char *text, char *hint, size_t size)
         for (p = ++body; p < end; p++) {
             int line = 1;
             const char *q;
-            if (p == body && strncmp(p, "<![CDATA[", 9) == 0)
-                break;
+            if (strncmp(p, "<![CDATA[", 9) == 0) { /* its text is taken as written */
+                const char *close = strstr(p, "]]>");
+                if (close == NULL || close > end)
+                    break;
+                p = close + 2;
+                continue;
+            }
             if (!(*p == '<' || (*p == '&' && !starts_entity(p))))
                 continue;
             for (q = text; q < p; q++)
@@ -854,6 +890,27 @@ static void report_malformed(const char *filename_or_xml, int from_text)
     VSIFree(text);
 }
 
+/* minixml parses `<Expression>A > 1 && B</Expression>` without an error but keeps
+ * only "A > 1 ": the expression would silently lose its tail. Reported as an error
+ * (with the hint) when the document's text shows a raw '&' in an <Expression>. */
+static int partly_read_expression(const char *filename_or_xml, int from_text)
+{
+    char hint[512];
+    GByte *bytes = NULL;
+    const char *text = filename_or_xml;
+    if (!from_text) {
+        if (!VSIIngestFile(NULL, filename_or_xml, &bytes, NULL, 64 * 1024 * 1024))
+            return 0; /* minixml read it; a second read failing leaves its reading */
+        text = (const char *)bytes;
+    }
+    raw_markup_hint(text, hint, sizeof hint);
+    if (hint[0] != '\0')
+        pgp_graph_report(from_text ? "<PGPDataset> text" : filename_or_xml,
+                         "GDAL's XML reader would read only part of an <Expression>%s", hint);
+    VSIFree(bytes);
+    return hint[0] != '\0';
+}
+
 pgp_graph *pgp_graph_open(const char *filename_or_xml)
 {
     const int from_text = filename_or_xml[0] == '<';
@@ -866,6 +923,10 @@ pgp_graph *pgp_graph_open(const char *filename_or_xml)
     document = from_text ? CPLParseXMLString(filename_or_xml) : CPLParseXMLFile(filename_or_xml);
     if (document == NULL) {
         report_malformed(filename_or_xml, from_text);
+        return NULL;
+    }
+    if (partly_read_expression(filename_or_xml, from_text)) {
+        CPLDestroyXMLNode(document);
         return NULL;
     }
     root = CPLGetXMLNode(document, "=PGPDataset");

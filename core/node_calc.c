@@ -13,6 +13,7 @@ static int parse_calc(pgp_graph *graph, const CPLXMLNode *element, const char *b
                       pgp_node *node)
 {
     static const char *const attributes[] = {"name", "dataType", "noData", "noDataPolicy", NULL};
+    static const char *const no_attributes[] = {NULL};
     const char *type = CPLGetXMLValue(element, "dataType", "Float64");
     const char *policy = CPLGetXMLValue(element, "noDataPolicy", "propagate");
     const CPLXMLNode *child, *expression = NULL;
@@ -44,6 +45,8 @@ static int parse_calc(pgp_graph *graph, const CPLXMLNode *element, const char *b
         }
         expression = child;
     }
+    if (expression != NULL && pgp_graph_check_leaf(expression, node->where, no_attributes) != 0)
+        return -1;
     node->expression = pgp_strdup(expression ? CPLGetXMLValue(expression, NULL, "") : "");
     if (node->expression == NULL)
         return -1;

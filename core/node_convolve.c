@@ -74,7 +74,7 @@ static pgp_kernel *parse_inline_kernel(const CPLXMLNode *element, const char *wh
     char err[512];
     int rows = 0, cols = 0, count = CSLCount(values), i;
 
-    if (pgp_graph_check_attributes(element, where, attributes) != 0)
+    if (pgp_graph_check_leaf(element, where, attributes) != 0)
         goto done;
     if (pgp_graph_parse_int(rows_text, 1, PGP_KERNEL_MAX_SIZE, &rows) != 0 ||
         pgp_graph_parse_int(cols_text, 1, PGP_KERNEL_MAX_SIZE, &cols) != 0) {

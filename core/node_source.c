@@ -88,7 +88,7 @@ static int parse_source(pgp_graph *graph, const CPLXMLNode *element, const char 
     const char *nodata = CPLGetXMLValue(element, "noData", NULL);
 
     node->kind = PGP_NODE_SOURCE;
-    if (pgp_graph_check_attributes(element, node->where, attributes) != 0)
+    if (pgp_graph_check_leaf(element, node->where, attributes) != 0)
         return -1;
     if (file == NULL || *file == '\0') {
         pgp_graph_report(node->where, "missing attribute 'file'");

@@ -76,7 +76,7 @@ static int parse_base(const CPLXMLNode *element, const char *base_dir, const cha
     const char *band = CPLGetXMLValue(element, "band", "1");
     char base_where[512], err[512];
     snprintf(base_where, sizeof base_where, "%s <Base> #%d", where, index + 1);
-    if (pgp_graph_check_attributes(element, base_where, attributes) != 0)
+    if (pgp_graph_check_leaf(element, base_where, attributes) != 0)
         return -1;
     if (file == NULL || *file == '\0') {
         pgp_graph_report(base_where, "missing attribute 'file'");

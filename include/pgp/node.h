@@ -96,6 +96,9 @@ int pgp_job_read_source(pgp_job *job, int node, const pgp_rect *r, void *pixels,
 void pgp_graph_report(const char *where, const char *fmt, ...) CPL_PRINT_FUNC_FORMAT(2, 3);
 int pgp_graph_check_attributes(const CPLXMLNode *element, const char *where,
                                const char *const *allowed);
+/* The same, and no child element. */
+int pgp_graph_check_leaf(const CPLXMLNode *element, const char *where,
+                         const char *const *allowed);
 int pgp_graph_parse_double(const char *text, double *value);
 int pgp_graph_parse_int(const char *text, long min, long max, int *value);
 /* A boolean attribute (pgp_parse_bool's spellings); fallback when absent. */

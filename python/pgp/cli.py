@@ -2,7 +2,8 @@
 
 GDAL's command-line habits: ``-of``, ``-co``, ``-ot``, ``-q``; a progress bar when
 standard output is a terminal; on failure one line ``pgp CMD: error: …`` on standard
-error and exit code 1 (2 for bad arguments); ``--help`` on every subcommand.
+error and exit code 1 (2 for bad arguments); ``--help`` on every subcommand,
+``--version``.
 """
 import argparse
 import math
@@ -170,6 +171,9 @@ def _calc_inputs(args):
 
 def cmd_calc(args):
     from . import symbolic
+    if (args.output is None) == (args.outfile is None):
+        args.parser.error("give the output once: OUT or --outfile OUT")
+    args.output = args.output or args.outfile
     symbols = _calc_inputs(args)
     if args.output.endswith(".pgp.vrt"):
         driver, options = _creation(args)
@@ -416,6 +420,9 @@ def cmd_info(args):
 def build_parser():
     parser = _Parser(prog="pgp", description="pgp: render and build .pgp.vrt graphs "
                      "(docs/python.md, docs/distributed.md)")
+    from . import __version__  # the package is initialised before its command runs
+    parser.add_argument("--version", action="version",
+                        version=f"pgp {__version__}, GDAL {gdal.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                      parser_class=_Parser)
 
@@ -455,10 +462,12 @@ def build_parser():
                           if letter == "A" else argparse.SUPPRESS)
     calc.add_argument("--calc", required=True, metavar="EXPR",
                       help="Python arithmetic of the letters, e.g. 'A * 2 + B'")
-    calc.add_argument("--nodata", type=float, help="output where an input is nodata")
+    calc.add_argument("--nodata", "--NoDataValue", type=float,
+                      help="output where an input is nodata")
     calc.add_argument("--default-nan", type=float, help="replaces NaN results")
     calc.add_argument("--default-inf", type=float, help="replaces ±inf results")
-    calc.add_argument("output", metavar="OUT")
+    calc.add_argument("output", metavar="OUT", nargs="?")
+    calc.add_argument("--outfile", metavar="OUT", help="gdal_calc.py's spelling of OUT")
     _output_options(calc)
     _executor_options(calc)
     calc.set_defaults(run=cmd_calc, parser=calc)
@@ -486,8 +495,8 @@ def build_parser():
                                 description="Resample rasters onto one grid: SOURCE "
                                 "TARGET pairs.")
     align.add_argument("pairs", metavar="SOURCE TARGET", nargs="+")
-    align.add_argument("--pixel-size", type=float, nargs=2, required=True,
-                       metavar=("X", "Y"))
+    align.add_argument("--pixel-size", "-tr", type=float, nargs=2, required=True,
+                       metavar=("X", "Y"), help="target pixel size (gdalwarp's -tr)")
     align.add_argument("--bbox", default="intersection",
                        help="union, intersection (default) or xmin,ymin,xmax,ymax")
     align.add_argument("-r", dest="resampling", action="append", metavar="METHOD",
@@ -495,7 +504,8 @@ def build_parser():
                        "for all sources or once per source")
     align.add_argument("--align-to", type=int, metavar="INDEX",
                        help="snap the grid to this source's (0-based)")
-    align.add_argument("--t_srs", metavar="SRS", help="target SRS (EPSG:n, WKT, …)")
+    align.add_argument("--t_srs", "-t_srs", metavar="SRS",
+                       help="target SRS (EPSG:n, WKT, …)")
     align.add_argument("--mask-vector", metavar="VECTOR",
                        help="pixels outside its polygons become nodata")
     align.add_argument("--mask-layer", metavar="LAYER")

@@ -43,6 +43,20 @@ CASES = [
      ["<Convolve2 name='k'>", "unknown element"]),
     ("unknown-attribute", '<Source name="A" file="a.tif" bnad="1"/><Band ref="A"/>',
      ["<Source name='A'>", "unknown attribute 'bnad'"]),
+    # a child element is not ignored (CPLGetXMLValue would read <file> as file=)
+    ("element-in-source", '<Source name="A"><file>a.tif</file></Source><Band ref="A"/>',
+     ["<Source name='A'>", "unexpected element <file>"]),
+    ("element-in-band", GOOD + '<Band ref="A"><Description>x</Description></Band>',
+     ["<Band> #1", "unexpected element <Description>"]),
+    ("element-in-input", GOOD + '<Align pixelSize="30,-30"><Input ref="A"><near/></Input>'
+                                '</Align><Band ref="A"/>',
+     ["<Align> <Input>", "unexpected element <near>"]),
+    ("element-in-kernel", GOOD + '<Convolve name="k" input="A"><Kernel rows="1" cols="1">'
+                                 '1<w/></Kernel></Convolve><Band ref="k"/>',
+     ["<Convolve name='k'>", "unexpected element <w>"]),
+    ("attribute-on-expression", GOOD + '<Calc name="c"><Expression lang="py">A</Expression>'
+                                       '</Calc><Band ref="c"/>',
+     ["<Calc name='c'>", "unknown attribute 'lang'"]),
     # Expressions as people write them are not XML: say so, and what to write.
     ("raw-ampersand", GOOD + '<Calc name="c">\n<Expression>A > 100 && B < 5</Expression>'
                              '</Calc><Band ref="c"/>',
@@ -51,6 +65,12 @@ CASES = [
     ("raw-less-than", GOOD + '<Calc name="c"><Expression>A < 5</Expression></Calc>'
                              '<Band ref="c"/>',
      ["malformed XML", "<Expression> on line 2 holds a raw '<' ('A < 5')"]),
+    # minixml accepts a raw '&' without '<' but keeps only the text before it
+    # (here "A > 0.5 "): refused, not computed from half an expression.
+    ("raw-ampersand-parsed", GOOD + '<Calc name="c">\n<Expression>A > 0.5 && B > 5'
+                                    '</Expression></Calc><Band ref="c"/>',
+     ["g.pgp.vrt", "read only part of an <Expression>",
+      "<Expression> on line 3 holds a raw '&' ('A > 0.5 && B > 5')", "'&amp;'"]),
 ]
 
 
@@ -83,9 +103,12 @@ def test_bad_graph_fails_with_a_clear_message(folder, case_id, body, parts):
 
 
 @pytest.mark.parametrize("expression", [
-    "A > 0.5 and B &lt; 5", "A > 0.5 &amp;&amp; B &lt; 5", "<![CDATA[A > 0.5 && B < 5]]>"])
+    "A > 0.5 and B &lt; 5", "A > 0.5 &amp;&amp; B &lt; 5", "<![CDATA[A > 0.5 && B < 5]]>",
+    "\n  <![CDATA[A > 0.5 && B < 5]]>\n"])
 def test_the_suggested_spellings_open(folder, expression):
-    path = write_graph(folder / "g.pgp.vrt", GOOD + f'<Calc name="c" dataType="Byte">'
+    # a commented-out raw '&' is not read, so not refused
+    path = write_graph(folder / "g.pgp.vrt", GOOD + '<!-- <Expression>A && B</Expression> -->'
+                       f'<Calc name="c" dataType="Byte">'
                        f'<Expression>{expression}</Expression></Calc><Band ref="c"/>')
     np.testing.assert_array_equal(read(path), np.ones((30, 41), np.uint8))
 

@@ -11,6 +11,7 @@ import sys
 import numpy
 import pytest
 from osgeo import gdal
+from osgeo import osr
 
 import pgp
 from pgp import cli
@@ -79,6 +80,12 @@ def test_help_on_every_subcommand(capsys):
         assert code == 0 and out.startswith(f"usage: pgp {command}")
 
 
+def test_version_as_gdal_tools_print_it():
+    result = run_pgp("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"pgp {pgp.__version__}, GDAL {gdal.__version__}"
+
+
 def test_render_equals_pgp_render(graph, tmp_path, capsys):
     reference = tmp_path / "reference.tif"
     pgp.render(graph, str(reference))
@@ -118,6 +125,12 @@ def test_calc_equals_the_expression_call(inputs, tmp_path, capsys):
     assert pgp_main(capsys, "calc", "-A", inputs["a"], "-B", inputs["b"], "--calc",
                     expression, "--nodata", "-5", out, "-q")[0] == 0
     same_raster(out, reference)
+    # gdal_calc.py's spellings of OUT and --nodata
+    calc_style = tmp_path / "calc_style.tif"
+    assert pgp_main(capsys, "calc", "-A", inputs["a"], "-B", inputs["b"],
+                    f"--calc={expression}", "--NoDataValue=-5", f"--outfile={calc_style}",
+                    "-q")[0] == 0
+    same_raster(calc_style, reference)
     # --type converts as gdal_translate -ot does
     typed = tmp_path / "typed.tif"
     assert pgp_main(capsys, "calc", "-A", inputs["a"], "-B", inputs["b"], "--calc",
@@ -174,6 +187,16 @@ def test_align_equals_align_and_resize(inputs, tmp_path, capsys):
                     "-r", "bilinear", "--align-to", "1")[0] == 0
     for out, reference in zip(outs, references):
         same_raster(out, reference)
+    # gdalwarp's spellings -tr and -t_srs (to the next UTM zone)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32617)
+    reference = str(tmp_path / "ref_utm.tif")
+    pgp.align_and_resize_raster_stack([inputs["a"]], [reference], ["near"], (60.0, -60.0),
+                                      "intersection", target_projection_wkt=srs.ExportToWkt())
+    out = tmp_path / "utm.tif"
+    assert pgp_main(capsys, "align", inputs["a"], out, "-tr", "60", "-60",
+                    "-t_srs", "EPSG:32617")[0] == 0
+    same_raster(out, reference)
 
 
 def test_stitch_equals_stitch_rasters(inputs, tmp_path, capsys):
@@ -253,6 +276,10 @@ def test_tiles_shares_and_assemble_equal_one_render(graph, tmp_path, capsys):
      "pgp render: error: write='parts' needs parts_dir"),
     (["calc", "-A", "{missing}", "--calc", "A", "{out}"], 1,
      "pgp calc: error: {missing}: No such file"),
+    (["calc", "-A", "{graph}", "--calc", "A"], 2,
+     "pgp calc: error: give the output once: OUT or --outfile OUT"),
+    (["calc", "-A", "{graph}", "--calc", "A", "{out}", "--outfile", "{out}"], 2,
+     "pgp calc: error: give the output once"),
     (["convolve", "{graph}", "{missing}", "{out}"], 1,
      "pgp convolve: error: {missing}: No such file"),
     (["align", "{graph}", "--pixel-size", "1", "1"], 1,
