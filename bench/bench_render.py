@@ -9,8 +9,8 @@ Convolves. Each is rendered serially and with threading:N by
 - `pgp render --no-stats` (tiles written straight into the target, pgp/target.h), and
 - gdal_translate of the .pgp.vrt (GDAL's block cache in between);
 anchors: gdal_calc.py for the Calc, a VRT KernelFilteredSource through gdal_translate
-for the 5x5. `pgp render` with statistics and `import pgp` alone (the interpreter's
-floor under every `pgp render`) are timed too.
+for the 5x5. `pgp render` with statistics is timed too, and the start-up floors:
+`import osgeo.gdal`, `import pgp`, and `pgp render` of the Calc on 16x16 inputs.
 
 --reference DIR also runs both pgp forms with another checkout (DIR/python and
 DIR/build, e.g. /work/main: the "before"), interleaved, rows marked "ref".
@@ -24,17 +24,29 @@ import sys
 import common  # first: it sets GDAL_DRIVER_PATH
 from common import REPO, bench_parser, make_inputs, measured, plugin_env
 from bench_convolve import gaussian, kernel_filtered_vrt, write_kernel
+from osgeo import gdal
 
 LIGHT = "(A+B)*C/2"
 TIFF = ["-co", "TILED=YES", "-co", "BIGTIFF=YES"]
 
 
+def light(files):
+    """The light Calc of A, B and C read from files[0], files[1], files[2]."""
+    sources = "".join(f'<Source name="{n}" file="{f}"/>' for n, f in zip("ABC", files))
+    return (f'{sources}<Calc name="out" dataType="Float32"><Expression>{LIGHT}'
+            '</Expression></Calc><Band ref="out"/>')
+
+
 def write_graphs(work):
-    sources = "".join(f'<Source name="{n}" file="{n.lower()}.tif"/>' for n in "ABC")
+    tiny = os.path.join(work, "tiny.tif")
+    dataset = gdal.GetDriverByName("GTiff").Create(tiny, 16, 16, 1, gdal.GDT_Float32)
+    dataset.SetGeoTransform((0, 30, 0, 16 * 30, 0, -30))
+    dataset.GetRasterBand(1).Fill(1.5)
+    dataset = None
     graphs = {
         "copy": '<Source name="A" file="a.tif"/><Band ref="A"/>',
-        "calc": f'{sources}<Calc name="out" dataType="Float32"><Expression>{LIGHT}'
-                '</Expression></Calc><Band ref="out"/>'}
+        "calc": light(["a.tif", "b.tif", "c.tif"]),
+        "tiny": light(["tiny.tif"] * 3)}  # the start-up floor of `pgp render`
     for size in (5, 31):
         write_kernel(os.path.join(work, f"k{size}.tif"), gaussian(size))
         graphs[f"conv{size}"] = (
@@ -55,21 +67,29 @@ def cases(work, size, graphs, executors, reference, out):
     """label -> (command, environment), in the order they run in each round."""
     a, b, c = (os.path.join(work, f"{n}.tif") for n in "abc")
     builds = [("", checkout(REPO))] + ([("ref ", checkout(reference))] if reference else [])
-    table = {
-        "import pgp": ([sys.executable, "-c", "import pgp"], builds[0][1]),
+    tiny = graphs.pop("tiny")
+
+    def render(executor, graph):
+        return [sys.executable, "-m", "pgp", "render", "-q", "--no-stats", "--executor",
+                executor] + TIFF + [graph, out]
+
+    table = {"import osgeo.gdal": ([sys.executable, "-c", "from osgeo import gdal"],
+                                   builds[0][1])}
+    for mark, env in builds:
+        table[f"{mark}import pgp"] = ([sys.executable, "-c", "import pgp"], env)
+        table[f"{mark}render tiny serial"] = (render("serial", tiny), env)
+    table.update({
         "gdal_calc.py calc": ([sys.executable, "/usr/bin/gdal_calc.py", "--quiet",
                                "--overwrite", "-A", a, "-B", b, "-C", c, "--type",
                                "Float32", f"--calc={LIGHT}", "--outfile", out, "--co",
                                "TILED=YES", "--co", "BIGTIFF=YES"], builds[0][1]),
         "KernelFilteredSource conv5": (["gdal_translate", "-q"] + TIFF + [
             kernel_filtered_vrt(work, size, gaussian(5)), out], builds[0][1]),
-    }
+    })
     for name, graph in graphs.items():
         for executor in executors:
             for mark, env in builds:
-                table[f"{mark}render {name} {executor}"] = (
-                    [sys.executable, "-m", "pgp", "render", "-q", "--no-stats", "--executor",
-                     executor] + TIFF + [graph, out], env)
+                table[f"{mark}render {name} {executor}"] = (render(executor, graph), env)
                 table[f"{mark}translate {name} {executor}"] = (
                     ["gdal_translate", "-q"] + TIFF + [graph, out],
                     dict(env, PGP_EXECUTOR=executor))
@@ -129,6 +149,8 @@ def main():
             ratio(f"{name} {tool}: serial / {threaded}", f"{tool} {name} serial",
                   f"{tool} {name} {threaded}", "(goal >= 1.7)" if name != "calc" else "")
     if options.reference:
+        ratio("start-up, render tiny serial: before / now", "ref render tiny serial",
+              "render tiny serial")
         for name in ("copy", "calc", "conv5", "conv31"):
             for executor in ("serial", threaded):
                 for tool in ("render", "translate"):

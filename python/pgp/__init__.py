@@ -5,32 +5,49 @@ plugin where they are expressions, convolutions, alignments or stitches.
 keyword-only ``executor=`` (None, 'serial', 'threading[:N]', 'multiprocessing[:N]',
 any ``concurrent.futures.Executor``, a dask ``distributed.Client``) and
 ``progress=``. See docs/python.md.
+
+Importing pgp registers the plugin and nothing more: the public names and the
+submodules are imported when first used (PEP 562), so ``pgp render`` starts without
+numpy or the calls it does not run.
 """
+import importlib
+
 from . import _plugin
 
 _plugin.ensure_registered()
 
-# The calls below open .pgp.vrt graphs, so the driver is registered first.
-from ._engine import Cancelled, array_equals_nodata  # noqa: E402
-from ._gdal import DEFAULT_CREATION_OPTIONS  # noqa: E402
-from ._gdal import DEFAULT_GTIFF_CREATION_TUPLE_OPTIONS  # noqa: E402
-from ._gdal import get_raster_info  # noqa: E402
-from .calls import choose_dtype, choose_nodata  # noqa: E402
-from .calls import raster_calculator, raster_map, raster_reduce  # noqa: E402
-from .distributed import ClusterExecutor  # noqa: E402
-from .executors import ACCEPTED_FORMS  # noqa: E402
-from .graph import Graph, render  # noqa: E402
-from .graphcalls import align_and_resize_raster_stack, convolve_2d  # noqa: E402
-from .stitch import stitch_rasters  # noqa: E402
-from .symbolic import evaluate_raster_calculator_expression  # noqa: E402
-from .zonal import reproject_vector, zonal_statistics  # noqa: E402
-
 __version__ = "0.1.0"
-__all__ = [
-    "ACCEPTED_FORMS", "Cancelled", "ClusterExecutor", "DEFAULT_CREATION_OPTIONS",
-    "DEFAULT_GTIFF_CREATION_TUPLE_OPTIONS", "Graph", "align_and_resize_raster_stack",
-    "array_equals_nodata", "choose_dtype", "choose_nodata", "convolve_2d",
-    "evaluate_raster_calculator_expression", "get_raster_info", "raster_calculator",
-    "raster_map", "raster_reduce", "render", "reproject_vector", "stitch_rasters",
-    "zonal_statistics",
-]
+# Each public name and the module that defines it.
+_EXPORTS = {
+    "Cancelled": "_engine", "array_equals_nodata": "_engine",
+    "DEFAULT_CREATION_OPTIONS": "_gdal", "DEFAULT_GTIFF_CREATION_TUPLE_OPTIONS": "_gdal",
+    "get_raster_info": "_gdal",
+    "choose_dtype": "calls", "choose_nodata": "calls", "raster_calculator": "calls",
+    "raster_map": "calls", "raster_reduce": "calls",
+    "ClusterExecutor": "distributed",
+    "ACCEPTED_FORMS": "executors",
+    "Graph": "graph", "render": "graph",
+    "align_and_resize_raster_stack": "graphcalls", "convolve_2d": "graphcalls",
+    "stitch_rasters": "stitch",
+    "evaluate_raster_calculator_expression": "symbolic",
+    "reproject_vector": "zonal", "zonal_statistics": "zonal",
+}
+_SUBMODULES = ("calls", "cli", "distributed", "executors", "graph", "graphcalls",
+               "stitch", "symbolic", "zonal")
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    """A public name or a submodule, imported on first use (then a plain attribute)."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

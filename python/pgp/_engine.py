@@ -12,7 +12,6 @@ import os
 import time
 import uuid
 
-import numpy
 from osgeo import gdal
 
 from . import _gdal
@@ -63,6 +62,7 @@ def describe(window):
 def array_equals_nodata(array, nodata):
     """pygeoprocessing's nodata test: exact for integer arrays, numpy.isclose with
     NaN equality for floats, nothing when nodata is None."""
+    import numpy  # here, not at the top: renders in the plugin never load it
     if nodata is None:
         return numpy.zeros(array.shape, dtype=bool)
     if numpy.issubdtype(array.dtype, numpy.integer):
@@ -81,6 +81,7 @@ def stats_partial(block, nodata):
     """One window's summary (valid, count, min, max, mean, m2) by raster_calculator's
     rule: isclose nodata test on the block's dtype; NaN kept, so it makes the mean
     NaN; min/max skip it. (GDAL's rule is the plugin's: pgp/target.h.)"""
+    import numpy
     if nodata is not None:
         keep = ~array_equals_nodata(block, nodata)
         valid = int(keep.sum())

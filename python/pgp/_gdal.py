@@ -1,10 +1,11 @@
 """Small osgeo.gdal helpers that raise instead of returning None, without touching
-the process-wide gdal.UseExceptions() state (tasks run in many threads)."""
+the process-wide gdal.UseExceptions() state (tasks run in many threads).
+
+numpy, and osgeo.gdal_array which loads it, are imported by the functions that use
+them: ``pgp render`` runs without them (docs/design-notes.md)."""
 import threading
 
-import numpy
 from osgeo import gdal
-from osgeo import gdal_array
 
 DEFAULT_CREATION_OPTIONS = ('TILED=YES', 'BIGTIFF=YES', 'COMPRESS=LZW',
                             'BLOCKXSIZE=256', 'BLOCKYSIZE=256')
@@ -68,6 +69,8 @@ def read(source, window, path):
 
 def numpy_type(band):
     """The numpy type of a band, int8 for GDAL 3.6's signed bytes."""
+    import numpy
+    from osgeo import gdal_array
     if (not GDAL_37 and band.DataType == gdal.GDT_Byte and
             band.GetMetadataItem("PIXELTYPE", "IMAGE_STRUCTURE") == "SIGNEDBYTE"):
         return numpy.int8
@@ -79,6 +82,8 @@ def numpy_type(band):
 
 def gdal_type_of(dtype):
     """(GDAL type, extra creation options) for a numpy dtype (signed bytes on 3.6)."""
+    import numpy
+    from osgeo import gdal_array
     dtype = numpy.dtype(dtype)
     if not GDAL_37 and dtype == numpy.dtype(numpy.int8):
         return gdal.GDT_Byte, ['PIXELTYPE=SIGNEDBYTE']
@@ -92,6 +97,7 @@ def get_raster_info(raster_path):
     """pygeoprocessing.get_raster_info: pixel_size, raster_size, nodata, n_bands,
     geotransform, datatype, projection_wkt, bounding_box, block_size, numpy_type,
     overviews, file_list."""
+    import numpy
     raster = open_raster(raster_path)
     info = {'file_list': raster.GetFileList()}
     info['projection_wkt'] = raster.GetProjection() or None

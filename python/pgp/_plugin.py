@@ -8,7 +8,6 @@ when the driver is registered already).
 """
 import ctypes
 import os
-import socket
 import sys
 import sysconfig
 
@@ -76,14 +75,15 @@ def ensure_registered():
 
 def where():
     """This process for error messages: the Dask worker's address when in one, and
-    the host."""
+    the host (gethostname's name, without importing socket)."""
+    host = os.uname().nodename
     if "distributed" in sys.modules:  # never imported just to ask
         try:
             return f"dask worker {sys.modules['distributed'].get_worker().address} " \
-                f"(host {socket.gethostname()})"
+                f"(host {host})"
         except ValueError:  # not in a worker
             pass
-    return f"host {socket.gethostname()} (process {os.getpid()})"
+    return f"host {host} (process {os.getpid()})"
 
 
 _LIBRARY = []  # the loaded plugin, once found

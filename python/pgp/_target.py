@@ -10,7 +10,6 @@ file and statistics for every executor.
 """
 import ctypes
 
-import numpy
 from osgeo import gdal
 
 from . import _gdal
@@ -81,6 +80,7 @@ class Target:
     def write(self, window, pixels):
         """Writes window (xoff, yoff, xsize, ysize) of whole tiles from one 2-D array
         per band."""
+        import numpy  # only windows computed in Python are arrays
         arrays = [numpy.ascontiguousarray(block) for block in pixels]
         types = [_gdal.gdal_type_of(a.dtype)[0] for a in arrays]
         n = self._n_bands

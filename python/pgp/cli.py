@@ -4,6 +4,9 @@ GDAL's command-line habits: ``-of``, ``-co``, ``-ot``, ``-q``; a progress bar wh
 standard output is a terminal; on failure one line ``pgp CMD: error: …`` on standard
 error and exit code 1 (2 for bad arguments); ``--help`` on every subcommand,
 ``--version``.
+
+Each subcommand imports the modules it runs: ``pgp render`` starts without numpy and
+without the calls it does not use (docs/design-notes.md).
 """
 import argparse
 import math
@@ -18,7 +21,6 @@ from osgeo import osr
 from . import _gdal
 from . import distributed
 from .executors import resolve
-from .graph import _graph_source, _render
 
 NODE_KINDS = ("Source", "Align", "Calc", "Convolve", "Stitch")
 
@@ -133,6 +135,7 @@ def _existing(path):
 # --- subcommands ----------------------------------------------------------------------
 
 def cmd_render(args):
+    from .graph import _graph_source, _render
     source = _graph_source(_existing(args.graph))
     if args.tiles:
         index, count = distributed.parse_share(args.tiles)

@@ -21,9 +21,7 @@ import math
 import os
 import uuid
 
-import numpy
 from osgeo import gdal
-from osgeo import gdal_array
 
 from . import _gdal
 from . import _plugin
@@ -35,6 +33,7 @@ PART_PREFIX = "pgp-part-"
 
 
 def _check_settings(worker_settings):
+    import numpy  # here and below: `pgp render` imports this module without numpy
     settings = dict(worker_settings or {})
     for key, value in settings.items():
         if key not in WORKER_SETTINGS:
@@ -157,6 +156,8 @@ class Part:
 def _to_parts(value, parts):
     """Replaces each 2-D array in a (nested) tuple or list by a Part written in
     parts = (folder, name prefix)."""
+    import numpy
+    from osgeo import gdal_array
     if isinstance(value, (tuple, list)):
         return type(value)(_to_parts(item, parts) for item in value)
     if not isinstance(value, numpy.ndarray) or value.ndim != 2:
@@ -179,6 +180,7 @@ def _to_parts(value, parts):
 
 def _from_parts(value):
     """Reads back (and deletes) each Part in a (nested) tuple or list."""
+    import numpy
     if isinstance(value, (tuple, list)):
         return type(value)(_from_parts(item) for item in value)
     if not isinstance(value, Part):

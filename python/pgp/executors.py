@@ -7,7 +7,6 @@ used); any ``concurrent.futures.Executor``; a Dask ``distributed.Client``. Pools
 creates from a string are shut down by pgp; an executor the caller passed never is.
 """
 import concurrent.futures
-import multiprocessing
 import os
 import pickle
 import sys
@@ -57,6 +56,7 @@ class Plan:
                 self._executor = concurrent.futures.ThreadPoolExecutor(
                     self.workers, thread_name_prefix="pgp")
             else:
+                import multiprocessing  # not loaded by calls that start no processes
                 self._executor = concurrent.futures.ProcessPoolExecutor(
                     self.workers, mp_context=multiprocessing.get_context("spawn"))
         return self._executor

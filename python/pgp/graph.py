@@ -11,7 +11,6 @@ import os
 import uuid
 import xml.etree.ElementTree as ET
 
-import numpy
 from osgeo import gdal
 
 from . import _engine
@@ -26,6 +25,7 @@ _TASK_OPEN_OPTIONS = ("EXECUTOR=serial", "PREFETCH=0")
 
 def _number(value):
     """A number as the plugin parses it, exactly (repr round-trips doubles)."""
+    import numpy  # building graphs, not rendering them, needs it
     if isinstance(value, (bool, numpy.bool_)):
         return "1" if value else "0"
     if isinstance(value, (int, numpy.integer)):
@@ -122,6 +122,7 @@ class Graph:
             attributes["kernel"] = _path(kernel)
         element = ET.SubElement(self.root, "Convolve", attributes)
         if not isinstance(kernel, str):
+            import numpy
             kernel = numpy.asarray(kernel, dtype=numpy.float64)
             if kernel.ndim != 2:
                 raise ValueError(f"kernel of {name!r} must be 2-D, got shape {kernel.shape}")
