@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -492,16 +493,43 @@ TEST_F(RenderTest, APartialStripPrefetchesPrefetchTilesToTheRight)
     pgp_tile_cache_free(cache);
 }
 
+// Holds the executor's one background slot until released.
+struct Blocker {
+    std::atomic<bool> started{false}, release{false};
+};
+
+int Block(void *arg, size_t)
+{
+    auto *blocker = static_cast<Blocker *>(arg);
+    blocker->started = true;
+    while (!blocker->release)
+        CPLSleep(0.001);
+    return 0;
+}
+
 TEST_F(RenderTest, FreeingCancelsQueuedPrefetches)
 {
+    // The one worker is held by another group's background job, so the
+    // renderer's 1000 prefetches stay queued: freeing it must drop them, not
+    // wait for them (nor compute them).
+    pgp_executor *executor = pgp_executor_get(1);
+    Blocker blocker;
+    pgp_background *other = pgp_background_new(executor);
+    pgp_background_submit(other, Block, &blocker, 0);
+    while (!blocker.started)
+        CPLSleep(0.001);
     pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
-    pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(1), cache, 1000);
+    pgp_renderer *r = pgp_renderer_new(graph_, executor, cache, 1000);
     std::vector<double> tile(16 * 8);
     ASSERT_EQ(pgp_renderer_read(r, 1, &d_, 0, 0, 16, 8, tile.data(), GDT_Float64, 8, 8 * 16, 0,
                                 nullptr, nullptr),
-              CE_None);
-    pgp_renderer_free(r); // right away: most prefetches are still queued
-    EXPECT_LT(ComputedTiles(cache), 2u * 63);
+              CE_None); // computed on this thread, with the tiles it scans ahead
+    const uint64_t computed_by_the_read = ComputedTiles(cache);
+    pgp_renderer_free(r);
+    EXPECT_EQ(ComputedTiles(cache), computed_by_the_read);
+    EXPECT_LT(computed_by_the_read, 2u * 63);
+    blocker.release = true;
+    pgp_background_free(other);
     pgp_tile_cache_free(cache);
 }
 
