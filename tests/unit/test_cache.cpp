@@ -442,7 +442,17 @@ TEST_F(TileCache, ManyThreadsOnRandomKeysUnderASmallBudget)
                     ADD_FAILURE() << "no memory for an entry";
                     continue;
                 }
-                pgp_tile_cache_release(cache_, tile);
+                // The three releases move entries between the two LRU lists.
+                switch (rng() % 3) {
+                case 0:
+                    pgp_tile_cache_release(cache_, tile);
+                    break;
+                case 1:
+                    pgp_tile_cache_release_delivered(cache_, tile);
+                    break;
+                default:
+                    pgp_tile_cache_unpin(cache_, tile);
+                }
             }
         });
     for (auto &t : threads)
@@ -454,6 +464,12 @@ TEST_F(TileCache, ManyThreadsOnRandomKeysUnderASmallBudget)
     EXPECT_LE(stats.ready_bytes, stats.budget_bytes);
     EXPECT_EQ(stats.ready_bytes, stats.entries * tile_bytes);  // nothing left COMPUTING
     EXPECT_GT(stats.evictions, 0u);
+    // Every entry is on exactly one list, with its bytes: shrinking to nothing
+    // finds and drops them all.
+    pgp_tile_cache_set_budget(cache_, 0);
+    stats = Stats(cache_);
+    EXPECT_EQ(stats.entries, 0u);
+    EXPECT_EQ(stats.ready_bytes, 0u);
 }
 
 TEST_F(TileCache, PurgeOwnerRemovesOnlyThatOwner)
