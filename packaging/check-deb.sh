@@ -77,6 +77,15 @@ dpkg -L pgp | grep -qx "$plugin" || {
   exit 1
 }
 
+# postinst byte-compiled the package: the pgp command does not compile it each run.
+for module in /usr/lib/python3/dist-packages/pgp/*.py; do
+  name=$(basename "$module" .py)
+  ls /usr/lib/python3/dist-packages/pgp/__pycache__/"$name".cpython-*.pyc >/dev/null 2>&1 || {
+    echo "check-deb: FAILED: $module was not byte-compiled at install" >&2
+    exit 1
+  }
+done
+
 # The checks run with no GDAL_DRIVER_PATH / GDAL_SKIP: GDAL finds the plugin on its own.
 clean_env() { env -u GDAL_DRIVER_PATH -u GDAL_SKIP -u GDAL_DATA "$@"; }
 clean_env gdalinfo --format PGP >"$work/format.txt" 2>&1 || {
@@ -130,5 +139,18 @@ for page in docs/*.md; do
     exit 1
   }
 done
-echo "check-deb: OK: $(basename "$deb") installs, GDAL loads PGP from $plugin, the sample" \
-  "renders, import pgp and /usr/bin/pgp work"
+# Removal leaves nothing of the package behind, its bytecode included.
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get remove -y -o DPkg::Lock::Timeout=300 pgp \
+  >"$work/remove.log" 2>&1 || {
+  cat "$work/remove.log" >&2
+  echo "check-deb: FAILED: apt-get remove pgp" >&2
+  exit 1
+}
+[ ! -e /usr/lib/python3/dist-packages/pgp ] && [ ! -e "$plugin" ] || {
+  echo "check-deb: FAILED: removing pgp left files behind:" \
+    "$(ls -R /usr/lib/python3/dist-packages/pgp "$plugin" 2>/dev/null | head -5)" >&2
+  exit 1
+}
+echo "check-deb: OK: $(basename "$deb") installs (its Python package byte-compiled), GDAL" \
+  "loads PGP from $plugin, the sample renders, import pgp and /usr/bin/pgp work, and it" \
+  "removes cleanly"
