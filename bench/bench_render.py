@@ -17,6 +17,7 @@ DIR/build, e.g. /work/main: the "before"), interleaved, rows marked "ref".
 
 Usage: bench/bench_render.py [--size 4096] [--threads 2] [--repeat 5] [--reference DIR]
 """
+import compileall
 import os
 import statistics
 import sys
@@ -108,6 +109,11 @@ def main():
     work = f"{options.work}-{options.size}"
     os.makedirs(work, exist_ok=True)
     make_inputs(work, options.size)
+    # Bytecode, as an installed package has it (the .deb's postinst compiles it) and as
+    # gdal_calc.py's osgeo_utils have it: a shell with PYTHONDONTWRITEBYTECODE set would
+    # otherwise time pgp compiling its modules on every run.
+    for folder in [REPO] + ([options.reference] if options.reference else []):
+        compileall.compile_dir(os.path.join(folder, "python", "pgp"), quiet=1)
     threaded = f"threading:{options.threads}"
     out = os.path.join(work, "render_out.tif")
     table = cases(work, options.size, write_graphs(work), ["serial", threaded],
