@@ -234,7 +234,8 @@ static void drop_entry(pgp_tile_cache *cache, pgp_tile *t)
  * (delivered first) beyond the budget. */
 static void evict_to_budget(pgp_tile_cache *cache)
 {
-    while (cache->delivered_bytes > cache->stats.budget_bytes / DELIVERED_SHARE) {
+    while (cache->delivered_bytes > cache->stats.budget_bytes / DELIVERED_SHARE &&
+           cache->delivered_head != NULL) {
         drop_entry(cache, cache->delivered_head);
         cache->stats.evictions++;
     }

@@ -41,11 +41,16 @@ struct pgp_renderer {
     pgp_grid align;          /* with <Align>: the aligned grid at this level    */
     pgp_kernel **kernels;    /* per node: a Convolve's kernel at this level     */
     unsigned char *read_by_several; /* per node: sources.read_by_several          */
+    unsigned char *deliverable; /* per node: shown by one band, read by no node  */
+    double cached_tile_bytes;   /* a tile of every node that goes through the cache */
     int is_overview;         /* owns its downsampled kernels                    */
     int tiles_x, tiles_y;
     int prefetch_tiles;
     pgp_background *prefetch;
     int last_window[4]; /* x, y, w, h of the previous read; w == 0 before any */
+    /* 1 + the row-major index of the last tile of the latest read (0: none):
+     * queued prefetches of tiles up to it are stale, the read has them. */
+    _Atomic size_t read_up_to;
     _Atomic uint64_t tiles_computed;
     _Atomic uint64_t tiles_ahead; /* jobs reads added ahead of their windows */
     _Atomic int scan_batches;     /* batches with tiles ahead since the scan began */
@@ -73,29 +78,41 @@ static tile_rect tile_at(const pgp_renderer *r, int tx, int ty)
     return t;
 }
 
-/* Per node: 1 for a source that more than one node or band reads (source.h);
- * NULL when memory runs out. */
-static unsigned char *readers_of_sources(const pgp_graph *g)
+/* Per node, from who reads it: read_by_several[n], 1 when more than one node
+ * or band reads n (source.h); deliverable[n], 1 when one band shows n and no
+ * node reads it, so once that band has its pixels nothing needs the tile
+ * (pgp_tile_cache_release_delivered); and *cached_tile_bytes, the bytes a tile
+ * of every node that goes through the tile cache takes (every node but the
+ * sources no band shows: nodes read those directly). Returns -1 when memory
+ * runs out. */
+static int count_readers(const pgp_graph *g, unsigned char **read_by_several,
+                         unsigned char **deliverable, double *cached_tile_bytes)
 {
-    unsigned char *several = (unsigned char *)pgp_calloc(g->n_nodes, 1);
-    unsigned char *seen = (unsigned char *)pgp_calloc(g->n_nodes, 1);
-    int i, k;
-    if (several != NULL && seen != NULL) {
-        for (i = 0; i < g->n_nodes + g->n_bands; i++) {
-            const pgp_node *n = i < g->n_nodes ? &g->nodes[i] : NULL;
-            for (k = 0; k < (n ? n->n_inputs : 1); k++) {
-                const int read = n ? n->input_nodes[k] : g->bands[i - g->n_nodes].node;
-                several[read] |= seen[read];
-                seen[read] = 1;
-            }
+    int *by_nodes = (int *)pgp_calloc(g->n_nodes, sizeof(int));
+    int *by_bands = (int *)pgp_calloc(g->n_nodes, sizeof(int));
+    int i, k, ok;
+    *read_by_several = (unsigned char *)pgp_calloc(g->n_nodes, 1);
+    *deliverable = (unsigned char *)pgp_calloc(g->n_nodes, 1);
+    ok = by_nodes != NULL && by_bands != NULL && *read_by_several != NULL &&
+         *deliverable != NULL;
+    if (ok) {
+        for (i = 0; i < g->n_nodes; i++)
+            for (k = 0; k < g->nodes[i].n_inputs; k++)
+                by_nodes[g->nodes[i].input_nodes[k]]++;
+        for (i = 0; i < g->n_bands; i++)
+            by_bands[g->bands[i].node]++;
+        *cached_tile_bytes = 0;
+        for (i = 0; i < g->n_nodes; i++) {
+            (*read_by_several)[i] = by_nodes[i] + by_bands[i] > 1;
+            (*deliverable)[i] = by_nodes[i] == 0 && by_bands[i] == 1;
+            if (g->nodes[i].kind != PGP_NODE_SOURCE || by_bands[i] > 0)
+                *cached_tile_bytes += (double)g->block_x * g->block_y *
+                                      GDALGetDataTypeSizeBytes(g->nodes[i].data_type);
         }
     }
-    pgp_free(seen);
-    if (seen == NULL) {
-        pgp_free(several);
-        several = NULL;
-    }
-    return several;
+    pgp_free(by_nodes);
+    pgp_free(by_bands);
+    return ok ? 0 : -1;
 }
 
 /* A renderer on a grid of x_size x y_size covering the graph's extent. */
@@ -123,7 +140,8 @@ static pgp_renderer *renderer_new(const pgp_graph *graph, pgp_executor *executor
     r->sources.scale_y = r->scale_y;
     r->sources.blocks = pgp_block_cache_global();
     r->sources.owner = r->owner;
-    r->sources.read_by_several = r->read_by_several = readers_of_sources(graph);
+    if (count_readers(graph, &r->read_by_several, &r->deliverable, &r->cached_tile_bytes) == 0)
+        r->sources.read_by_several = r->read_by_several;
     r->kernels = (pgp_kernel **)pgp_calloc(graph->n_nodes, sizeof(pgp_kernel *));
     r->tiles_x = (x_size + graph->block_x - 1) / graph->block_x;
     r->tiles_y = (y_size + graph->block_y - 1) / graph->block_y;
@@ -132,7 +150,7 @@ static pgp_renderer *renderer_new(const pgp_graph *graph, pgp_executor *executor
         CPLReleaseMutex(r->contexts_mutex);
     r->prefetch_tiles = prefetch_tiles;
     r->prefetch = pgp_background_new(executor);
-    if (r->kernels == NULL || r->read_by_several == NULL || r->contexts_mutex == NULL ||
+    if (r->kernels == NULL || r->sources.read_by_several == NULL || r->contexts_mutex == NULL ||
         r->prefetch == NULL) {
         pgp_renderer_free(r);
         return NULL;
@@ -226,6 +244,7 @@ void pgp_renderer_free(pgp_renderer *r)
     }
     pgp_free(r->kernels);
     pgp_free(r->read_by_several);
+    pgp_free(r->deliverable);
     pgp_free(r);
 }
 
@@ -507,8 +526,8 @@ static int keep_cached(void *arg, pgp_renderer *r, int node, const tile_rect *t,
     return 0;
 }
 
-/* Runs use on the job's tile; a tile whose pixels went to the client is
- * released as delivered (pgp_tile_cache_release_delivered). */
+/* Runs use on the job's tile; a tile whose pixels went to the client, of a
+ * node nothing else reads, is released as delivered. */
 static int run_tile_job(pgp_renderer *r, const tile_job *job, tile_job_fn use, void *arg,
                         size_t index)
 {
@@ -516,10 +535,10 @@ static int run_tile_job(pgp_renderer *r, const tile_job *job, tile_job_fn use, v
     int status = acquire_job(r, job, &tile);
     if (status == 0) {
         status = use(arg, r, job->node, &job->tile, tile, index);
-        if (use == keep_cached)
-            pgp_tile_cache_release(r->cache, tile);
-        else
+        if (use != keep_cached && r->deliverable[job->node])
             pgp_tile_cache_release_delivered(r->cache, tile);
+        else
+            pgp_tile_cache_release(r->cache, tile);
     }
     if (status != 0)
         pgp_fail_because(CPLGetLastErrorNo(),
@@ -606,11 +625,17 @@ static int read_job(void *arg, size_t index)
     return run_tile_job(q->r, &job, q->use, (void *)q, index);
 }
 
-/* Background job index = tile index * n_nodes + node. */
+/* Background job index = tile index * n_nodes + node. A tile a later read
+ * reached first is skipped: that read computed it, or is computing it, and
+ * may have delivered it already (computing it again would only take a slot
+ * in the cache nobody reads). */
 static int prefetch_job(void *arg, size_t index)
 {
     pgp_renderer *r = (pgp_renderer *)arg;
-    return compute_into_cache(r, (int)(index % r->graph->n_nodes), index / r->graph->n_nodes);
+    const size_t tile = index / r->graph->n_nodes;
+    if (tile < atomic_load_explicit(&r->read_up_to, memory_order_relaxed))
+        return 0;
+    return compute_into_cache(r, (int)(index % r->graph->n_nodes), tile);
 }
 
 /* Queues count tiles after last_tile in row-major order: the next strip for
@@ -647,19 +672,14 @@ static int continues_scan(pgp_renderer *r, int x, int y, int w, int h)
     return scanning;
 }
 
-/* How many tiles of nodes fit in half the cache budget: a batch computing
- * more would evict its first tiles before the caller reads them. */
-static double tiles_in_half_cache(pgp_renderer *r, int n_nodes, const int *nodes)
+/* How many tiles fit in half the cache budget, each with every node that goes
+ * through the cache (a band's inputs land there too): a batch or a prefetch
+ * computing more would evict its first tiles before the caller reads them. */
+static double tiles_in_half_cache(pgp_renderer *r)
 {
-    const pgp_graph *g = r->graph;
     pgp_tile_cache_stats stats;
-    double tile_bytes = 0;
-    int i;
-    for (i = 0; i < n_nodes; i++)
-        tile_bytes += (double)g->block_x * g->block_y *
-                      GDALGetDataTypeSizeBytes(g->nodes[nodes[i]].data_type);
     pgp_tile_cache_get_stats(r->cache, &stats);
-    return stats.budget_bytes / 2.0 / tile_bytes;
+    return stats.budget_bytes / 2.0 / r->cached_tile_bytes;
 }
 
 /* Whether tile (of nodes) lacks a READY entry; absent_only: whether it has no
@@ -704,7 +724,7 @@ static void plan_ahead(read_request *q, int scanning)
     for (i = 0; i < window_tiles && !missing; i++)
         missing = tile_missing(
             r, q, (size_t)(q->ty0 + i / q->tiles_x) * r->tiles_x + q->tx0 + i % q->tiles_x, 0);
-    room = tiles_in_half_cache(r, q->n_nodes, q->nodes) - (double)window_tiles;
+    room = tiles_in_half_cache(r) - (double)window_tiles;
     if (!missing || room < 1)
         return;
     batches = atomic_fetch_add(&r->scan_batches, 1);
@@ -776,7 +796,7 @@ static size_t prefetch_count(pgp_renderer *r, const read_request *q)
     double room;
     if (q->x != 0 || q->w != r->x_size || window_tiles <= count)
         return count;
-    room = tiles_in_half_cache(r, q->n_nodes, q->nodes) - (double)window_tiles;
+    room = tiles_in_half_cache(r) - (double)window_tiles;
     return room >= (double)window_tiles ? window_tiles : MAX(count, (size_t)MAX(room, 0));
 }
 
@@ -797,6 +817,9 @@ CPLErr pgp_renderer_read(pgp_renderer *r, int n_nodes, const int *nodes, int x, 
     q.band_space = band_space;
     if (cover_window(&q) != 0)
         return CE_Failure;
+    atomic_store_explicit(&r->read_up_to,
+                          (size_t)(q.ty0 + q.tiles_y - 1) * r->tiles_x + q.tx0 + q.tiles_x,
+                          memory_order_relaxed);
     scanning = continues_scan(r, x, y, w, h);
     if (progress == NULL) /* progress counts the window's tiles */
         plan_ahead(&q, scanning);
@@ -816,15 +839,20 @@ CPLErr pgp_renderer_compute(pgp_renderer *r, int n_nodes, const int *nodes, int 
                             int h, GDALProgressFunc progress, void *progress_arg)
 {
     const pgp_graph *g = r->graph;
+    const uint64_t start = monotonic_microseconds();
     read_request q;
+    CPLErr err;
     /* Tiles evicted before the caller reads them would be computed twice. */
     if ((double)((w + g->block_x - 1) / g->block_x + 1) * ((h + g->block_y - 1) / g->block_y + 1) >
-        tiles_in_half_cache(r, n_nodes, nodes))
+        tiles_in_half_cache(r))
         return CE_None;
     init_request(&q, r, keep_cached, n_nodes, nodes, x, y, w, h);
     if (cover_window(&q) != 0)
         return CE_Failure;
-    return run_window(&q, progress, progress_arg);
+    err = run_window(&q, progress, progress_arg);
+    /* Part of the resampled read that follows: its time, not another read. */
+    atomic_fetch_add(&r->read_microseconds, monotonic_microseconds() - start);
+    return err;
 }
 
 /* ---- whole-node visits ------------------------------------------------------- */

@@ -112,8 +112,9 @@ uint64_t pgp_renderer_tiles_computed(const pgp_renderer *renderer);
  * PGP/TILES_AHEAD: tests see that a block-by-block scan computes ahead. */
 uint64_t pgp_renderer_tiles_ahead(const pgp_renderer *renderer);
 
-/* pgp_renderer_read calls so far and their wall time on the calling threads:
- * what a client spent waiting for pgp (the PGP debug line at close). */
+/* pgp_renderer_read calls so far and their wall time on the calling threads,
+ * with that of pgp_renderer_compute (a resampled read's first step): what a
+ * client spent waiting for pgp (the PGP debug line at close). */
 void pgp_renderer_read_time(const pgp_renderer *renderer, uint64_t *reads,
                             uint64_t *microseconds);
 

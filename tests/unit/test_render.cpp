@@ -53,8 +53,8 @@ class RenderTest : public ::testing::Test
         ASSERT_NE(graph_, nullptr) << CPLGetLastErrorMsg();
         d_ = pgp_graph_find(graph_, "d");
     }
-    // The graph in tiles of 16 x tile_rows.
-    static pgp_graph *OpenGraph(int tile_rows)
+    // The graph in tiles of 16 x tile_rows, with bands.
+    static pgp_graph *OpenGraph(int tile_rows, const char *bands = "<Band ref='d'/>")
     {
         return pgp_graph_open(CPLSPrintf(
             "<PGPDataset blockXSize='16' blockYSize='%d'>"
@@ -63,8 +63,8 @@ class RenderTest : public ::testing::Test
             "<Expression>sqrt(abs(a)) + b * 2</Expression></Calc>"
             "<Calc name='d' dataType='Int32' noData='-7'><Expression>c * 3 - b / 4"
             "</Expression></Calc>"
-            "<Band ref='d'/></PGPDataset>",
-            tile_rows));
+            "%s</PGPDataset>",
+            tile_rows, bands));
     }
     void TearDown() override
     {
@@ -529,6 +529,77 @@ TEST_F(RenderTest, FreeingCancelsQueuedPrefetches)
     EXPECT_EQ(ComputedTiles(cache), computed_by_the_read);
     EXPECT_LT(computed_by_the_read, 2u * 63);
     blocker.release = true;
+    pgp_background_free(other);
+    pgp_tile_cache_free(cache);
+}
+
+// Tiles a read delivered go first, and only an eighth of the budget of them
+// stays (pgp_tile_cache_release_delivered): the tiles of a node that another
+// band shows, or another node reads, must not be among them.
+TEST_F(RenderTest, ANodeTwoBandsShowIsNotDeliveredByTheFirst)
+{
+    pgp_graph *graph = OpenGraph(8, "<Band ref='d'/><Band ref='d'/>");
+    ASSERT_NE(graph, nullptr) << CPLGetLastErrorMsg();
+    pgp_tile_cache *cache = pgp_tile_cache_new(64 << 10); // delivered share: 16 tiles of d
+    pgp_renderer *r = pgp_renderer_new(graph, pgp_executor_get(0), cache, 0);
+    const int d = pgp_graph_find(graph, "d"), nodes[2] = {d, d};
+    // 20 tiles computed for GDAL's resampling, then read band by band.
+    ASSERT_EQ(pgp_renderer_compute(r, 2, nodes, 0, 0, 80, 32, nullptr, nullptr), CE_None);
+    const uint64_t computed = ComputedTiles(cache);
+    EXPECT_EQ(computed, 2u * 20); // with c's
+    std::vector<double> out(80 * 32);
+    for (int band = 0; band < 2; band++)
+        ASSERT_EQ(pgp_renderer_read(r, 1, &d, 0, 0, 80, 32, out.data(), GDT_Float64, 8, 8 * 80,
+                                    0, nullptr, nullptr),
+                  CE_None);
+    EXPECT_EQ(ComputedTiles(cache), computed) << "band 2 computed what band 1 read";
+    pgp_renderer_free(r);
+    pgp_tile_cache_free(cache);
+    pgp_graph_free(graph);
+}
+
+TEST_F(RenderTest, ANodeAnotherNodeReadsIsNotDeliveredByItsRead)
+{
+    pgp_tile_cache *cache = pgp_tile_cache_new(128 << 10); // far below c's 63 tiles
+    pgp_renderer *r = pgp_renderer_new(graph_, pgp_executor_get(0), cache, 0);
+    const int c = pgp_graph_find(graph_, "c");
+    std::vector<double> out(kW * kH);
+    for (const int node : {c, d_})
+        ASSERT_EQ(pgp_renderer_read(r, 1, &node, 0, 0, kW, kH, out.data(), GDT_Float64, 8,
+                                    8 * kW, 0, nullptr, nullptr),
+                  CE_None);
+    EXPECT_EQ(ComputedTiles(cache), 2u * 63) << "d computed c's tiles again";
+    pgp_renderer_free(r);
+    pgp_tile_cache_free(cache);
+}
+
+// A strip read before the workers reached the prefetch of it: the queued
+// prefetches are skipped, not run on tiles the read has delivered (and maybe
+// evicted already).
+TEST_F(RenderTest, PrefetchesOfTilesALaterReadReachedAreSkipped)
+{
+    pgp_executor *executor = pgp_executor_get(1);
+    Blocker blocker;
+    pgp_background *other = pgp_background_new(executor);
+    pgp_background_submit(other, Block, &blocker, 0);
+    while (!blocker.started)
+        CPLSleep(0.001);
+    pgp_tile_cache *cache = pgp_tile_cache_new(16 << 10); // delivered share: 4 tiles of d
+    pgp_renderer *r = pgp_renderer_new(graph_, executor, cache, 4);
+    std::vector<double> strip(kW * 8);
+    for (int row = 0; row < 2; row++)
+        ASSERT_EQ(pgp_renderer_read(r, 1, &d_, 0, row * 8, kW, 8, strip.data(), GDT_Float64, 8,
+                                    8 * kW, 0, nullptr, nullptr),
+                  CE_None);
+    const uint64_t by_reads = ComputedTiles(cache);
+    EXPECT_EQ(by_reads, 2u * 14);
+    blocker.release = true;
+    pgp_renderer_wait_prefetch(r);
+    // Strip 2's queued prefetches are skipped (run, they computed the 3 tiles of
+    // d the delivered share had evicted again); strip 3's were never queued,
+    // as strip 2's were still pending.
+    EXPECT_EQ(ComputedTiles(cache), by_reads);
+    pgp_renderer_free(r);
     pgp_background_free(other);
     pgp_tile_cache_free(cache);
 }
