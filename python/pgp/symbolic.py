@@ -7,6 +7,9 @@ arrays); its abstract syntax tree is translated into pgp's expression language.
 import ast
 import functools
 import logging
+import os
+import shutil
+import tempfile
 
 import numpy
 from osgeo import gdal
@@ -158,6 +161,31 @@ def expression_graph(expression, symbol_to_path_band_map, target_nodata,
     return graph, numpy_type, [tuple(path_band) for _, path_band in used]
 
 
+def _on_the_first_grid(used, folder):
+    """pygeoprocessing pairs the rasters' pixels by index, whatever their grids; a
+    graph's sources must share one. Each used raster whose geotransform differs from
+    the first's is read through a VRT in folder (created on demand) that declares
+    the first's geotransform and projection over the same pixels. Returns {path:
+    path to read} for those, and the folder, or ({}, None) when all share it."""
+    infos = {path: _gdal.get_raster_info(path) for path, _ in used}
+    first = infos[used[0][0]]
+    moved = [path for path in dict.fromkeys(path for path, _ in used)
+             if infos[path]['geotransform'] != first['geotransform']]
+    if not moved:
+        return {}, None
+    os.makedirs(folder, exist_ok=True)  # as the render makes the target's
+    folder = tempfile.mkdtemp(prefix=".pgp-grid-", dir=folder)
+    substitutes = {}
+    for index, path in enumerate(moved):
+        substitutes[path] = os.path.join(folder, f"r{index}.vrt")
+        view = gdal.Translate(substitutes[path], os.path.abspath(path), format="VRT")
+        view.SetGeoTransform(first['geotransform'])
+        if first['projection_wkt']:
+            view.SetProjection(first['projection_wkt'])
+        view = None
+    return substitutes, folder
+
+
 def nan_inf_rules(default_nan, default_inf, dtype, block):
     """pygeoprocessing's rules on a result block, in its order: NaN replaced by
     default_nan (or ValueError), then ±inf by default_inf (or ValueError); the block
@@ -185,7 +213,9 @@ def evaluate_raster_calculator_expression(
         expression (str): Python arithmetic on the symbols: ``+ - * / // % **``,
             comparisons, and ``&`` / ``|`` / ``~`` combining comparisons.
         symbol_to_path_band_map (dict): symbol -> (path, band); entries the
-            expression does not use are ignored. Rasters must share a grid.
+            expression does not use are ignored. Rasters must have the same size;
+            as in pygeoprocessing their pixels pair by index, and the result takes
+            the first used raster's grid.
         target_nodata (number): written where any used raster is nodata; None
             raises ValueError if such a pixel exists.
         target_raster_path (str): the output; its type is ``numpy.result_type``
@@ -201,12 +231,24 @@ def evaluate_raster_calculator_expression(
         expression, symbol_to_path_band_map, target_nodata, _block_size(options))
     _check_calc_arguments(used, target_raster_path)
     gdal_type, type_options = _gdal.gdal_type_of(numpy_type)
-    with plan:
-        _render(plan, graph, target_raster_path,
-                (driver, list(options) + type_options), True, progress, bands=[1],
-                stats_rule="pygeoprocessing", type_override=gdal_type,
-                checks=(2, _NODATA_MESSAGE) if graph.root.find("Calc[@name='check']")
-                is not None else None,
-                post=functools.partial(nan_inf_rules, default_nan, default_inf,
-                                       numpy.dtype(numpy_type)),
-                nodata=[target_nodata])
+    # Beside the target: workers of any executor see that folder.
+    substitutes, scratch = _on_the_first_grid(
+        used, os.path.dirname(os.path.abspath(target_raster_path)))
+    if substitutes:
+        graph, _, _ = expression_graph(
+            expression, {symbol: (substitutes.get(path_band[0], path_band[0]), path_band[1])
+                         for symbol, path_band in symbol_to_path_band_map.items()},
+            target_nodata, _block_size(options))
+    try:
+        with plan:
+            _render(plan, graph, target_raster_path,
+                    (driver, list(options) + type_options), True, progress, bands=[1],
+                    stats_rule="pygeoprocessing", type_override=gdal_type,
+                    checks=(2, _NODATA_MESSAGE) if graph.root.find("Calc[@name='check']")
+                    is not None else None,
+                    post=functools.partial(nan_inf_rules, default_nan, default_inf,
+                                           numpy.dtype(numpy_type)),
+                    nodata=[target_nodata])
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)

@@ -9,7 +9,8 @@ from osgeo import gdal
 
 import ops
 import pgp
-from pgp_testing import EXECUTORS, SMALL_BLOCKS, assert_same_output, executor_for, read
+from pgp_testing import (EXECUTORS, SMALL_BLOCKS, assert_same_output, executor_for, read,
+                         write_raster)
 
 REFERENCES = {}
 
@@ -152,6 +153,32 @@ def test_expression_matches_numpy(inputs, pools):
     for output in outputs[1:]:
         numpy.testing.assert_array_equal(output[0], pixels)
         assert output[1:] == outputs[0][1:]
+
+
+@pytest.mark.parametrize("name", ["none", "threading:2", "process_pool"])
+def test_expression_pairs_pixels_of_shifted_rasters_by_index(inputs, pools, tmp_path, name):
+    # pygeoprocessing checks sizes only: same-size rasters on other grids pair by
+    # index, and the result takes the first's grid.
+    shifted = write_raster(tmp_path / "shifted.tif", inputs["B"], nodata=0,
+                           origin=(500000.0, 4000000.0), pixel=10.0, projection=False)
+    target = tmp_path / "out" / "sum.tif"
+    pgp.evaluate_raster_calculator_expression(
+        "a + b * 2", {"a": (inputs["a"], 1), "b": (shifted, 1)}, -1.0, str(target),
+        executor=executor_for(name, pools))
+    pixels, nodata, _, geotransform = read(target)
+    a, b = inputs["A"].astype(numpy.float64), inputs["B"].astype(numpy.float64)
+    valid = ~numpy.isclose(a, -9) & (b != 0)
+    numpy.testing.assert_array_equal(
+        pixels, numpy.where(valid, a + b * 2, -1.0).astype(numpy.float32))
+    assert geotransform == read(inputs["a"])[3]
+    assert gdal.Open(str(target)).GetProjection() == gdal.Open(inputs["a"]).GetProjection()
+    assert os.listdir(target.parent) == ["sum.tif"]  # no scratch VRT folder left
+    # A failing call leaves no scratch folder either.
+    with pytest.raises(ValueError, match="target_nodata"):
+        pgp.evaluate_raster_calculator_expression(
+            "a + b", {"a": (inputs["a"], 1), "b": (shifted, 1)}, None,
+            str(tmp_path / "out" / "none.tif"), executor=executor_for(name, pools))
+    assert os.listdir(target.parent) == ["sum.tif"]
 
 
 @pytest.mark.parametrize("name", ["none", "threading:2", "process_pool"])
