@@ -518,7 +518,7 @@ static int acquire_job(pgp_renderer *r, const tile_job *job, pgp_tile **tile)
 typedef int (*tile_job_fn)(void *arg, pgp_renderer *r, int node, const tile_rect *t,
                            const pgp_tile *tile, size_t index);
 
-/* Runs one job in the foreground; failures name the node and tile. */
+/* The use of a job that only makes sure its tile is cached. */
 static int keep_cached(void *arg, pgp_renderer *r, int node, const tile_rect *t,
                        const pgp_tile *tile, size_t index)
 {
@@ -526,8 +526,9 @@ static int keep_cached(void *arg, pgp_renderer *r, int node, const tile_rect *t,
     return 0;
 }
 
-/* Runs use on the job's tile; a tile whose pixels went to the client, of a
- * node nothing else reads, is released as delivered. */
+/* Runs one job in the foreground: use on its tile, released as delivered
+ * when its pixels went to the client and nothing else reads its node;
+ * failures name the node and tile. */
 static int run_tile_job(pgp_renderer *r, const tile_job *job, tile_job_fn use, void *arg,
                         size_t index)
 {
