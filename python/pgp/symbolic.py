@@ -114,12 +114,9 @@ def _block_size(options):
     return size["BLOCKXSIZE"], size["BLOCKYSIZE"]
 
 
-def expression_graph(expression, symbol_to_path_band_map, target_nodata,
-                     block_size=(256, 256)):
-    """The graph evaluate_raster_calculator_expression renders: band 1 the result
-    (target_nodata where a used raster is nodata), band 2, when target_nodata is
-    None and a used raster has nodata, 1 where one is. Also returns the numpy result
-    type and the (path, band)s used."""
+def used_rasters(expression, symbol_to_path_band_map):
+    """[(symbol, (path, band))] of the map's entries the expression uses, by symbol;
+    pygeoprocessing's ValueErrors for a bad expression or a missing symbol."""
     if not isinstance(expression, str):
         raise ValueError("Expected type `str` for `expression` but instead got %s" %
                          str(type(expression)))
@@ -133,13 +130,25 @@ def expression_graph(expression, symbol_to_path_band_map, target_nodata,
                          "symbol_to_path_band_map" % ', '.join(sorted(missing)))
     if not used:
         raise ValueError(f"expression {expression!r} uses no raster")
+    return used
+
+
+def expression_graph(expression, symbol_to_path_band_map, target_nodata,
+                     block_size=(256, 256), read_from=None):
+    """The graph evaluate_raster_calculator_expression renders: band 1 the result
+    (target_nodata where a used raster is nodata), band 2, when target_nodata is
+    None and a used raster has nodata, 1 where one is; read_from: {path: the path
+    its <Source> reads instead}. Also returns the numpy result type and the (path,
+    band)s used."""
+    used = used_rasters(expression, symbol_to_path_band_map)
+    read_from = read_from or {}
     numpy_type = numpy.result_type(*[_gdal.get_raster_info(path_band[0])['numpy_type']
                                      for _, path_band in used])
     graph = Graph(block_size)
     names = {}
     invalid = []
     for index, (symbol, (path, band)) in enumerate(used):
-        names[symbol] = graph.source(f"v{index}", path, band)
+        names[symbol] = graph.source(f"v{index}", read_from.get(path, path), band)
         if _gdal.get_raster_info(path)['nodata'][band - 1] is not None:
             invalid.append(f"isnodata({names[symbol]})")
     value = compile_expression(expression, names)
@@ -227,19 +236,17 @@ def evaluate_raster_calculator_expression(
     """
     plan = resolve(executor)
     driver, options = raster_driver_creation_tuple
-    graph, numpy_type, used = expression_graph(
-        expression, symbol_to_path_band_map, target_nodata, _block_size(options))
+    used = [tuple(path_band) for _, path_band in
+            used_rasters(expression, symbol_to_path_band_map)]
     _check_calc_arguments(used, target_raster_path)
-    gdal_type, type_options = _gdal.gdal_type_of(numpy_type)
     # Beside the target: workers of any executor see that folder.
     substitutes, scratch = _on_the_first_grid(
         used, os.path.dirname(os.path.abspath(target_raster_path)))
-    if substitutes:
-        graph, _, _ = expression_graph(
-            expression, {symbol: (substitutes.get(path_band[0], path_band[0]), path_band[1])
-                         for symbol, path_band in symbol_to_path_band_map.items()},
-            target_nodata, _block_size(options))
     try:
+        graph, numpy_type, _ = expression_graph(
+            expression, symbol_to_path_band_map, target_nodata, _block_size(options),
+            read_from=substitutes)
+        gdal_type, type_options = _gdal.gdal_type_of(numpy_type)
         with plan:
             _render(plan, graph, target_raster_path,
                     (driver, list(options) + type_options), True, progress, bands=[1],
