@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -493,19 +494,35 @@ TEST_F(RenderTest, APartialStripPrefetchesPrefetchTilesToTheRight)
     pgp_tile_cache_free(cache);
 }
 
-// Holds the executor's one background slot until released.
-struct Blocker {
-    std::atomic<bool> started{false}, release{false};
-};
-
-int Block(void *arg, size_t)
+// Holds the background slot of a one-worker executor from construction to
+// destruction with another group's job, so the renderer's prefetches stay queued.
+class HeldWorker
 {
-    auto *blocker = static_cast<Blocker *>(arg);
-    blocker->started = true;
-    while (!blocker->release)
-        CPLSleep(0.001);
-    return 0;
-}
+  public:
+    explicit HeldWorker(pgp_executor *executor) : group_(pgp_background_new(executor))
+    {
+        pgp_background_submit(group_, Hold, this, 0);
+        while (!started_)
+            CPLSleep(0.001);
+    }
+    ~HeldWorker()
+    {
+        release_ = true;
+        pgp_background_free(group_);
+    }
+
+  private:
+    static int Hold(void *arg, size_t)
+    {
+        auto *held = static_cast<HeldWorker *>(arg);
+        held->started_ = true;
+        while (!held->release_)
+            CPLSleep(0.001);
+        return 0;
+    }
+    pgp_background *group_;
+    std::atomic<bool> started_{false}, release_{false};
+};
 
 TEST_F(RenderTest, FreeingCancelsQueuedPrefetches)
 {
@@ -513,11 +530,7 @@ TEST_F(RenderTest, FreeingCancelsQueuedPrefetches)
     // renderer's 1000 prefetches stay queued: freeing it must drop them, not
     // wait for them (nor compute them).
     pgp_executor *executor = pgp_executor_get(1);
-    Blocker blocker;
-    pgp_background *other = pgp_background_new(executor);
-    pgp_background_submit(other, Block, &blocker, 0);
-    while (!blocker.started)
-        CPLSleep(0.001);
+    auto held = std::make_unique<HeldWorker>(executor);
     pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
     pgp_renderer *r = pgp_renderer_new(graph_, executor, cache, 1000);
     std::vector<double> tile(16 * 8);
@@ -528,8 +541,7 @@ TEST_F(RenderTest, FreeingCancelsQueuedPrefetches)
     pgp_renderer_free(r);
     EXPECT_EQ(ComputedTiles(cache), computed_by_the_read);
     EXPECT_LT(computed_by_the_read, 2u * 63);
-    blocker.release = true;
-    pgp_background_free(other);
+    held.reset();
     pgp_tile_cache_free(cache);
 }
 
@@ -579,11 +591,7 @@ TEST_F(RenderTest, ANodeAnotherNodeReadsIsNotDeliveredByItsRead)
 TEST_F(RenderTest, PrefetchesOfTilesALaterReadReachedAreSkipped)
 {
     pgp_executor *executor = pgp_executor_get(1);
-    Blocker blocker;
-    pgp_background *other = pgp_background_new(executor);
-    pgp_background_submit(other, Block, &blocker, 0);
-    while (!blocker.started)
-        CPLSleep(0.001);
+    auto held = std::make_unique<HeldWorker>(executor);
     pgp_tile_cache *cache = pgp_tile_cache_new(16 << 10); // delivered share: 4 tiles of d
     pgp_renderer *r = pgp_renderer_new(graph_, executor, cache, 4);
     std::vector<double> strip(kW * 8);
@@ -593,14 +601,13 @@ TEST_F(RenderTest, PrefetchesOfTilesALaterReadReachedAreSkipped)
                   CE_None);
     const uint64_t by_reads = ComputedTiles(cache);
     EXPECT_EQ(by_reads, 2u * 14);
-    blocker.release = true;
+    held.reset();
     pgp_renderer_wait_prefetch(r);
     // Strip 2's queued prefetches are skipped (run, they computed the 3 tiles of
     // d the delivered share had evicted again); strip 3's were never queued,
     // as strip 2's were still pending.
     EXPECT_EQ(ComputedTiles(cache), by_reads);
     pgp_renderer_free(r);
-    pgp_background_free(other);
     pgp_tile_cache_free(cache);
 }
 
