@@ -253,6 +253,11 @@ size_t pgp_renderer_tile_count(const pgp_renderer *r)
     return (size_t)r->tiles_x * (size_t)r->tiles_y;
 }
 
+int pgp_renderer_threads(const pgp_renderer *r)
+{
+    return pgp_executor_threads(r->executor) + 1;
+}
+
 const pgp_graph *pgp_renderer_graph(const pgp_renderer *r)
 {
     return r->graph;
@@ -957,6 +962,8 @@ static int stream_job(void *arg, size_t index)
     if (status == 0) {
         failed_node = -1;
         status = q->sink(q->arg, tile_index, &t, pixels);
+    } else {
+        q->sink(q->arg, tile_index, &t, NULL);
     }
     for (i = 0; pixels != NULL && i < q->n_nodes; i++) {
         if (tiles[i] != NULL)

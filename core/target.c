@@ -31,11 +31,14 @@ struct pgp_target {
     unsigned char *has_nodata;
     pgp_stats *totals;   /* per band, merged in tile order */
     slot scratch;        /* pgp_target_write's one tile */
-    /* pgp_target_render's batch: tiles first .. first + n_slots - 1 */
+    /* pgp_target_render: tiles next .. next + n_slots - 1 wait in slots
+     * [tile % n_slots] (next: the first tile not yet written); failed: a tile
+     * failed, no tile waits for room any longer */
     slot *slots;
-    size_t n_slots, first, next; /* next: the first tile not yet written */
+    size_t n_slots, next;
     int writing, failed;
     CPLMutex *mutex;
+    CPLCond *moved; /* signalled whenever next or failed changes */
 };
 
 static const char *target_name(const pgp_target *t)
@@ -83,8 +86,10 @@ pgp_target *pgp_target_new(GDALDatasetH dataset, int tile_x, int tile_y, int sta
     t->mutex = CPLCreateMutex();
     if (t->mutex != NULL)
         CPLReleaseMutex(t->mutex);
+    t->moved = CPLCreateCond();
     if (t->nodata == NULL || t->has_nodata == NULL || t->totals == NULL ||
-        t->scratch.blocks == NULL || t->scratch.stats == NULL || t->mutex == NULL) {
+        t->scratch.blocks == NULL || t->scratch.stats == NULL || t->mutex == NULL ||
+        t->moved == NULL) {
         pgp_target_free(t);
         return NULL;
     }
@@ -105,9 +110,9 @@ pgp_target *pgp_target_new(GDALDatasetH dataset, int tile_x, int tile_y, int sta
     return t;
 }
 
-/* A slot's blocks while its tile waits for the writer: recycled memory (the
- * tile cache's spares), so that the few tiles finishing out of order do not
- * take a fresh page per 4 KiB each. */
+/* A slot's blocks while its tile waits for its turn: recycled memory (the
+ * tile cache's spares), so that converted tiles do not take a fresh page per
+ * 4 KiB each. */
 static int slot_hold(const pgp_target *t, slot *s)
 {
     pgp_tile_cache *spares = pgp_tile_cache_global();
@@ -142,9 +147,10 @@ void pgp_target_free(pgp_target *t)
 {
     if (t == NULL)
         return;
-    free_slots(t);
     if (t->mutex != NULL)
         CPLDestroyMutex(t->mutex);
+    if (t->moved != NULL)
+        CPLDestroyCond(t->moved);
     pgp_free(t->nodata);
     pgp_free(t->has_nodata);
     pgp_free(t->totals);
@@ -287,94 +293,111 @@ typedef struct render_request {
     pgp_target *t;
     const int *types; /* the nodes' data types */
     int same_type;    /* all of them the target's */
-    GDALProgressFunc progress;
-    void *progress_arg;
-    double done, total; /* tiles before this batch, all tiles */
 } render_request;
 
-/* Writes the ready slots from t->next on, one worker at a time: whoever
- * finishes the tile the writer waits for writes it and any ready after it. */
-static int drain(pgp_target *t, const void **blocks)
+/* Stops the render: no tile waits for room any longer. */
+static void stop_waiting(pgp_target *t)
+{
+    CPLAcquireMutex(t->mutex, 1000.0);
+    t->failed = 1;
+    CPLCondBroadcast(t->moved);
+    CPLReleaseMutex(t->mutex);
+}
+
+/* Writes the ready slots from t->next on, as the writer (t->writing set by
+ * the caller): whoever finishes the tile the writer waits for writes it and
+ * any ready after it. Called and returns with t->mutex held. */
+static int write_ready(pgp_target *t, const void **blocks)
 {
     int status = 0;
-    CPLAcquireMutex(t->mutex, 1000.0);
-    if (t->writing || t->failed) {
+    while (status == 0 && t->slots[t->next % t->n_slots].ready) {
+        slot *s = &t->slots[t->next % t->n_slots];
+        const pgp_rect r = tile_rect_of(t, t->next);
         CPLReleaseMutex(t->mutex);
-        return 0;
-    }
-    t->writing = 1;
-    while (status == 0 && t->next < t->first + t->n_slots && t->slots[t->next - t->first].ready) {
-        const size_t tile = t->next;
-        const pgp_rect r = tile_rect_of(t, tile);
-        CPLReleaseMutex(t->mutex);
-        slot_blocks(t, &t->slots[tile - t->first], blocks);
-        status = commit(t, &r, blocks, t->slots[tile - t->first].stats);
-        slot_release(t, &t->slots[tile - t->first]);
+        slot_blocks(t, s, blocks);
+        status = commit(t, &r, blocks, s->stats);
+        slot_release(t, s);
         CPLAcquireMutex(t->mutex, 1000.0);
-        t->slots[tile - t->first].ready = 0;
+        s->ready = 0;
         t->next++;
+        CPLCondBroadcast(t->moved);
     }
-    t->writing = 0;
-    t->failed = status != 0;
-    CPLReleaseMutex(t->mutex);
     return status;
 }
 
-/* The worker that computed a tile the writer waits for writes it from the
- * node's own buffers when no conversion or padding is needed (a whole tile of
- * the target's type): no copy. Any other tile goes to its slot. */
+/* The worker that computed a tile writes it when every tile before it is
+ * written, from the node's own buffers when no conversion or padding is
+ * needed (a whole tile of the target's type), and then the tiles that waited
+ * for it. Otherwise the tile waits, converted and summarised, in its slot; a
+ * worker whose tile is n_slots or more ahead waits for room first (tiles are
+ * claimed in order, so the tile the writer waits for is being computed). A
+ * failed tile (pixels NULL) releases every waiting worker. */
 static int render_sink(void *arg, size_t tile_index, const pgp_rect *r, const void *const *pixels)
 {
     const render_request *q = (const render_request *)arg;
     pgp_target *t = q->t;
-    slot *s = &t->slots[tile_index - t->first];
-    const void **blocks = (const void **)pgp_calloc(t->n_bands, sizeof(void *));
-    int i, status = blocks == NULL ? -1 : 0, in_place = 0;
-    if (status == 0 && q->same_type && r->w == t->tile_x && r->h == t->tile_y) {
-        CPLAcquireMutex(t->mutex, 1000.0);
-        in_place = !t->writing && !t->failed && t->next == tile_index;
-        t->writing |= in_place;
-        CPLReleaseMutex(t->mutex);
+    slot *s = &t->slots[tile_index % t->n_slots];
+    const void **blocks;
+    int i, status, in_place, writer;
+    blocks = pixels != NULL ? (const void **)pgp_calloc(t->n_bands, sizeof(void *)) : NULL;
+    if (blocks == NULL) {
+        stop_waiting(t);
+        return -1;
     }
+    CPLAcquireMutex(t->mutex, 1000.0);
+    while (tile_index >= t->next + t->n_slots && !t->failed)
+        CPLCondWait(t->moved, t->mutex);
+    if (t->failed) {
+        CPLReleaseMutex(t->mutex);
+        pgp_free(blocks);
+        return 0; /* the failed tile reports the failure */
+    }
+    in_place = q->same_type && r->w == t->tile_x && r->h == t->tile_y &&
+               !t->writing && t->next == tile_index;
+    t->writing |= in_place;
+    CPLReleaseMutex(t->mutex);
+    status = 0;
     if (in_place) {
-        for (i = 0; i < t->n_bands && status == 0; i++)
+        for (i = 0; i < t->n_bands && status == 0; i++) {
+            blocks[i] = pixels[i];
             status = summarise(t, i, r, pixels[i], &s->stats[i]);
+        }
         if (status == 0)
-            status = commit(t, r, pixels, s->stats);
+            status = commit(t, r, blocks, s->stats);
         CPLAcquireMutex(t->mutex, 1000.0);
         t->next++;
-        t->writing = 0;
-        t->failed = status != 0;
-        CPLReleaseMutex(t->mutex);
-    } else if (status == 0) {
+        CPLCondBroadcast(t->moved);
+        writer = 1;
+    } else {
         status = slot_hold(t, s);
         if (status == 0)
             status = prepare(t, r, pixels, q->types, NULL, s);
         CPLAcquireMutex(t->mutex, 1000.0);
         s->ready = status == 0;
-        CPLReleaseMutex(t->mutex);
+        writer = status == 0 && !t->writing; /* then this worker writes what is ready */
+        t->writing |= writer;
     }
-    if (status == 0)
-        status = drain(t, blocks);
+    if (writer && status == 0)
+        status = write_ready(t, blocks);
+    if (writer)
+        t->writing = 0;
+    if (status != 0 && !t->failed) {
+        t->failed = 1;
+        CPLCondBroadcast(t->moved);
+    }
+    CPLReleaseMutex(t->mutex);
     pgp_free(blocks);
     return status;
-}
-
-static int CPL_STDCALL batch_progress(double fraction, const char *message, void *arg)
-{
-    const render_request *q = (const render_request *)arg;
-    return q->progress((q->done + fraction * q->t->n_slots) / q->total, message, q->progress_arg);
 }
 
 CPLErr pgp_target_render(pgp_target *t, pgp_renderer *renderer, const int *nodes,
                          GDALProgressFunc progress, void *progress_arg)
 {
     const pgp_graph *g = pgp_renderer_graph(renderer);
-    const size_t n_tiles = pgp_renderer_tile_count(renderer);
-    size_t batch = MAX(PGP_TARGET_BATCH_BYTES / (t->block_bytes * t->n_bands), 1), i;
     int *types = (int *)pgp_calloc(t->n_bands, sizeof(int));
     render_request q;
-    CPLErr err = CE_None;
+    CPLErr err;
+    int i;
     if (types == NULL)
         return CE_Failure;
     if (g->block_x != t->tile_x || g->block_y != t->tile_y || g->x_size != t->x_size ||
@@ -386,35 +409,29 @@ CPLErr pgp_target_render(pgp_target *t, pgp_renderer *renderer, const int *nodes
         pgp_free(types);
         return CE_Failure;
     }
-    memset(&q, 0, sizeof q);
+    q.t = t;
+    q.types = types;
     q.same_type = 1;
-    for (i = 0; i < (size_t)t->n_bands; i++) {
+    for (i = 0; i < t->n_bands; i++) {
         types[i] = g->nodes[nodes[i]].data_type;
         q.same_type &= types[i] == (int)t->type;
     }
-    batch = MIN(batch, n_tiles);
-    q.t = t;
-    q.types = types;
-    q.progress = progress;
-    q.progress_arg = progress_arg;
-    q.total = (double)n_tiles;
-    t->slots = (slot *)pgp_calloc(batch, sizeof(slot));
-    t->n_slots = batch;
-    for (i = 0; t->slots != NULL && i < batch; i++) {
+    /* Two tiles per computing thread: room for one to wait while its worker
+     * computes the next. */
+    t->n_slots = 2 * (size_t)pgp_renderer_threads(renderer);
+    t->slots = (slot *)pgp_calloc(t->n_slots, sizeof(slot));
+    for (i = 0; t->slots != NULL && i < (int)t->n_slots; i++) {
         t->slots[i].stats = (pgp_stats *)pgp_calloc(t->n_bands, sizeof(pgp_stats));
         if (t->slots[i].stats == NULL)
             break;
     }
-    if (i < batch)
-        err = CE_Failure;
+    t->next = 0;
     t->writing = t->failed = 0;
-    for (t->next = 0; err == CE_None && t->next < n_tiles; q.done += (double)t->n_slots) {
-        t->first = t->next;
-        t->n_slots = MIN(batch, n_tiles - t->first);
-        err = pgp_renderer_stream_tiles(renderer, t->n_bands, nodes, t->first, t->n_slots,
-                                        render_sink, &q, progress ? batch_progress : NULL, &q);
-    }
-    t->n_slots = batch;
+    err = t->slots != NULL && i == (int)t->n_slots
+              ? pgp_renderer_stream_tiles(renderer, t->n_bands, nodes, 0,
+                                          pgp_renderer_tile_count(renderer), render_sink, &q,
+                                          progress, progress_arg)
+              : CE_Failure;
     free_slots(t);
     pgp_free(types);
     return err;

@@ -90,7 +90,8 @@ CPLErr pgp_renderer_visit_tiles(pgp_renderer *renderer, int node, pgp_tile_visit
  * nodes[0..n_nodes) on the executor and hands each tile, all nodes at once
  * (pixels[i]: nodes[i]'s, in its data type, t->w x t->h), to sink on the
  * worker that computed it, in no particular order (a render writing its
- * target, pgp/target.h). A node that no node reads and no other band shows is
+ * target, pgp/target.h); a tile that failed is handed over with pixels NULL
+ * (its error raised already), so that a sink waiting for it can stop. A node that no node reads and no other band shows is
  * computed outside the tile cache, into a buffer recycled after the sink:
  * such a tile is used once, and caching it would only take fresh memory. */
 typedef int (*pgp_tile_sink)(void *arg, size_t tile_index, const pgp_rect *t,
@@ -101,6 +102,10 @@ CPLErr pgp_renderer_stream_tiles(pgp_renderer *renderer, int n_nodes, const int 
                                  GDALProgressFunc progress, void *progress_arg);
 
 size_t pgp_renderer_tile_count(const pgp_renderer *renderer);
+
+/* The threads that compute a batch of tiles: the executor's workers and the
+ * caller. */
+int pgp_renderer_threads(const pgp_renderer *renderer);
 
 const pgp_graph *pgp_renderer_graph(const pgp_renderer *renderer);
 

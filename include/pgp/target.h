@@ -14,12 +14,14 @@
  * block cache leaves them (so gdal_translate's edge blocks).
  *
  * pgp_target_render computes a graph's tiles on its renderer's executor and
- * writes each as soon as every tile before it is written (by whichever worker
- * finished last), in batches of at most PGP_TARGET_BATCH_BYTES of converted
- * tiles, so memory is bounded by the batch, never by the raster.
+ * writes each as soon as every tile before it is written, on the worker that
+ * finished last: from the node's own buffers when it is that tile's turn,
+ * otherwise after waiting, converted, in one of two slots per computing
+ * thread. A worker whose tile is further ahead waits for room, so memory is
+ * bounded by the threads, never by the raster.
  *
  * Threads: one caller at a time per target; pgp_target_render writes from the
- * executor's workers, one at a time. Entry points are exported for Python
+ * executor's workers, one at a time, in tile order. Entry points are exported for Python
  * (ctypes, python/pgp/graph.py). Errors: -1 after CPLError naming the target
  * and the tile.
  */
@@ -39,8 +41,6 @@ extern "C" {
 #ifndef PGP_API
 #define PGP_API __attribute__((visibility("default")))
 #endif
-
-#define PGP_TARGET_BATCH_BYTES ((size_t)32 << 20)
 
 typedef struct pgp_target pgp_target;
 

@@ -15,6 +15,7 @@
 #include "cpl_multiproc.h"
 #include "cpl_string.h"
 #include "cpl_vsi.h"
+#include "fault_vsi.h"
 #include "raster_fixture.h"
 
 extern "C" {
@@ -339,13 +340,12 @@ TEST_F(RenderTest, TargetFilesAreTheSameForEveryExecutorAndFromWindows)
     pgp_graph_free(graph);
 }
 
-// A render of more tiles than one batch holds (PGP_TARGET_BATCH_BYTES): four
-// Float64 bands of 256 x 256 tiles make 2 MB a tile, 16 a batch; 5 x 4 tiles take
-// two batches. Serial and threaded renders write the same bytes, and the pixels.
-TEST(RenderTarget, BatchesFollowEachOtherInTileOrder)
+// Four Float64 bands of 5 x 4 tiles of 256 x 256 (2 MB a tile, edge tiles
+// padded), written by three workers taking turns: serial and threaded renders
+// write the same bytes, and the pixels.
+TEST(RenderTarget, WorkersWriteTheirTilesInTileOrder)
 {
     constexpr int w = 5 * 256 - 40, h = 4 * 256 - 100, bands = 4;
-    ASSERT_LT(PGP_TARGET_BATCH_BYTES / (bands * 256 * 256 * sizeof(double)), 20u);
     const std::vector<double> a = pgp_test::Field(w * h, 1000.0, 3);
     pgp_test::WriteRaster("/vsimem/batch/a.tif", w, h, GDT_Float64, a, false, 0, 1000, 30, 256);
     pgp_graph *graph = pgp_graph_open(
@@ -388,6 +388,71 @@ TEST(RenderTarget, BatchesFollowEachOtherInTileOrder)
     }
     pgp_graph_free(graph);
     VSIRmdirRecursive("/vsimem/batch");
+}
+
+// The n-th read of the source fails, n = 1, 2, ..., while three workers render
+// 6 x 5 tiles: the render fails with an error naming a tile, the workers waiting
+// for the failed tile's turn are released (a hang would time the test out), and
+// a render that meets no failure writes the reference bytes.
+TEST(RenderTarget, AFailedTileReleasesTheWorkersWaitingForItsTurn)
+{
+    constexpr int w = 6 * 64, h = 5 * 64;
+    pgp_test::FaultVsi::Install();
+    pgp_test::WriteRaster("/vsimem/turns/a.tif", w, h, GDT_Float32,
+                          pgp_test::Field(w * h, 100.0, 5), false, 0, 1000, 30, 64);
+    auto render = [&](int threads, long fail_read) {
+        pgp_graph *graph = pgp_graph_open(
+            "<PGPDataset blockXSize='64' blockYSize='64'>"
+            "<Source name='a' file='/vsipgpfault//vsimem/turns/a.tif'/>"
+            "<Calc name='b' dataType='Float32'><Expression>a * 2</Expression></Calc>"
+            "<Band ref='b'/></PGPDataset>");
+        EXPECT_NE(graph, nullptr) << CPLGetLastErrorMsg();
+        const char *options[] = {"TILED=YES", "BLOCKXSIZE=64", "BLOCKYSIZE=64", nullptr};
+        GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), "/vsimem/turns/t.tif", w, h,
+                                     1, GDT_Float32, const_cast<char **>(options));
+        pgp_target *target = pgp_target_new(ds, 64, 64, 1);
+        pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+        pgp_renderer *r = pgp_renderer_new(graph, pgp_executor_get(threads), cache, 0);
+        const int node = 1;
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        CPLErrorReset();
+        pgp_test::FaultVsi::FailReadAfter(fail_read);
+        const CPLErr err = pgp_target_render(target, r, &node, nullptr, nullptr);
+        pgp_test::FaultVsi::FailReadAfter(0);
+        CPLPopErrorHandler();
+        const std::string message = CPLGetLastErrorMsg();
+        pgp_renderer_free(r);
+        pgp_tile_cache_free(cache);
+        pgp_target_free(target);
+        pgp_graph_free(graph);
+        GDALClose(ds);
+        vsi_l_offset size = 0;
+        const GByte *data = VSIGetMemFileBuffer("/vsimem/turns/t.tif", &size, FALSE);
+        return std::make_pair(err == CE_None ? std::string(reinterpret_cast<const char *>(data),
+                                                           size)
+                                             : std::string(),
+                              message);
+    };
+    const std::string reference = render(0, 0).first;
+    ASSERT_FALSE(reference.empty());
+    long failed = 0, n = 1;
+    for (; n < 1000; n++) {
+        const long injected = pgp_test::FaultVsi::InjectedFailures();
+        const auto [bytes, message] = render(3, n);
+        if (pgp_test::FaultVsi::InjectedFailures() == injected) {
+            EXPECT_EQ(bytes, reference) << n;
+            break;
+        }
+        if (bytes.empty()) {
+            failed++;
+            EXPECT_NE(message.find("<Source name='a'>"), std::string::npos) << n << ": " << message;
+        } else {
+            EXPECT_EQ(bytes, reference) << n;
+        }
+    }
+    EXPECT_GT(failed, 10) << "too few renders failed to test the release of waiting workers";
+    EXPECT_LT(n, 1000);
+    VSIRmdirRecursive("/vsimem/turns");
 }
 
 // A source two nodes read: each of its blocks is decoded once (into the shared
