@@ -226,8 +226,9 @@ def flush_finished_rows(dataset, window, block_size):
 
 class TemporaryTarget:
     """Creates the target under a temporary name in its folder; ``commit`` renames it
-    into place, ``discard`` deletes it, so no half-written target is ever left under
-    the target's name."""
+    into place, ``discard`` deletes it and any older file under the target's name (the
+    call was replacing it, as pygeoprocessing's would have by then), so after a failure
+    nothing under the target's name looks like its result."""
 
     def __init__(self, target_path, driver_name, size, band_count, data_type, options):
         self.target_path = target_path
@@ -244,11 +245,27 @@ class TemporaryTarget:
         if self.dataset is None:
             raise RuntimeError(f"creating {target_path!r} failed: {gdal.GetLastErrorMsg()}")
 
+    def _remove_older_target(self):
+        """Deletes the file under the target's name, if any (with its sidecars when
+        GDAL opens it): True when there was one."""
+        if gdal.VSIStatL(self.target_path) is None:
+            return False
+        gdal.PushErrorHandler("CPLQuietErrorHandler")
+        try:
+            if self.driver.Delete(self.target_path) != gdal.CE_None:
+                gdal.Unlink(self.target_path)
+        except RuntimeError:  # the caller turned gdal.UseExceptions() on
+            gdal.Unlink(self.target_path)
+        finally:
+            gdal.PopErrorHandler()
+        if gdal.VSIStatL(self.target_path) is not None:
+            raise RuntimeError(f"{self.target_path}: cannot be removed")
+        return True
+
     def commit(self):
         self.dataset.FlushCache()
         self.dataset = None
-        if gdal.VSIStatL(self.target_path) is not None:
-            self.driver.Delete(self.target_path)
+        self._remove_older_target()
         if self.driver.Rename(self.target_path, self.path) != gdal.CE_None:
             raise RuntimeError(f"renaming {self.path!r} to {self.target_path!r} failed: "
                                f"{gdal.GetLastErrorMsg()}")
@@ -257,6 +274,11 @@ class TemporaryTarget:
         self.dataset = None
         if gdal.VSIStatL(self.path) is not None:
             self.driver.Delete(self.path)
+        try:
+            if self._remove_older_target():
+                LOGGER.warning("%s: removed: the call replacing it failed", self.target_path)
+        except RuntimeError as error:  # the failure being raised matters more
+            LOGGER.warning("%s, after the call replacing it failed", error)
 
     def __enter__(self):
         return self

@@ -76,6 +76,28 @@ def test_failing_task_reraised_with_its_window(inputs, pools, tmp_path, name):
     assert not target.exists() and not leftovers(tmp_path)
 
 
+@pytest.mark.parametrize("name", ["none", "threading:2", "process_pool"])
+def test_failed_call_removes_the_target_it_was_replacing(inputs, pools, tmp_path, name,
+                                                           caplog):
+    """pygeoprocessing replaces the target as a call starts, so after a failure the older
+    file is gone; pgp leaves nothing under the name either, rather than an older result
+    looking like this call's. A call refused before any work leaves the file."""
+    target = tmp_path / "t.tif"
+    pgp.raster_calculator([(inputs["a"], 1)], ops.double, str(target), gdal.GDT_Float32,
+                          None)
+    older = target.read_bytes()
+    with pytest.raises(ValueError):
+        pgp.raster_calculator([(inputs["a"], 1)], ops.double, str(target),
+                              gdal.GDT_Float32, None, executor="threads")
+    assert target.read_bytes() == older
+    rows = numpy.arange(200).reshape((200, 1))
+    with pytest.raises(ops.WindowRefused):
+        pgp.raster_calculator([(inputs["a"], 1), rows], ops.refuse_last_rows, str(target),
+                              gdal.GDT_Float32, None, executor=executor_for(name, pools))
+    assert not target.exists() and not leftovers(tmp_path)
+    assert f"{target}: removed: the call replacing it failed" in caplog.text
+
+
 def test_graph_failure_reaches_the_caller(inputs, tmp_path):
     graph = pgp.Graph(block_size=(64, 64))
     graph.source("a", inputs["a"])
