@@ -43,6 +43,15 @@ def _is_boolean(node):
     return isinstance(node, ast.Constant) and isinstance(node.value, bool)
 
 
+def _parse(expression):
+    """The expression's syntax tree; a SyntaxError that quotes it (Python's names only
+    '<unknown>')."""
+    try:
+        return ast.parse(expression, mode="eval")
+    except SyntaxError as error:
+        raise SyntaxError(f"expression {expression!r}: {error.msg}") from None
+
+
 def compile_expression(expression, names):
     """Translates a pygeoprocessing expression (Python syntax) into pgp's expression
     language; ``names`` maps its symbols to graph node names. Raises ValueError for
@@ -102,7 +111,7 @@ def compile_expression(expression, names):
             fail(node, "a function call")
         fail(node, f"{type(node).__name__}")
 
-    return emit(ast.parse(expression, mode="eval"))
+    return emit(_parse(expression))
 
 
 def _block_size(options):
@@ -120,7 +129,7 @@ def used_rasters(expression, symbol_to_path_band_map):
     if not isinstance(expression, str):
         raise ValueError("Expected type `str` for `expression` but instead got %s" %
                          str(type(expression)))
-    active = {node.id for node in ast.walk(ast.parse(expression))
+    active = {node.id for node in ast.walk(_parse(expression))
               if isinstance(node, ast.Name)}
     used = [(symbol, path_band) for symbol, path_band in
             sorted(symbol_to_path_band_map.items()) if symbol in active]

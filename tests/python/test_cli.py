@@ -280,6 +280,8 @@ def test_tiles_shares_and_assemble_equal_one_render(graph, tmp_path, capsys):
      "pgp calc: error: give the output once: OUT or --outfile OUT"),
     (["calc", "-A", "{graph}", "--calc", "A", "{out}", "--outfile", "{out}"], 2,
      "pgp calc: error: give the output once"),
+    (["calc", "-A", "{graph}", "--calc", "A +* 2", "{out}"], 1,
+     "pgp calc: error: expression 'A +* 2': invalid syntax"),
     (["convolve", "{graph}", "{missing}", "{out}"], 1,
      "pgp convolve: error: {missing}: No such file"),
     (["align", "{graph}", "--pixel-size", "1", "1"], 1,
