@@ -23,6 +23,7 @@ extern "C" {
 #include "pgp/cache.h"
 #include "pgp/executor.h"
 #include "pgp/graph.h"
+#include "pgp/pixelfuncs.h"
 #include "pgp/render.h"
 #include "pgp/stats.h"
 #include "pgp/target.h"
@@ -390,6 +391,18 @@ TEST(RenderTarget, WorkersWriteTheirTilesInTileOrder)
     VSIRmdirRecursive("/vsimem/batch");
 }
 
+// A graph in square tiles of block showing one Float32 Calc (node 1, with
+// calc_attributes) of a source a read from file.
+pgp_graph *FloatCalcOfA(const char *file, int block, const char *expression,
+                        const char *calc_attributes = "")
+{
+    return pgp_graph_open(CPLSPrintf("<PGPDataset blockXSize='%d' blockYSize='%d'>"
+                                     "<Source name='a' file='%s'/>"
+                                     "<Calc name='b' dataType='Float32' %s><Expression>%s"
+                                     "</Expression></Calc><Band ref='b'/></PGPDataset>",
+                                     block, block, file, calc_attributes, expression));
+}
+
 // The n-th read of the source fails, n = 1, 2, ..., while three workers render
 // 6 x 5 tiles: the render fails with an error naming a tile, the workers waiting
 // for the failed tile's turn are released (a hang would time the test out), and
@@ -401,11 +414,7 @@ TEST(RenderTarget, AFailedTileReleasesTheWorkersWaitingForItsTurn)
     pgp_test::WriteRaster("/vsimem/turns/a.tif", w, h, GDT_Float32,
                           pgp_test::Field(w * h, 100.0, 5), false, 0, 1000, 30, 64);
     auto render = [&](int threads, long fail_read) {
-        pgp_graph *graph = pgp_graph_open(
-            "<PGPDataset blockXSize='64' blockYSize='64'>"
-            "<Source name='a' file='/vsipgpfault//vsimem/turns/a.tif'/>"
-            "<Calc name='b' dataType='Float32'><Expression>a * 2</Expression></Calc>"
-            "<Band ref='b'/></PGPDataset>");
+        pgp_graph *graph = FloatCalcOfA("/vsipgpfault//vsimem/turns/a.tif", 64, "a * 2");
         EXPECT_NE(graph, nullptr) << CPLGetLastErrorMsg();
         const char *options[] = {"TILED=YES", "BLOCKXSIZE=64", "BLOCKYSIZE=64", nullptr};
         GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), "/vsimem/turns/t.tif", w, h,
@@ -453,6 +462,158 @@ TEST(RenderTarget, AFailedTileReleasesTheWorkersWaitingForItsTurn)
     EXPECT_GT(failed, 10) << "too few renders failed to test the release of waiting workers";
     EXPECT_LT(n, 1000);
     VSIRmdirRecursive("/vsimem/turns");
+}
+
+// Band 1 of ds as Float32; ds is closed.
+std::vector<float> FloatBandThenClose(GDALDatasetH ds)
+{
+    const int w = GDALGetRasterXSize(ds), h = GDALGetRasterYSize(ds);
+    std::vector<float> out(static_cast<size_t>(w) * h);
+    EXPECT_EQ(GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Read, 0, 0, w, h, out.data(), w, h,
+                           GDT_Float32, 0, 0),
+              CE_None);
+    GDALClose(ds);
+    return out;
+}
+
+// Progress that says stop at its stop_at-th call, keeping the fraction it was told.
+struct StopAt {
+    int stop_at, calls = 0;
+    double fraction = -1;
+};
+
+int StopAtCall(double fraction, const char *, void *arg)
+{
+    auto *stop = static_cast<StopAt *>(arg);
+    if (++stop->calls < stop->stop_at)
+        return TRUE;
+    stop->fraction = fraction;
+    return FALSE;
+}
+
+// A render of 12 x 10 tiles by three workers and the caller, into a slowly
+// compressed GeoTIFF (so that workers run ahead and wait for room), cancelled
+// by its progress at its n-th call: it returns (a worker left waiting would hang
+// it) with CPLE_UserInterrupt, having written exactly the first tiles, in tile
+// order (every claimed tile is finished), at least those done when progress
+// said stop, each with the reference pixels.
+TEST(RenderTarget, ACancelFinishesTheStartedTilesInTileOrder)
+{
+    constexpr int tile = 32, tiles_x = 12, tiles_y = 10;
+    constexpr int w = tiles_x * tile - 7, h = tiles_y * tile - 5, n_tiles = tiles_x * tiles_y;
+    std::vector<double> a = pgp_test::Field(w * h, 100.0, 9);
+    for (auto &v : a)
+        v = static_cast<float>(v); // stored as Float32
+    pgp_test::WriteRaster("/vsimem/cancel/a.tif", w, h, GDT_Float32, a, false, 0, 1000, 30, tile);
+    pgp_graph *graph = FloatCalcOfA("/vsimem/cancel/a.tif", tile, "a * 2 + 1000");
+    ASSERT_NE(graph, nullptr) << CPLGetLastErrorMsg();
+    const int node = 1;
+    for (int stop_at : {1, 2, 5}) {
+        const char *options[] = {"TILED=YES", "BLOCKXSIZE=32", "BLOCKYSIZE=32",
+                                 "COMPRESS=DEFLATE", "ZLEVEL=9", nullptr};
+        GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), "/vsimem/cancel/t.tif", w, h,
+                                     1, GDT_Float32, const_cast<char **>(options));
+        pgp_target *target = pgp_target_new(ds, tile, tile, 1);
+        pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+        pgp_renderer *r = pgp_renderer_new(graph, pgp_executor_get(3), cache, 0);
+        StopAt stop{stop_at};
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        CPLErrorReset();
+        const CPLErr err = pgp_target_render(target, r, &node, StopAtCall, &stop);
+        CPLPopErrorHandler();
+        if (stop.calls < stop_at) { // every tile was done before the n-th call
+            EXPECT_EQ(err, CE_None) << stop_at << ": " << CPLGetLastErrorMsg();
+        } else {
+            EXPECT_EQ(err, CE_Failure) << stop_at;
+            EXPECT_EQ(CPLGetLastErrorNo(), CPLE_UserInterrupt) << stop_at;
+        }
+        pgp_renderer_free(r);
+        pgp_tile_cache_free(cache);
+        pgp_target_free(target);
+        const std::vector<float> out = FloatBandThenClose(ds);
+        // Each tile holds either a * 2 + 1000 (never 0) everywhere, or 0: unwritten.
+        int written = 0;
+        for (int i = 0; i < n_tiles; i++) {
+            int right = 0, zero = 0, pixels = 0;
+            for (int y = i / tiles_x * tile; y < std::min(h, (i / tiles_x + 1) * tile); y++)
+                for (int x = i % tiles_x * tile; x < std::min(w, (i % tiles_x + 1) * tile); x++) {
+                    const size_t p = static_cast<size_t>(y) * w + x;
+                    right += out[p] == static_cast<float>(a[p] * 2 + 1000);
+                    zero += out[p] == 0;
+                    pixels++;
+                }
+            ASSERT_TRUE(right == pixels || zero == pixels) << stop_at << " tile " << i;
+            if (right == pixels) {
+                EXPECT_EQ(written, i) << stop_at << ": tile " << i << " after an unwritten tile";
+                written = i + 1;
+            }
+        }
+        if (stop.calls == stop_at)
+            EXPECT_GE(written, std::lround(stop.fraction * n_tiles)) << stop_at;
+        else
+            EXPECT_EQ(written, n_tiles) << stop_at;
+    }
+    pgp_graph_free(graph);
+    VSIRmdirRecursive("/vsimem/cancel");
+}
+
+// The source is a pgp_expr VRT, so that each 256-row tile's read runs a nested
+// batch of four 64-row jobs on the render's own pool while the render's other
+// workers run ahead and wait for room in the ring: the nested caller takes its
+// own jobs, so the render finishes, with s * 2 + 1 everywhere and the bytes of
+// a serial render.
+TEST(RenderTarget, ATileRunningANestedBatchOnThePoolFinishes)
+{
+    constexpr int tile = 256, w = 4 * tile - 30, h = 3 * tile - 20;
+    std::vector<double> s = pgp_test::Field(w * h, 100.0, 3);
+    for (auto &v : s)
+        v = static_cast<float>(v); // stored as Float32
+    pgp_test::WriteRaster("/vsimem/nested/s.tif", w, h, GDT_Float32, s, false, 0, 1000, 30, tile);
+    const std::string vrt = CPLSPrintf(
+        "<VRTDataset rasterXSize='%d' rasterYSize='%d'>"
+        "<VRTRasterBand dataType='Float32' band='1' subClass='VRTDerivedRasterBand'>"
+        "<NoDataValue>-12345</NoDataValue><PixelFunctionType>pgp_expr</PixelFunctionType>"
+        "<PixelFunctionArguments expression='s * 2' names='s'/>"
+        "<SourceTransferType>Float64</SourceTransferType><SimpleSource><SourceFilename "
+        "relativeToVRT='0'>/vsimem/nested/s.tif</SourceFilename><SourceBand>1</SourceBand>"
+        "</SimpleSource></VRTRasterBand></VRTDataset>",
+        w, h);
+    VSILFILE *f = VSIFOpenL("/vsimem/nested/s.vrt", "wb");
+    ASSERT_EQ(VSIFWriteL(vrt.data(), 1, vrt.size(), f), vrt.size());
+    VSIFCloseL(f);
+    pgp_register_pixel_functions();
+    pgp_graph *graph = FloatCalcOfA("/vsimem/nested/s.vrt", tile, "a + 1", "noData='-12345'");
+    ASSERT_NE(graph, nullptr) << CPLGetLastErrorMsg();
+    std::string reference;
+    for (const char *executor : {"serial", "threading:3", "threading:3"}) {
+        // pgp_expr's pool: the jobs' thread-local options are the caller's.
+        CPLSetThreadLocalConfigOption("PGP_EXECUTOR", executor);
+        const char *options[] = {"TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", nullptr};
+        GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), "/vsimem/nested/t.tif", w, h,
+                                     1, GDT_Float32, const_cast<char **>(options));
+        pgp_target *target = pgp_target_new(ds, tile, tile, 0);
+        pgp_tile_cache *cache = pgp_tile_cache_new(64 << 20);
+        pgp_renderer *r = pgp_renderer_new(
+            graph, pgp_executor_get(std::strcmp(executor, "serial") == 0 ? 0 : 3), cache, 0);
+        const int node = 1;
+        EXPECT_EQ(pgp_target_render(target, r, &node, nullptr, nullptr), CE_None)
+            << executor << ": " << CPLGetLastErrorMsg();
+        pgp_renderer_free(r);
+        pgp_tile_cache_free(cache);
+        pgp_target_free(target);
+        const std::vector<float> out = FloatBandThenClose(ds);
+        for (size_t p = 0; p < out.size(); p++)
+            ASSERT_EQ(out[p], static_cast<float>(static_cast<float>(s[p] * 2) + 1.0))
+                << executor << " pixel " << p;
+        vsi_l_offset size = 0;
+        const GByte *data = VSIGetMemFileBuffer("/vsimem/nested/t.tif", &size, FALSE);
+        if (reference.empty())
+            reference.assign(reinterpret_cast<const char *>(data), size);
+        EXPECT_EQ(std::string(reinterpret_cast<const char *>(data), size), reference) << executor;
+    }
+    CPLSetThreadLocalConfigOption("PGP_EXECUTOR", nullptr);
+    pgp_graph_free(graph);
+    VSIRmdirRecursive("/vsimem/nested");
 }
 
 // A source two nodes read: each of its blocks is decoded once (into the shared
