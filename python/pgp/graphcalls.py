@@ -231,7 +231,15 @@ def align_and_resize_raster_stack(
                     vectors=None if isinstance(box, list) else base_vector_path_list,
                     mask=mask)
                 graph.band(names[index])
-                _render(plan, graph, target, raster_driver_creation_tuple, False, progress)
+                try:
+                    _render(plan, graph, target, raster_driver_creation_tuple, False,
+                            progress)
+                except RuntimeError as error:
+                    # The grid fails before anything is written; pygeoprocessing's
+                    # merge_bounding_box_list raises ValueError for both boxes.
+                    if "not intersect" not in str(error):
+                        raise
+                    raise ValueError(f"Bounding boxes do not intersect: {error}") from error
                 LOGGER.info('%d of %d aligned: %s', index + 1, n_rasters,
                             os.path.basename(target))
         if mask_options and mask_options.get('mask_raster_path'):

@@ -545,3 +545,32 @@ def test_align_with_a_vector_extent(inputs, tmp_path):
         pixels, _, _, geotransform = read(target)
         assert pixels.shape == (1, 1) and pixels[0, 0] == inputs["A"][19, 10]
         assert geotransform == (x0, 30.0, 0.0, y0 + 30, 0.0, -30.0)
+
+
+def test_align_boxes_that_do_not_meet_are_a_value_error(inputs, tmp_path):
+    """pygeoprocessing's merge_bounding_box_list raises ValueError "Bounding boxes do
+    not intersect" for an empty intersection and for a mask whose features miss the
+    target box (its test_align_and_resize_raster_stack_no_overlap); nothing is
+    written. Oracle: the rasters' boxes, which share no x."""
+    from osgeo import ogr, osr
+    far = write_raster(tmp_path / "far.tif", inputs["C"], nodata=-1,
+                       origin=(444720.0 + 30 * 300 + 1000, 3751320.0))
+    boxes = [pgp.get_raster_info(p)["bounding_box"] for p in (inputs["a"], far)]
+    assert boxes[0][2] < boxes[1][0]
+    targets = [str(tmp_path / "a.tif"), str(tmp_path / "far_aligned.tif")]
+    with pytest.raises(ValueError, match="Bounding boxes do not intersect"):
+        pgp.align_and_resize_raster_stack([inputs["a"], far], targets, ["near"] * 2,
+                                          (30, -30), "intersection")
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32618)
+    vector = str(tmp_path / "elsewhere.gpkg")
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(vector)
+    layer = ds.CreateLayer("zones", srs, ogr.wkbPolygon)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt("POLYGON((0 0,10 0,10 10,0 0))"))
+    layer.CreateFeature(feature)
+    ds = None
+    with pytest.raises(ValueError, match="Bounding boxes do not intersect"):
+        pgp.align_and_resize_raster_stack([inputs["a"]], targets[:1], ["near"], (30, -30),
+                                          "union", mask_options={"mask_vector_path": vector})
+    assert not [n for n in os.listdir(tmp_path) if n.endswith("aligned.tif") or n == "a.tif"]
