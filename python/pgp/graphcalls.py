@@ -232,8 +232,9 @@ def align_and_resize_raster_stack(
                     mask=mask)
                 graph.band(names[index])
                 try:
-                    _render(plan, graph, target, raster_driver_creation_tuple, False,
-                            progress)
+                    # pygeoprocessing masks through raster_calculator: statistics.
+                    _render(plan, graph, target, raster_driver_creation_tuple,
+                            mask is not None, progress)
                 except RuntimeError as error:
                     # The grid fails before anything is written; pygeoprocessing's
                     # merge_bounding_box_list raises ValueError for both boxes.

@@ -405,7 +405,7 @@ def test_align_mask_options(inputs, tmp_path):
         [inputs["a"]], [target], ["near"], (30, -30), "intersection",
         mask_options={"mask_vector_path": vector, "mask_vector_where_filter": "keep = 1",
                       "mask_raster_path": mask_path}, executor="threading:2")
-    pixels, nodata, _, geotransform = read(target)
+    pixels, nodata, stats, geotransform = read(target)
     grid = gdal.GetDriverByName("MEM").Create("", pixels.shape[1], pixels.shape[0], 1,
                                              gdal.GDT_Byte)
     grid.SetGeoTransform(geotransform)
@@ -417,6 +417,9 @@ def test_align_mask_options(inputs, tmp_path):
     inside = grid.ReadAsArray() == 1
     assert 0 < inside.sum() < inside.size
     numpy.testing.assert_array_equal(pixels, numpy.where(inside, inputs["A"], nodata))
+    # pygeoprocessing masks through raster_calculator, which writes statistics.
+    kept = inputs["A"][inside & (inputs["A"] != nodata)]
+    assert_statistics(stats, kept, f"{kept.size / pixels.size * 100:.2f}")
     numpy.testing.assert_array_equal(read(mask_path)[0], inside.astype(numpy.uint8))
 
 
