@@ -19,6 +19,21 @@ LOGGER = logging.getLogger("pgp")
 DEFAULT_OSR_AXIS_MAPPING_STRATEGY = osr.OAMS_TRADITIONAL_GIS_ORDER
 
 
+def _layout_of_base(options, base_path):
+    """pygeoprocessing's new_raster_from_base, which creates convolve_2d's target:
+    options without TILED get TILED=YES unless the base's blocks are whole rows, and
+    options without BLOCK* get the base's block size."""
+    options = list(options)
+    info = _gdal.get_raster_info(base_path)
+    block = info['block_size']
+    if not any('TILED' in option for option in options) and \
+            block[0] != info['raster_size'][0]:
+        options.append('TILED=YES')
+    if not any('BLOCK' in option for option in options):
+        options += [f'BLOCKXSIZE={block[0]}', f'BLOCKYSIZE={block[1]}']
+    return options
+
+
 def convolve_2d(signal_path_band, kernel_path_band, target_path,
                 ignore_nodata_and_edges=False, mask_nodata=True,
                 normalize_kernel=False, target_datatype=gdal.GDT_Float64,
@@ -61,6 +76,7 @@ def convolve_2d(signal_path_band, kernel_path_band, target_path,
                 'default')
     plan = resolve(executor)
     driver, options = raster_driver_creation_tuple
+    options = _layout_of_base(options, signal_path_band[0])
     graph = Graph(_block_size(options))
     graph.source("signal", signal_path_band[0], signal_path_band[1])
     kernel_path, kernel_band = kernel_path_band
@@ -80,7 +96,7 @@ def convolve_2d(signal_path_band, kernel_path_band, target_path,
                        data_type=gdal.GetDataTypeName(target_datatype), nodata=target_nodata)
         graph.band("convolved")
         with plan:
-            _render(plan, graph, target_path, raster_driver_creation_tuple, False, progress)
+            _render(plan, graph, target_path, (driver, options), False, progress)
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -264,6 +264,31 @@ def test_convolve_2d_matches_scipy(inputs, pools):
         assert output[1:] == outputs[0][1:]
 
 
+def test_convolve_2d_layout_from_the_signal(inputs, tmp_path):
+    """Options without TILED or BLOCK*: the target takes the signal's block size, tiled
+    unless its blocks are whole rows (pygeoprocessing's new_raster_from_base). Oracle:
+    the signal's own block size as GDAL reports it, and scipy for the pixels."""
+    striped = str(tmp_path / "striped.tif")
+    gdal.Translate(striped, inputs["a"], creationOptions=["BLOCKYSIZE=8"])
+    expected = scipy.ndimage.convolve(
+        numpy.where(inputs["A"] != -9, inputs["A"], 0).astype(numpy.float64),
+        inputs["K"].astype(numpy.float64), mode="constant")
+    for signal, options, tiled in ((inputs["a"], ["COMPRESS=LZW"], True),
+                                   (striped, [], False),
+                                   (inputs["a"], ["TILED=YES"], True)):
+        target = str(tmp_path / "layout.tif")
+        pgp.convolve_2d((signal, 1), (inputs["kernel"], 1), target, mask_nodata=False,
+                        raster_driver_creation_tuple=("GTiff", options))
+        source, out = gdal.Open(signal), gdal.Open(target)
+        assert (out.GetRasterBand(1).GetBlockSize() ==
+                source.GetRasterBand(1).GetBlockSize())
+        assert (out.GetMetadataItem("COMPRESSION", "IMAGE_STRUCTURE") ==
+                ("LZW" if options == ["COMPRESS=LZW"] else None))
+        assert (out.GetRasterBand(1).GetBlockSize()[0] < out.RasterXSize) == tiled
+        numpy.testing.assert_allclose(out.ReadAsArray(), expected, rtol=1e-9, atol=1e-9)
+        source = out = None
+
+
 def test_convolve_2d_validation(inputs):
     target = str(inputs["folder"] / "cv.tif")
     with pytest.raises(ValueError, match="`target_nodata` must be set"):
