@@ -234,12 +234,13 @@ def _copy_metadata(source, target):
 
 def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_stats,
             progress, bands=None, stats_rule="gdal", checks=None, type_override=None,
-            post=None, nodata=None, like_translate=False):
+            post=None, nodata=None, like_translate=False, projection=None):
     """Renders bands of a graph into target_path: all bands unless ``bands``; the
     target's type and nodata from the graph unless overridden; checks and post as
-    in _finish_window. like_translate: every band's description and the dataset's and
-    bands' metadata as gdal_translate copies them (pgp.render); otherwise, as
-    pygeoprocessing's calls write, descriptions of multi-band targets only.
+    in _finish_window; projection: the target's WKT instead of the graph's.
+    like_translate: every band's description and the dataset's and bands' metadata
+    as gdal_translate copies them (pgp.render); otherwise, as pygeoprocessing's calls
+    write, descriptions of multi-band targets only.
     Statistics: GDAL's rule (NaN and nodata skipped) summarised by the plugin as it
     writes, or stats_rule='pygeoprocessing' (raster_calculator's) from the blocks in
     Python. Serial and 'threading:N' renders without checks or post compute and write
@@ -293,7 +294,8 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
     progress = _engine.Progress(progress, target_path)
     with _engine.TemporaryTarget(target_path, driver, size, len(bands), data_type,
                                  options) as target:
-        target.dataset.SetProjection(shared.GetProjection())
+        target.dataset.SetProjection(shared.GetProjection() if projection is None
+                                     else projection)
         target.dataset.SetGeoTransform(shared.GetGeoTransform())
         out_bands = [target.dataset.GetRasterBand(i + 1) for i in range(len(bands))]
         if like_translate:

@@ -247,10 +247,14 @@ def align_and_resize_raster_stack(
                     vectors=None if isinstance(box, list) else base_vector_path_list,
                     mask=mask)
                 graph.band(names[index])
+                # Without a target SRS no source is reprojected; pygeoprocessing
+                # labels each output with its own source's SRS.
+                projection = None if target_projection_wkt else (
+                    _gdal.get_raster_info(paths[index])['projection_wkt'] or "")
                 try:
                     # pygeoprocessing masks through raster_calculator: statistics.
                     _render(plan, graph, target, raster_driver_creation_tuple,
-                            mask is not None, progress)
+                            mask is not None, progress, projection=projection)
                 except RuntimeError as error:
                     # The grid fails before anything is written; pygeoprocessing's
                     # merge_bounding_box_list raises ValueError for both boxes.

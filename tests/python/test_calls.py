@@ -602,3 +602,30 @@ def test_align_boxes_that_do_not_meet_are_a_value_error(inputs, tmp_path):
         pgp.align_and_resize_raster_stack([inputs["a"]], targets[:1], ["near"], (30, -30),
                                           "union", mask_options={"mask_vector_path": vector})
     assert not [n for n in os.listdir(tmp_path) if n.endswith("aligned.tif") or n == "a.tif"]
+
+
+def test_align_without_target_projection_keeps_each_projection(inputs, tmp_path):
+    """Without target_projection_wkt pygeoprocessing warps each raster in its own SRS
+    (warp_raster's dstSRS is the base's): a raster in another SRS is not reprojected
+    and keeps its SRS. Oracle: gdalwarp of that raster alone onto the union grid."""
+    from osgeo import osr
+    other = osr.SpatialReference()
+    other.ImportFromEPSG(32619)
+    moved = write_raster(tmp_path / "utm19.tif", inputs["C"], nodata=-1, pixel=45.0,
+                         origin=(444720.0 + 400, 3751320.0 - 700))
+    ds = gdal.Open(moved, gdal.GA_Update)
+    ds.SetProjection(other.ExportToWkt())
+    ds = None
+    targets = [str(tmp_path / "a_union.tif"), str(tmp_path / "utm19_union.tif")]
+    pgp.align_and_resize_raster_stack([inputs["a"], moved], targets, ["near"] * 2,
+                                      (30, -30), "union")
+    box = pgp.get_raster_info(inputs["a"])["bounding_box"]  # c lies inside a
+    warped = gdal.Warp("", moved, format="MEM", outputBounds=box, xRes=30, yRes=30,
+                       resampleAlg="near")
+    out = gdal.Open(targets[1])
+    assert osr.SpatialReference(out.GetProjection()).IsSame(other)
+    assert out.GetGeoTransform() == warped.GetGeoTransform()
+    numpy.testing.assert_array_equal(out.ReadAsArray(), warped.ReadAsArray())
+    out = gdal.Open(targets[0])
+    assert osr.SpatialReference(out.GetProjection()).IsSame(
+        osr.SpatialReference(gdal.Open(inputs["a"]).GetProjection()))
