@@ -223,6 +223,15 @@ def test_expression_integer_target_truncates(inputs):
     expected = numpy.where(b == 0, 99, numpy.trunc(b / 3 - 2)).astype(numpy.int16)
     assert pixels.dtype == numpy.int16 and nodata == 99
     numpy.testing.assert_array_equal(pixels, expected)
+    # A fractional target_nodata is stored as numpy stores it into the int16 result
+    # (pygeoprocessing fills the array with it): truncated, the band's nodata as given.
+    pgp.evaluate_raster_calculator_expression("b / 3 - 2", {"b": (inputs["b"], 1)}, -2.5,
+                                              str(target))
+    pixels, nodata, _, _ = read(target)
+    filled = numpy.empty(b.shape, numpy.int16)
+    filled[:] = -2.5
+    assert nodata == -2.5
+    numpy.testing.assert_array_equal(pixels, numpy.where(b == 0, filled, expected))
 
 
 @pytest.mark.parametrize("expression, message", [
