@@ -34,6 +34,16 @@ def _layout_of_base(options, base_path):
     return options
 
 
+def _as_stored(value, gdal_type):
+    """value as GDAL stores it in a band of gdal_type (rounded half away from zero and
+    saturated for integers, NaN 0): what pygeoprocessing writes for a target_nodata
+    the type cannot hold."""
+    dataset = gdal.GetDriverByName('MEM').Create('', 1, 1, 1, gdal_type)
+    band = dataset.GetRasterBand(1)
+    band.WriteArray(numpy.array([[value]], dtype=numpy.float64))
+    return float(band.ReadAsArray()[0, 0])
+
+
 def convolve_2d(signal_path_band, kernel_path_band, target_path,
                 ignore_nodata_and_edges=False, mask_nodata=True,
                 normalize_kernel=False, target_datatype=gdal.GDT_Float64,
@@ -61,6 +71,8 @@ def convolve_2d(signal_path_band, kernel_path_band, target_path,
             "`target_nodata` is set to None.")
     if target_nodata is None:
         target_nodata = float(numpy.finfo(numpy.float32).min)
+    if isinstance(target_nodata, numpy.generic):  # SetNoDataValue takes Python numbers
+        target_nodata = target_nodata.item()
     bad = [(name, value) for name, value in (('signal', signal_path_band),
                                              ('kernel', kernel_path_band))
            if not _is_raster_path_band_formatted(value)]
@@ -93,10 +105,12 @@ def convolve_2d(signal_path_band, kernel_path_band, target_path,
                        normalize_kernel=normalize_kernel,
                        ignore_nodata_and_edges=ignore_nodata_and_edges,
                        mask_nodata=mask_nodata, set_tol_to_zero=set_tol_to_zero,
-                       data_type=gdal.GetDataTypeName(target_datatype), nodata=target_nodata)
+                       data_type=gdal.GetDataTypeName(target_datatype),
+                       nodata=_as_stored(target_nodata, target_datatype))
         graph.band("convolved")
         with plan:
-            _render(plan, graph, target_path, (driver, options), False, progress)
+            _render(plan, graph, target_path, (driver, options), False, progress,
+                    nodata=[target_nodata])
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)

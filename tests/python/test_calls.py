@@ -298,6 +298,32 @@ def test_convolve_2d_layout_from_the_signal(inputs, tmp_path):
         source = out = None
 
 
+@pytest.mark.parametrize("gdal_type, dtype, target_nodata", [
+    (gdal.GDT_Int16, numpy.int16, -2.5), (gdal.GDT_Byte, numpy.uint8, -1.0),
+    (gdal.GDT_UInt16, numpy.uint16, 70000.0)])
+def test_convolve_2d_nodata_the_type_cannot_hold(inputs, tmp_path, gdal_type, dtype,
+                                                  target_nodata):
+    """pygeoprocessing accepts any target_nodata: masked pixels get it as GDAL stores
+    it in the type (rounded half away from zero, saturated), the band's nodata the
+    value given. Oracle: numpy's rounding and clipping, scipy for the convolution."""
+    target = str(tmp_path / "typed.tif")
+    pgp.convolve_2d((inputs["a"], 1), (inputs["kernel"], 1), target,
+                    target_datatype=gdal_type, target_nodata=target_nodata)
+    pixels, nodata, _, _ = read(target)
+    info = numpy.iinfo(dtype)
+
+    def stored(values):
+        rounded = numpy.sign(values) * numpy.floor(numpy.abs(values) + 0.5)
+        return numpy.clip(rounded, info.min, info.max).astype(dtype)
+    valid = inputs["A"] != -9
+    convolved = scipy.ndimage.convolve(
+        numpy.where(valid, inputs["A"], 0).astype(numpy.float64),
+        inputs["K"].astype(numpy.float64), mode="constant")
+    assert nodata == target_nodata
+    numpy.testing.assert_array_equal(
+        pixels, numpy.where(valid, stored(convolved), stored(numpy.array(target_nodata))))
+
+
 def test_convolve_2d_validation(inputs):
     target = str(inputs["folder"] / "cv.tif")
     with pytest.raises(ValueError, match="`target_nodata` must be set"):
