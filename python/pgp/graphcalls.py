@@ -4,6 +4,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 
 import numpy
 from osgeo import gdal
@@ -189,8 +190,9 @@ def align_and_resize_raster_stack(
     ``executor``: the windows of each target run on it.
     """
     if vector_mask_options is not None:
-        LOGGER.warning('The vector_mask_options parameter is deprecated; use '
-                       'mask_options instead.')
+        warnings.warn('The vector_mask_options parameter is deprecated and will be '
+                      'removed in a future release of pygeoprocessing. Please use '
+                      'mask_options instead.', DeprecationWarning)
         mask_options = vector_mask_options
     lengths = [len(base_raster_path_list), len(target_raster_path_list),
                len(resample_method_list)]

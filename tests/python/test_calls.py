@@ -481,6 +481,14 @@ def test_align_mask_options(inputs, tmp_path):
     kept = inputs["A"][inside & (inputs["A"] != nodata)]
     assert_statistics(stats, kept, f"{kept.size / pixels.size * 100:.2f}")
     numpy.testing.assert_array_equal(read(mask_path)[0], inside.astype(numpy.uint8))
+    # The deprecated alias: pygeoprocessing's DeprecationWarning, the same masking.
+    with pytest.warns(DeprecationWarning, match="vector_mask_options"):
+        pgp.align_and_resize_raster_stack(
+            [inputs["a"]], [target], ["near"], (30, -30), "intersection",
+            vector_mask_options={"mask_vector_path": vector,
+                                 "mask_vector_where_filter": "keep = 1"})
+    numpy.testing.assert_array_equal(read(target)[0],
+                                     numpy.where(inside, inputs["A"], nodata))
 
 
 def test_align_base_projection_list(inputs, tmp_path):
