@@ -234,10 +234,12 @@ def _copy_metadata(source, target):
 
 def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_stats,
             progress, bands=None, stats_rule="gdal", checks=None, type_override=None,
-            post=None, nodata=None, like_translate=False, projection=None):
+            post=None, nodata=None, like_translate=False, projection=None,
+            descriptions=None):
     """Renders bands of a graph into target_path: all bands unless ``bands``; the
     target's type and nodata from the graph unless overridden; checks and post as
-    in _finish_window; projection: the target's WKT instead of the graph's.
+    in _finish_window; projection, descriptions: the target's WKT and its bands'
+    descriptions instead of the graph's.
     like_translate: every band's description and the dataset's and bands' metadata
     as gdal_translate copies them (pgp.render); otherwise, as pygeoprocessing's calls
     write, descriptions of multi-band targets only.
@@ -300,9 +302,12 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
         out_bands = [target.dataset.GetRasterBand(i + 1) for i in range(len(bands))]
         if like_translate:
             _copy_metadata(shared, target.dataset)
-        for out, b, nodata in zip(out_bands, bands, nodatas):
+        for i, (out, b, nodata) in enumerate(zip(out_bands, bands, nodatas)):
             if nodata is not None:
                 out.SetNoDataValue(nodata)
+            if descriptions is not None:
+                out.SetDescription(descriptions[i])
+                continue
             description = shared.GetRasterBand(b).GetDescription()
             if description and (len(bands) > 1 or like_translate):
                 out.SetDescription(description)

@@ -255,14 +255,25 @@ def align_and_resize_raster_stack(
                 graph = Graph(_block_size(options))
                 for name, path in zip(names, paths):
                     graph.source(name, path)
+                # pygeoprocessing's gdal.Warp carries every band of the source: the
+                # others join as sources of the same raster (the same box).
+                bands = [names[index]] + [
+                    graph.source(f"{names[index]}_b{band}", paths[index], band)
+                    for band in range(2, _gdal.get_raster_info(paths[index])['n_bands'] + 1)]
+                resampling = dict(zip(names, resample_method_list))
+                resampling.update({name: resample_method_list[index] for name in bands})
                 graph.align(
                     target_pixel_size, box,
                     align_to=None if raster_align_index is None else names[raster_align_index],
-                    srs=target_projection_wkt or None,
-                    resampling=dict(zip(names, resample_method_list)),
+                    srs=target_projection_wkt or None, resampling=resampling,
                     vectors=None if isinstance(box, list) else base_vector_path_list,
                     mask=mask)
-                graph.band(names[index])
+                for name in bands:
+                    graph.band(name)
+                source = _gdal.open_raster(paths[index])  # gdalwarp copies descriptions
+                descriptions = [source.GetRasterBand(band).GetDescription()
+                                for band in range(1, len(bands) + 1)]
+                source = None
                 # Without a target SRS no source is reprojected; pygeoprocessing
                 # labels each output with its own source's SRS.
                 projection = None if target_projection_wkt else (
@@ -270,7 +281,8 @@ def align_and_resize_raster_stack(
                 try:
                     # pygeoprocessing masks through raster_calculator: statistics.
                     _render(plan, graph, target, raster_driver_creation_tuple,
-                            mask is not None, progress, projection=projection)
+                            mask is not None, progress, projection=projection,
+                            descriptions=descriptions)
                 except RuntimeError as error:
                     # The grid fails before anything is written; pygeoprocessing's
                     # merge_bounding_box_list raises ValueError for both boxes.

@@ -672,3 +672,36 @@ def test_align_without_target_projection_keeps_each_projection(inputs, tmp_path)
     out = gdal.Open(targets[0])
     assert osr.SpatialReference(out.GetProjection()).IsSame(
         osr.SpatialReference(gdal.Open(inputs["a"]).GetProjection()))
+
+
+def test_align_carries_every_band(inputs, tmp_path):
+    """pygeoprocessing's gdal.Warp carries every band of a source; the grid comes from
+    all the sources. Oracle: gdalwarp of the three-band raster onto that grid."""
+    from osgeo import gdal_array
+    bands = numpy.stack([inputs["C"], inputs["C"] * 2, inputs["C"] + 5])
+    multi = str(tmp_path / "three.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(multi, 130, 90, 3, gdal.GDT_Float32)
+    source = gdal.Open(inputs["c"])
+    ds.SetGeoTransform(source.GetGeoTransform())
+    ds.SetProjection(source.GetProjection())
+    for i in range(3):
+        ds.GetRasterBand(i + 1).SetNoDataValue(-1)
+    ds.GetRasterBand(2).SetDescription("doubled")
+    gdal_array.DatasetWriteArray(ds, bands)
+    ds = source = None
+    targets = [str(tmp_path / "a_al.tif"), str(tmp_path / "three_al.tif")]
+    pgp.align_and_resize_raster_stack([inputs["a"], multi], targets, ["near", "bilinear"],
+                                      (20, -20), "intersection", raster_align_index=0)
+    out = gdal.Open(targets[1])
+    geotransform = out.GetGeoTransform()
+    bounds = (geotransform[0], geotransform[3] + out.RasterYSize * geotransform[5],
+              geotransform[0] + out.RasterXSize * geotransform[1], geotransform[3])
+    warped = gdal.Warp("", multi, format="MEM", outputBounds=bounds, xRes=20, yRes=20,
+                       resampleAlg="bilinear")
+    assert out.RasterCount == 3
+    numpy.testing.assert_array_equal(out.ReadAsArray(), warped.ReadAsArray())
+    assert [out.GetRasterBand(i).GetNoDataValue() for i in (1, 2, 3)] == [-1.0] * 3
+    assert ([out.GetRasterBand(i).GetDescription() for i in (1, 2, 3)] ==
+            [warped.GetRasterBand(i).GetDescription() for i in (1, 2, 3)] ==
+            ["", "doubled", ""])
+    assert gdal.Open(targets[0]).RasterCount == 1
