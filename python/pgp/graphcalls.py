@@ -270,19 +270,16 @@ def align_and_resize_raster_stack(
                     mask=mask)
                 for name in bands:
                     graph.band(name)
-                source = _gdal.open_raster(paths[index])  # gdalwarp copies descriptions
-                descriptions = [source.GetRasterBand(band).GetDescription()
-                                for band in range(1, len(bands) + 1)]
-                source = None
                 # Without a target SRS no source is reprojected; pygeoprocessing
                 # labels each output with its own source's SRS.
                 projection = None if target_projection_wkt else (
                     _gdal.get_raster_info(paths[index])['projection_wkt'] or "")
                 try:
                     # pygeoprocessing masks through raster_calculator: statistics.
+                    # gdalwarp carries the source's metadata and band properties.
                     _render(plan, graph, target, raster_driver_creation_tuple,
                             mask is not None, progress, projection=projection,
-                            descriptions=descriptions)
+                            like=_gdal.open_raster(paths[index]))
                 except RuntimeError as error:
                     # The grid fails before anything is written; pygeoprocessing's
                     # merge_bounding_box_list raises ValueError for both boxes.

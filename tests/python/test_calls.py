@@ -705,3 +705,38 @@ def test_align_carries_every_band(inputs, tmp_path):
             [warped.GetRasterBand(i).GetDescription() for i in (1, 2, 3)] ==
             ["", "doubled", ""])
     assert gdal.Open(targets[0]).RasterCount == 1
+
+
+def test_align_carries_the_source_properties(inputs, tmp_path):
+    """What gdalwarp carries to pygeoprocessing's aligned output: dataset metadata, band
+    metadata (statistics aside), unit, scale, offset, colour table. Oracle: gdalwarp."""
+    source = str(tmp_path / "palette.tif")
+    gdal.Translate(source, inputs["b"], outputType=gdal.GDT_Byte, noData=255,
+                   scaleParams=[[-20, 20, 0, 200]])
+    ds = gdal.Open(source, gdal.GA_Update)
+    ds.SetMetadataItem("AREA_OR_POINT", "Point")
+    ds.SetMetadataItem("PRODUCER", "test")
+    band = ds.GetRasterBand(1)
+    table = gdal.ColorTable()
+    table.SetColorEntry(7, (200, 10, 10, 255))
+    band.SetRasterColorTable(table)
+    band.SetMetadataItem("CLASSES", "landcover")
+    band.SetUnitType("class")
+    band.SetScale(0.5)
+    band.SetOffset(3.0)
+    band.ComputeStatistics(False)
+    band = ds = None
+    target = str(tmp_path / "palette_aligned.tif")
+    pgp.align_and_resize_raster_stack([source], [target], ["near"], (20, -20), "union")
+    warped = gdal.Warp(str(tmp_path / "palette_warped.tif"), source, xRes=20, yRes=20)
+    out = gdal.Open(target)
+    assert out.GetMetadata() == warped.GetMetadata()
+    assert out.GetMetadataItem("AREA_OR_POINT") == "Point"
+    ours, theirs = out.GetRasterBand(1), warped.GetRasterBand(1)
+    assert ours.GetMetadata() == theirs.GetMetadata() == {"CLASSES": "landcover"}
+    assert (ours.GetUnitType(), ours.GetScale(), ours.GetOffset()) == ("class", 0.5, 3.0)
+    assert (ours.GetUnitType(), ours.GetScale(), ours.GetOffset()) == (
+        theirs.GetUnitType(), theirs.GetScale(), theirs.GetOffset())
+    assert ours.GetColorInterpretation() == theirs.GetColorInterpretation()
+    assert ours.GetColorTable().GetColorEntry(7) == theirs.GetColorTable().GetColorEntry(7)
+    numpy.testing.assert_array_equal(ours.ReadAsArray(), theirs.ReadAsArray())
