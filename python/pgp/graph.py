@@ -232,14 +232,40 @@ def _copy_metadata(source, target):
                         if not key.startswith("STATISTICS_")})
 
 
+def copy_properties(source, target, stale_statistics=()):
+    """What gdalwarp carries from a source dataset to its output: the dataset's
+    metadata and each band's description, metadata, unit, scale, offset, colour
+    interpretation and table. Bands in stale_statistics drop their STATISTICS_*
+    items (they describe other values)."""
+    target.SetMetadata(source.GetMetadata())
+    for index in range(1, source.RasterCount + 1):
+        band, out = source.GetRasterBand(index), target.GetRasterBand(index)
+        out.SetDescription(band.GetDescription())
+        out.SetMetadata({key: value for key, value in band.GetMetadata().items()
+                         if index not in stale_statistics or
+                         not key.startswith("STATISTICS_")})
+        if band.GetUnitType():
+            out.SetUnitType(band.GetUnitType())
+        if band.GetScale() not in (None, 1.0):
+            out.SetScale(band.GetScale())
+        if band.GetOffset() not in (None, 0.0):
+            out.SetOffset(band.GetOffset())
+        if out.GetColorInterpretation() != band.GetColorInterpretation():
+            out.SetColorInterpretation(band.GetColorInterpretation())
+        if band.GetColorTable() is not None:
+            out.SetColorTable(band.GetColorTable())
+
+
 def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_stats,
             progress, bands=None, stats_rule="gdal", checks=None, type_override=None,
-            post=None, nodata=None, like_translate=False):
+            post=None, nodata=None, like_translate=False, projection=None, like=None):
     """Renders bands of a graph into target_path: all bands unless ``bands``; the
     target's type and nodata from the graph unless overridden; checks and post as
-    in _finish_window. like_translate: every band's description and the dataset's and
-    bands' metadata as gdal_translate copies them (pgp.render); otherwise, as
-    pygeoprocessing's calls write, descriptions of multi-band targets only.
+    in _finish_window; projection: the target's WKT instead of the graph's; like: a
+    dataset whose properties the target takes (copy_properties) instead of the graph's.
+    like_translate: every band's description and the dataset's and bands' metadata
+    as gdal_translate copies them (pgp.render); otherwise, as pygeoprocessing's calls
+    write, descriptions of multi-band targets only.
     Statistics: GDAL's rule (NaN and nodata skipped) summarised by the plugin as it
     writes, or stats_rule='pygeoprocessing' (raster_calculator's) from the blocks in
     Python. Serial and 'threading:N' renders without checks or post compute and write
@@ -293,14 +319,19 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
     progress = _engine.Progress(progress, target_path)
     with _engine.TemporaryTarget(target_path, driver, size, len(bands), data_type,
                                  options) as target:
-        target.dataset.SetProjection(shared.GetProjection())
+        target.dataset.SetProjection(shared.GetProjection() if projection is None
+                                     else projection)
         target.dataset.SetGeoTransform(shared.GetGeoTransform())
         out_bands = [target.dataset.GetRasterBand(i + 1) for i in range(len(bands))]
         if like_translate:
             _copy_metadata(shared, target.dataset)
+        if like is not None:
+            copy_properties(like, target.dataset, range(1, like.RasterCount + 1))
         for out, b, nodata in zip(out_bands, bands, nodatas):
             if nodata is not None:
                 out.SetNoDataValue(nodata)
+            if like is not None:
+                continue
             description = shared.GetRasterBand(b).GetDescription()
             if description and (len(bands) > 1 or like_translate):
                 out.SetDescription(description)

@@ -4,6 +4,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 
 import numpy
 from osgeo import gdal
@@ -17,6 +18,31 @@ from .symbolic import _block_size
 
 LOGGER = logging.getLogger("pgp")
 DEFAULT_OSR_AXIS_MAPPING_STRATEGY = osr.OAMS_TRADITIONAL_GIS_ORDER
+
+
+def _layout_of_base(options, base_path):
+    """pygeoprocessing's new_raster_from_base, which creates convolve_2d's target:
+    options without TILED get TILED=YES unless the base's blocks are whole rows, and
+    options without BLOCK* get the base's block size."""
+    options = list(options)
+    info = _gdal.get_raster_info(base_path)
+    block = info['block_size']
+    if not any('TILED' in option for option in options) and \
+            block[0] != info['raster_size'][0]:
+        options.append('TILED=YES')
+    if not any('BLOCK' in option for option in options):
+        options += [f'BLOCKXSIZE={block[0]}', f'BLOCKYSIZE={block[1]}']
+    return options
+
+
+def _as_stored(value, gdal_type):
+    """value as GDAL stores it in a band of gdal_type (rounded half away from zero and
+    saturated for integers, NaN 0): what pygeoprocessing writes for a target_nodata
+    the type cannot hold."""
+    dataset = gdal.GetDriverByName('MEM').Create('', 1, 1, 1, gdal_type)
+    band = dataset.GetRasterBand(1)
+    band.WriteArray(numpy.array([[value]], dtype=numpy.float64))
+    return float(band.ReadAsArray()[0, 0])
 
 
 def convolve_2d(signal_path_band, kernel_path_band, target_path,
@@ -46,6 +72,8 @@ def convolve_2d(signal_path_band, kernel_path_band, target_path,
             "`target_nodata` is set to None.")
     if target_nodata is None:
         target_nodata = float(numpy.finfo(numpy.float32).min)
+    if isinstance(target_nodata, numpy.generic):  # SetNoDataValue takes Python numbers
+        target_nodata = target_nodata.item()
     bad = [(name, value) for name, value in (('signal', signal_path_band),
                                              ('kernel', kernel_path_band))
            if not _is_raster_path_band_formatted(value)]
@@ -61,6 +89,7 @@ def convolve_2d(signal_path_band, kernel_path_band, target_path,
                 'default')
     plan = resolve(executor)
     driver, options = raster_driver_creation_tuple
+    options = _layout_of_base(options, signal_path_band[0])
     graph = Graph(_block_size(options))
     graph.source("signal", signal_path_band[0], signal_path_band[1])
     kernel_path, kernel_band = kernel_path_band
@@ -77,10 +106,12 @@ def convolve_2d(signal_path_band, kernel_path_band, target_path,
                        normalize_kernel=normalize_kernel,
                        ignore_nodata_and_edges=ignore_nodata_and_edges,
                        mask_nodata=mask_nodata, set_tol_to_zero=set_tol_to_zero,
-                       data_type=gdal.GetDataTypeName(target_datatype), nodata=target_nodata)
+                       data_type=gdal.GetDataTypeName(target_datatype),
+                       nodata=_as_stored(target_nodata, target_datatype))
         graph.band("convolved")
         with plan:
-            _render(plan, graph, target_path, raster_driver_creation_tuple, False, progress)
+            _render(plan, graph, target_path, (driver, options), False, progress,
+                    nodata=[target_nodata])
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -159,8 +190,9 @@ def align_and_resize_raster_stack(
     ``executor``: the windows of each target run on it.
     """
     if vector_mask_options is not None:
-        LOGGER.warning('The vector_mask_options parameter is deprecated; use '
-                       'mask_options instead.')
+        warnings.warn('The vector_mask_options parameter is deprecated and will be '
+                      'removed in a future release of pygeoprocessing. Please use '
+                      'mask_options instead.', DeprecationWarning)
         mask_options = vector_mask_options
     lengths = [len(base_raster_path_list), len(target_raster_path_list),
                len(resample_method_list)]
@@ -223,15 +255,37 @@ def align_and_resize_raster_stack(
                 graph = Graph(_block_size(options))
                 for name, path in zip(names, paths):
                     graph.source(name, path)
+                # pygeoprocessing's gdal.Warp carries every band of the source: the
+                # others join as sources of the same raster (the same box).
+                bands = [names[index]] + [
+                    graph.source(f"{names[index]}_b{band}", paths[index], band)
+                    for band in range(2, _gdal.get_raster_info(paths[index])['n_bands'] + 1)]
+                resampling = dict(zip(names, resample_method_list))
+                resampling.update({name: resample_method_list[index] for name in bands})
                 graph.align(
                     target_pixel_size, box,
                     align_to=None if raster_align_index is None else names[raster_align_index],
-                    srs=target_projection_wkt or None,
-                    resampling=dict(zip(names, resample_method_list)),
+                    srs=target_projection_wkt or None, resampling=resampling,
                     vectors=None if isinstance(box, list) else base_vector_path_list,
                     mask=mask)
-                graph.band(names[index])
-                _render(plan, graph, target, raster_driver_creation_tuple, False, progress)
+                for name in bands:
+                    graph.band(name)
+                # Without a target SRS no source is reprojected; pygeoprocessing
+                # labels each output with its own source's SRS.
+                projection = None if target_projection_wkt else (
+                    _gdal.get_raster_info(paths[index])['projection_wkt'] or "")
+                try:
+                    # pygeoprocessing masks through raster_calculator: statistics.
+                    # gdalwarp carries the source's metadata and band properties.
+                    _render(plan, graph, target, raster_driver_creation_tuple,
+                            mask is not None, progress, projection=projection,
+                            like=_gdal.open_raster(paths[index]))
+                except RuntimeError as error:
+                    # The grid fails before anything is written; pygeoprocessing's
+                    # merge_bounding_box_list raises ValueError for both boxes.
+                    if "not intersect" not in str(error):
+                        raise
+                    raise ValueError(f"Bounding boxes do not intersect: {error}") from error
                 LOGGER.info('%d of %d aligned: %s', index + 1, n_rasters,
                             os.path.basename(target))
         if mask_options and mask_options.get('mask_raster_path'):

@@ -10,7 +10,7 @@ from osgeo import gdal
 from . import _gdal
 from .calls import _is_raster_path_band_formatted
 from .executors import resolve
-from .graph import Graph, _render
+from .graph import Graph, _render, copy_properties
 from .graphcalls import DEFAULT_OSR_AXIS_MAPPING_STRATEGY, require_traditional_axis_order
 
 OVERLAP_ALGORITHMS = ['etch', 'replace', 'add']
@@ -192,31 +192,12 @@ def _tiff_layout(path):
 
 
 def _copy_properties(target, path, stitched_band):
-    """The target's dataset metadata and each band's description, metadata, unit,
-    scale, offset, colour interpretation and table, written into the rendered file.
-    The stitched band's statistics are dropped: they describe the old values."""
+    """The target's properties (copy_properties) written into the rendered file; the
+    stitched band's statistics are dropped: they describe the old values."""
     copy = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_UPDATE)
     if copy is None:
         raise RuntimeError(f"{path}: {gdal.GetLastErrorMsg() or 'cannot be updated'}")
-    copy.SetMetadata(target.GetMetadata())
-    for index in range(1, target.RasterCount + 1):
-        source, out = target.GetRasterBand(index), copy.GetRasterBand(index)
-        out.SetDescription(source.GetDescription())
-        metadata = source.GetMetadata()
-        if index == stitched_band:
-            metadata = {k: v for k, v in metadata.items()
-                        if not k.startswith("STATISTICS_")}
-        out.SetMetadata(metadata)
-        if source.GetUnitType():
-            out.SetUnitType(source.GetUnitType())
-        if source.GetScale() not in (None, 1.0):
-            out.SetScale(source.GetScale())
-        if source.GetOffset() not in (None, 0.0):
-            out.SetOffset(source.GetOffset())
-        if out.GetColorInterpretation() != source.GetColorInterpretation():
-            out.SetColorInterpretation(source.GetColorInterpretation())
-        if source.GetColorTable() is not None:
-            out.SetColorTable(source.GetColorTable())
+    copy_properties(target, copy, {stitched_band})
     copy.FlushCache()
     copy = None
 

@@ -162,13 +162,15 @@ def expression_graph(expression, symbol_to_path_band_map, target_nodata,
             invalid.append(f"isnodata({names[symbol]})")
     value = compile_expression(expression, names)
     data_type = gdal.GetDataTypeName(_gdal.gdal_type_of(numpy_type)[0])
-    if numpy.issubdtype(numpy_type, numpy.integer):
-        value = f"trunc({value})"  # numpy truncates floats stored in integer arrays
-    if numpy.dtype(numpy_type) == numpy.int8:  # GDAL 3.6 has no Int8: the task casts
-        value, data_type = f"clamp({value}, -128, 127)", "Int16"
     fill = _number(0 if target_nodata is None else target_nodata)
     if invalid:
         value = f"({' || '.join(invalid)}) ? {fill} : {value}"
+    if numpy.issubdtype(numpy_type, numpy.integer):
+        # numpy truncates floats stored in integer arrays: the result and the
+        # target_nodata pygeoprocessing fills the array with
+        value = f"trunc({value})"
+    if numpy.dtype(numpy_type) == numpy.int8:  # GDAL 3.6 has no Int8: the task casts
+        value, data_type = f"clamp({value}, -128, 127)", "Int16"
     # No noData on the Calc: NaN must reach the NaN/inf rules, not become nodata.
     graph.calc("result", value, nodata_policy="expression", data_type=data_type)
     graph.band("result")

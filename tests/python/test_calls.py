@@ -223,6 +223,15 @@ def test_expression_integer_target_truncates(inputs):
     expected = numpy.where(b == 0, 99, numpy.trunc(b / 3 - 2)).astype(numpy.int16)
     assert pixels.dtype == numpy.int16 and nodata == 99
     numpy.testing.assert_array_equal(pixels, expected)
+    # A fractional target_nodata is stored as numpy stores it into the int16 result
+    # (pygeoprocessing fills the array with it): truncated, the band's nodata as given.
+    pgp.evaluate_raster_calculator_expression("b / 3 - 2", {"b": (inputs["b"], 1)}, -2.5,
+                                              str(target))
+    pixels, nodata, _, _ = read(target)
+    filled = numpy.empty(b.shape, numpy.int16)
+    filled[:] = -2.5
+    assert nodata == -2.5
+    numpy.testing.assert_array_equal(pixels, numpy.where(b == 0, filled, expected))
 
 
 @pytest.mark.parametrize("expression, message", [
@@ -262,6 +271,57 @@ def test_convolve_2d_matches_scipy(inputs, pools):
     for output in outputs[1:]:
         numpy.testing.assert_array_equal(output[0], pixels)
         assert output[1:] == outputs[0][1:]
+
+
+def test_convolve_2d_layout_from_the_signal(inputs, tmp_path):
+    """Options without TILED or BLOCK*: the target takes the signal's block size, tiled
+    unless its blocks are whole rows (pygeoprocessing's new_raster_from_base). Oracle:
+    the signal's own block size as GDAL reports it, and scipy for the pixels."""
+    striped = str(tmp_path / "striped.tif")
+    gdal.Translate(striped, inputs["a"], creationOptions=["BLOCKYSIZE=8"])
+    expected = scipy.ndimage.convolve(
+        numpy.where(inputs["A"] != -9, inputs["A"], 0).astype(numpy.float64),
+        inputs["K"].astype(numpy.float64), mode="constant")
+    for signal, options, tiled in ((inputs["a"], ["COMPRESS=LZW"], True),
+                                   (striped, [], False),
+                                   (inputs["a"], ["TILED=YES"], True)):
+        target = str(tmp_path / "layout.tif")
+        pgp.convolve_2d((signal, 1), (inputs["kernel"], 1), target, mask_nodata=False,
+                        raster_driver_creation_tuple=("GTiff", options))
+        source, out = gdal.Open(signal), gdal.Open(target)
+        assert (out.GetRasterBand(1).GetBlockSize() ==
+                source.GetRasterBand(1).GetBlockSize())
+        assert (out.GetMetadataItem("COMPRESSION", "IMAGE_STRUCTURE") ==
+                ("LZW" if options == ["COMPRESS=LZW"] else None))
+        assert (out.GetRasterBand(1).GetBlockSize()[0] < out.RasterXSize) == tiled
+        numpy.testing.assert_allclose(out.ReadAsArray(), expected, rtol=1e-9, atol=1e-9)
+        source = out = None
+
+
+@pytest.mark.parametrize("gdal_type, dtype, target_nodata", [
+    (gdal.GDT_Int16, numpy.int16, -2.5), (gdal.GDT_Byte, numpy.uint8, -1.0),
+    (gdal.GDT_UInt16, numpy.uint16, 70000.0)])
+def test_convolve_2d_nodata_the_type_cannot_hold(inputs, tmp_path, gdal_type, dtype,
+                                                  target_nodata):
+    """pygeoprocessing accepts any target_nodata: masked pixels get it as GDAL stores
+    it in the type (rounded half away from zero, saturated), the band's nodata the
+    value given. Oracle: numpy's rounding and clipping, scipy for the convolution."""
+    target = str(tmp_path / "typed.tif")
+    pgp.convolve_2d((inputs["a"], 1), (inputs["kernel"], 1), target,
+                    target_datatype=gdal_type, target_nodata=target_nodata)
+    pixels, nodata, _, _ = read(target)
+    info = numpy.iinfo(dtype)
+
+    def stored(values):
+        rounded = numpy.sign(values) * numpy.floor(numpy.abs(values) + 0.5)
+        return numpy.clip(rounded, info.min, info.max).astype(dtype)
+    valid = inputs["A"] != -9
+    convolved = scipy.ndimage.convolve(
+        numpy.where(valid, inputs["A"], 0).astype(numpy.float64),
+        inputs["K"].astype(numpy.float64), mode="constant")
+    assert nodata == target_nodata
+    numpy.testing.assert_array_equal(
+        pixels, numpy.where(valid, stored(convolved), stored(numpy.array(target_nodata))))
 
 
 def test_convolve_2d_validation(inputs):
@@ -405,7 +465,7 @@ def test_align_mask_options(inputs, tmp_path):
         [inputs["a"]], [target], ["near"], (30, -30), "intersection",
         mask_options={"mask_vector_path": vector, "mask_vector_where_filter": "keep = 1",
                       "mask_raster_path": mask_path}, executor="threading:2")
-    pixels, nodata, _, geotransform = read(target)
+    pixels, nodata, stats, geotransform = read(target)
     grid = gdal.GetDriverByName("MEM").Create("", pixels.shape[1], pixels.shape[0], 1,
                                              gdal.GDT_Byte)
     grid.SetGeoTransform(geotransform)
@@ -417,7 +477,18 @@ def test_align_mask_options(inputs, tmp_path):
     inside = grid.ReadAsArray() == 1
     assert 0 < inside.sum() < inside.size
     numpy.testing.assert_array_equal(pixels, numpy.where(inside, inputs["A"], nodata))
+    # pygeoprocessing masks through raster_calculator, which writes statistics.
+    kept = inputs["A"][inside & (inputs["A"] != nodata)]
+    assert_statistics(stats, kept, f"{kept.size / pixels.size * 100:.2f}")
     numpy.testing.assert_array_equal(read(mask_path)[0], inside.astype(numpy.uint8))
+    # The deprecated alias: pygeoprocessing's DeprecationWarning, the same masking.
+    with pytest.warns(DeprecationWarning, match="vector_mask_options"):
+        pgp.align_and_resize_raster_stack(
+            [inputs["a"]], [target], ["near"], (30, -30), "intersection",
+            vector_mask_options={"mask_vector_path": vector,
+                                 "mask_vector_where_filter": "keep = 1"})
+    numpy.testing.assert_array_equal(read(target)[0],
+                                     numpy.where(inside, inputs["A"], nodata))
 
 
 def test_align_base_projection_list(inputs, tmp_path):
@@ -545,3 +616,127 @@ def test_align_with_a_vector_extent(inputs, tmp_path):
         pixels, _, _, geotransform = read(target)
         assert pixels.shape == (1, 1) and pixels[0, 0] == inputs["A"][19, 10]
         assert geotransform == (x0, 30.0, 0.0, y0 + 30, 0.0, -30.0)
+
+
+def test_align_boxes_that_do_not_meet_are_a_value_error(inputs, tmp_path):
+    """pygeoprocessing's merge_bounding_box_list raises ValueError "Bounding boxes do
+    not intersect" for an empty intersection and for a mask whose features miss the
+    target box (its test_align_and_resize_raster_stack_no_overlap); nothing is
+    written. Oracle: the rasters' boxes, which share no x."""
+    from osgeo import ogr, osr
+    far = write_raster(tmp_path / "far.tif", inputs["C"], nodata=-1,
+                       origin=(444720.0 + 30 * 300 + 1000, 3751320.0))
+    boxes = [pgp.get_raster_info(p)["bounding_box"] for p in (inputs["a"], far)]
+    assert boxes[0][2] < boxes[1][0]
+    targets = [str(tmp_path / "a.tif"), str(tmp_path / "far_aligned.tif")]
+    with pytest.raises(ValueError, match="Bounding boxes do not intersect"):
+        pgp.align_and_resize_raster_stack([inputs["a"], far], targets, ["near"] * 2,
+                                          (30, -30), "intersection")
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32618)
+    vector = str(tmp_path / "elsewhere.gpkg")
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(vector)
+    layer = ds.CreateLayer("zones", srs, ogr.wkbPolygon)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt("POLYGON((0 0,10 0,10 10,0 0))"))
+    layer.CreateFeature(feature)
+    ds = None
+    with pytest.raises(ValueError, match="Bounding boxes do not intersect"):
+        pgp.align_and_resize_raster_stack([inputs["a"]], targets[:1], ["near"], (30, -30),
+                                          "union", mask_options={"mask_vector_path": vector})
+    assert not [n for n in os.listdir(tmp_path) if n.endswith("aligned.tif") or n == "a.tif"]
+
+
+def test_align_without_target_projection_keeps_each_projection(inputs, tmp_path):
+    """Without target_projection_wkt pygeoprocessing warps each raster in its own SRS
+    (warp_raster's dstSRS is the base's): a raster in another SRS is not reprojected
+    and keeps its SRS. Oracle: gdalwarp of that raster alone onto the union grid."""
+    from osgeo import osr
+    other = osr.SpatialReference()
+    other.ImportFromEPSG(32619)
+    moved = write_raster(tmp_path / "utm19.tif", inputs["C"], nodata=-1, pixel=45.0,
+                         origin=(444720.0 + 400, 3751320.0 - 700))
+    ds = gdal.Open(moved, gdal.GA_Update)
+    ds.SetProjection(other.ExportToWkt())
+    ds = None
+    targets = [str(tmp_path / "a_union.tif"), str(tmp_path / "utm19_union.tif")]
+    pgp.align_and_resize_raster_stack([inputs["a"], moved], targets, ["near"] * 2,
+                                      (30, -30), "union")
+    box = pgp.get_raster_info(inputs["a"])["bounding_box"]  # c lies inside a
+    warped = gdal.Warp("", moved, format="MEM", outputBounds=box, xRes=30, yRes=30,
+                       resampleAlg="near")
+    out = gdal.Open(targets[1])
+    assert osr.SpatialReference(out.GetProjection()).IsSame(other)
+    assert out.GetGeoTransform() == warped.GetGeoTransform()
+    numpy.testing.assert_array_equal(out.ReadAsArray(), warped.ReadAsArray())
+    out = gdal.Open(targets[0])
+    assert osr.SpatialReference(out.GetProjection()).IsSame(
+        osr.SpatialReference(gdal.Open(inputs["a"]).GetProjection()))
+
+
+def test_align_carries_every_band(inputs, tmp_path):
+    """pygeoprocessing's gdal.Warp carries every band of a source; the grid comes from
+    all the sources. Oracle: gdalwarp of the three-band raster onto that grid."""
+    from osgeo import gdal_array
+    bands = numpy.stack([inputs["C"], inputs["C"] * 2, inputs["C"] + 5])
+    multi = str(tmp_path / "three.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(multi, 130, 90, 3, gdal.GDT_Float32)
+    source = gdal.Open(inputs["c"])
+    ds.SetGeoTransform(source.GetGeoTransform())
+    ds.SetProjection(source.GetProjection())
+    for i in range(3):
+        ds.GetRasterBand(i + 1).SetNoDataValue(-1)
+    ds.GetRasterBand(2).SetDescription("doubled")
+    gdal_array.DatasetWriteArray(ds, bands)
+    ds = source = None
+    targets = [str(tmp_path / "a_al.tif"), str(tmp_path / "three_al.tif")]
+    pgp.align_and_resize_raster_stack([inputs["a"], multi], targets, ["near", "bilinear"],
+                                      (20, -20), "intersection", raster_align_index=0)
+    out = gdal.Open(targets[1])
+    geotransform = out.GetGeoTransform()
+    bounds = (geotransform[0], geotransform[3] + out.RasterYSize * geotransform[5],
+              geotransform[0] + out.RasterXSize * geotransform[1], geotransform[3])
+    warped = gdal.Warp("", multi, format="MEM", outputBounds=bounds, xRes=20, yRes=20,
+                       resampleAlg="bilinear")
+    assert out.RasterCount == 3
+    numpy.testing.assert_array_equal(out.ReadAsArray(), warped.ReadAsArray())
+    assert [out.GetRasterBand(i).GetNoDataValue() for i in (1, 2, 3)] == [-1.0] * 3
+    assert ([out.GetRasterBand(i).GetDescription() for i in (1, 2, 3)] ==
+            [warped.GetRasterBand(i).GetDescription() for i in (1, 2, 3)] ==
+            ["", "doubled", ""])
+    assert gdal.Open(targets[0]).RasterCount == 1
+
+
+def test_align_carries_the_source_properties(inputs, tmp_path):
+    """What gdalwarp carries to pygeoprocessing's aligned output: dataset metadata, band
+    metadata (statistics aside), unit, scale, offset, colour table. Oracle: gdalwarp."""
+    source = str(tmp_path / "palette.tif")
+    gdal.Translate(source, inputs["b"], outputType=gdal.GDT_Byte, noData=255,
+                   scaleParams=[[-20, 20, 0, 200]])
+    ds = gdal.Open(source, gdal.GA_Update)
+    ds.SetMetadataItem("AREA_OR_POINT", "Point")
+    ds.SetMetadataItem("PRODUCER", "test")
+    band = ds.GetRasterBand(1)
+    table = gdal.ColorTable()
+    table.SetColorEntry(7, (200, 10, 10, 255))
+    band.SetRasterColorTable(table)
+    band.SetMetadataItem("CLASSES", "landcover")
+    band.SetUnitType("class")
+    band.SetScale(0.5)
+    band.SetOffset(3.0)
+    band.ComputeStatistics(False)
+    band = ds = None
+    target = str(tmp_path / "palette_aligned.tif")
+    pgp.align_and_resize_raster_stack([source], [target], ["near"], (20, -20), "union")
+    warped = gdal.Warp(str(tmp_path / "palette_warped.tif"), source, xRes=20, yRes=20)
+    out = gdal.Open(target)
+    assert out.GetMetadata() == warped.GetMetadata()
+    assert out.GetMetadataItem("AREA_OR_POINT") == "Point"
+    ours, theirs = out.GetRasterBand(1), warped.GetRasterBand(1)
+    assert ours.GetMetadata() == theirs.GetMetadata() == {"CLASSES": "landcover"}
+    assert (ours.GetUnitType(), ours.GetScale(), ours.GetOffset()) == ("class", 0.5, 3.0)
+    assert (ours.GetUnitType(), ours.GetScale(), ours.GetOffset()) == (
+        theirs.GetUnitType(), theirs.GetScale(), theirs.GetOffset())
+    assert ours.GetColorInterpretation() == theirs.GetColorInterpretation()
+    assert ours.GetColorTable().GetColorEntry(7) == theirs.GetColorTable().GetColorEntry(7)
+    numpy.testing.assert_array_equal(ours.ReadAsArray(), theirs.ReadAsArray())
