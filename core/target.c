@@ -304,13 +304,15 @@ static void stop_waiting(pgp_target *t)
     CPLReleaseMutex(t->mutex);
 }
 
-/* Writes the ready slots from t->next on, as the writer (t->writing set by
- * the caller): whoever finishes the tile the writer waits for writes it and
- * any ready after it. Called and returns with t->mutex held. */
-static int write_ready(pgp_target *t, const void **blocks)
+/* Ends the turn of the writer (t->writing set by the caller, status its own so
+ * far): writes the ready slots from t->next on, at most limit of them. A turn
+ * is bounded so that no thread (the calling one, which reports progress
+ * between its tiles, among them) writes for the whole raster: a worker that
+ * arrives, or waits for room, takes over, and pgp_target_render writes what
+ * is left at the end. Called and returns with t->mutex held. */
+static int write_ready(pgp_target *t, const void **blocks, int status, size_t limit)
 {
-    int status = 0;
-    while (status == 0 && t->slots[t->next % t->n_slots].ready) {
+    while (status == 0 && limit-- > 0 && t->slots[t->next % t->n_slots].ready) {
         slot *s = &t->slots[t->next % t->n_slots];
         const pgp_rect r = tile_rect_of(t, t->next);
         CPLReleaseMutex(t->mutex);
@@ -322,6 +324,9 @@ static int write_ready(pgp_target *t, const void **blocks)
         t->next++;
         CPLCondBroadcast(t->moved);
     }
+    t->writing = 0;
+    t->failed |= status != 0;
+    CPLCondBroadcast(t->moved); /* a waiting worker takes over what is left */
     return status;
 }
 
@@ -329,9 +334,10 @@ static int write_ready(pgp_target *t, const void **blocks)
  * written, from the node's own buffers when no conversion or padding is
  * needed (a whole tile of the target's type), and then the tiles that waited
  * for it. Otherwise the tile waits, converted and summarised, in its slot; a
- * worker whose tile is n_slots or more ahead waits for room first (tiles are
- * claimed in order, so the tile the writer waits for is being computed). A
- * failed tile (pixels NULL) releases every waiting worker. */
+ * worker whose tile is n_slots or more ahead waits for room first, taking over
+ * the writing when no one writes (tiles are claimed in order, so the tile the
+ * writer waits for is being computed). A failed tile (pixels NULL) releases
+ * every waiting worker. */
 static int render_sink(void *arg, size_t tile_index, const pgp_rect *r, const void *const *pixels)
 {
     const render_request *q = (const render_request *)arg;
@@ -344,19 +350,25 @@ static int render_sink(void *arg, size_t tile_index, const pgp_rect *r, const vo
         stop_waiting(t);
         return -1;
     }
+    status = 0;
     CPLAcquireMutex(t->mutex, 1000.0);
-    while (tile_index >= t->next + t->n_slots && !t->failed)
-        CPLCondWait(t->moved, t->mutex);
+    while (status == 0 && tile_index >= t->next + t->n_slots && !t->failed) {
+        if (!t->writing && t->slots[t->next % t->n_slots].ready) {
+            t->writing = 1;
+            status = write_ready(t, blocks, 0, t->n_slots);
+        } else {
+            CPLCondWait(t->moved, t->mutex);
+        }
+    }
     if (t->failed) {
         CPLReleaseMutex(t->mutex);
         pgp_free(blocks);
-        return 0; /* the failed tile reports the failure */
+        return status; /* the failed tile (or this worker's write) reports the failure */
     }
     in_place = q->same_type && r->w == t->tile_x && r->h == t->tile_y &&
                !t->writing && t->next == tile_index;
     t->writing |= in_place;
     CPLReleaseMutex(t->mutex);
-    status = 0;
     if (in_place) {
         for (i = 0; i < t->n_bands && status == 0; i++) {
             blocks[i] = pixels[i];
@@ -377,10 +389,8 @@ static int render_sink(void *arg, size_t tile_index, const pgp_rect *r, const vo
         writer = status == 0 && !t->writing; /* then this worker writes what is ready */
         t->writing |= writer;
     }
-    if (writer && status == 0)
-        status = write_ready(t, blocks);
     if (writer)
-        t->writing = 0;
+        status = write_ready(t, blocks, status, t->n_slots);
     if (status != 0 && !t->failed) {
         t->failed = 1;
         CPLCondBroadcast(t->moved);
@@ -432,6 +442,20 @@ CPLErr pgp_target_render(pgp_target *t, pgp_renderer *renderer, const int *nodes
                                           pgp_renderer_tile_count(renderer), render_sink, &q,
                                           progress, progress_arg)
               : CE_Failure;
+    if (t->slots != NULL && !t->failed) { /* the tiles that the last turns left ready */
+        const void **blocks = (const void **)pgp_calloc(t->n_bands, sizeof(void *));
+        CPLAcquireMutex(t->mutex, 1000.0);
+        t->writing = 1;
+        if (blocks == NULL || write_ready(t, blocks, 0, t->n_slots) != 0)
+            err = CE_Failure;
+        CPLReleaseMutex(t->mutex);
+        pgp_free(blocks);
+    }
+    if (err == CE_None && t->next != pgp_renderer_tile_count(renderer)) { /* never a short file */
+        CPLError(CE_Failure, CPLE_AppDefined, "%s: %zu of %zu tiles written", target_name(t),
+                 t->next, pgp_renderer_tile_count(renderer));
+        err = CE_Failure;
+    }
     free_slots(t);
     pgp_free(types);
     return err;

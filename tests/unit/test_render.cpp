@@ -479,12 +479,14 @@ std::vector<float> FloatBandThenClose(GDALDatasetH ds)
 // Progress that says stop at its stop_at-th call, keeping the fraction it was told.
 struct StopAt {
     int stop_at, calls = 0;
-    double fraction = -1;
+    double fraction = -1, first = -1;
 };
 
 int StopAtCall(double fraction, const char *, void *arg)
 {
     auto *stop = static_cast<StopAt *>(arg);
+    if (stop->calls == 0)
+        stop->first = fraction;
     if (++stop->calls < stop->stop_at)
         return TRUE;
     stop->fraction = fraction;
@@ -496,7 +498,9 @@ int StopAtCall(double fraction, const char *, void *arg)
 // by its progress at its n-th call: it returns (a worker left waiting would hang
 // it) with CPLE_UserInterrupt, having written exactly the first tiles, in tile
 // order (every claimed tile is finished), at least those done when progress
-// said stop, each with the reference pixels.
+// said stop, each with the reference pixels. Uncancelled, progress is called
+// throughout, first before half the tiles: no thread (the caller, which reports
+// progress, among them) writes for the whole raster.
 TEST(RenderTarget, ACancelFinishesTheStartedTilesInTileOrder)
 {
     constexpr int tile = 32, tiles_x = 12, tiles_y = 10;
@@ -508,7 +512,8 @@ TEST(RenderTarget, ACancelFinishesTheStartedTilesInTileOrder)
     pgp_graph *graph = FloatCalcOfA("/vsimem/cancel/a.tif", tile, "a * 2 + 1000");
     ASSERT_NE(graph, nullptr) << CPLGetLastErrorMsg();
     const int node = 1;
-    for (int stop_at : {1, 2, 5}) {
+    constexpr int kNever = 1 << 20;
+    for (int stop_at : {1, 2, 5, kNever}) {
         const char *options[] = {"TILED=YES", "BLOCKXSIZE=32", "BLOCKYSIZE=32",
                                  "COMPRESS=DEFLATE", "ZLEVEL=9", nullptr};
         GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), "/vsimem/cancel/t.tif", w, h,
@@ -552,6 +557,10 @@ TEST(RenderTarget, ACancelFinishesTheStartedTilesInTileOrder)
             EXPECT_GE(written, std::lround(stop.fraction * n_tiles)) << stop_at;
         else
             EXPECT_EQ(written, n_tiles) << stop_at;
+        if (stop_at == kNever) {
+            EXPECT_GE(stop.calls, 4);
+            EXPECT_LE(stop.first, 0.5);
+        }
     }
     pgp_graph_free(graph);
     VSIRmdirRecursive("/vsimem/cancel");
