@@ -246,13 +246,19 @@ class TemporaryTarget:
             raise RuntimeError(f"creating {target_path!r} failed: {gdal.GetLastErrorMsg()}")
 
     def _remove_older_target(self):
-        """Deletes the file under the target's name, if any (with its sidecars when
-        GDAL opens it): True when there was one."""
-        if gdal.VSIStatL(self.target_path) is None:
+        """Deletes the file under the target's name, if any, as GDAL's Create would
+        (pygeoprocessing's): through the driver that identifies it, so with its sidecars
+        but not the files a VRT reads (the target's driver deletes every file the dataset
+        lists), and never a directory. True when there was one."""
+        stat = gdal.VSIStatL(self.target_path)
+        if stat is None:
             return False
+        if stat.IsDirectory():
+            raise RuntimeError(f"{self.target_path}: is a directory")
         gdal.PushErrorHandler("CPLQuietErrorHandler")
         try:
-            if self.driver.Delete(self.target_path) != gdal.CE_None:
+            driver = gdal.IdentifyDriver(self.target_path)
+            if driver is None or driver.Delete(self.target_path) != gdal.CE_None:
                 gdal.Unlink(self.target_path)
         except RuntimeError:  # the caller turned gdal.UseExceptions() on
             gdal.Unlink(self.target_path)
@@ -265,10 +271,14 @@ class TemporaryTarget:
     def commit(self):
         self.dataset.FlushCache()
         self.dataset = None
-        self._remove_older_target()
-        if self.driver.Rename(self.target_path, self.path) != gdal.CE_None:
-            raise RuntimeError(f"renaming {self.path!r} to {self.target_path!r} failed: "
-                               f"{gdal.GetLastErrorMsg()}")
+        try:
+            self._remove_older_target()
+            if self.driver.Rename(self.target_path, self.path) != gdal.CE_None:
+                raise RuntimeError(f"renaming {self.path!r} to {self.target_path!r} "
+                                   f"failed: {gdal.GetLastErrorMsg()}")
+        except RuntimeError:
+            self.driver.Delete(self.path)
+            raise
 
     def discard(self):
         self.dataset = None

@@ -1,6 +1,7 @@
 """The executor contract: accepted forms, pickling checked up front, failures,
 cancellation, caller-owned executors left running, and plugin discovery."""
 import concurrent.futures
+import contextlib
 import logging
 import os
 import subprocess
@@ -96,6 +97,37 @@ def test_failed_call_removes_the_target_it_was_replacing(inputs, pools, tmp_path
                               gdal.GDT_Float32, None, executor=executor_for(name, pools))
     assert not target.exists() and not leftovers(tmp_path)
     assert f"{target}: removed: the call replacing it failed" in caplog.text
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_replacing_a_target_removes_that_file_only(inputs, tmp_path, fails):
+    """What stands under the target's name goes as GDAL's Create removes it before
+    writing (pygeoprocessing's): a VRT there goes, not the raster it reads; a directory
+    there stays, with the dataset inside it. The target's driver would delete every file
+    it lists when it opens them, sources and folder contents among them."""
+    rows = numpy.arange(200).reshape((200, 1)) if fails else numpy.zeros((200, 1))
+    source = tmp_path / "source.tif"
+    gdal.Translate(str(source), inputs["a"])
+    vrt = tmp_path / "t.tif"
+    gdal.Translate(str(vrt), str(source), format="VRT").FlushCache()
+    folder = tmp_path / "folder"
+    shapes = gdal.GetDriverByName("ESRI Shapefile").Create(str(folder), 0, 0, 0,
+                                                         gdal.GDT_Unknown)
+    shapes.CreateLayer("l")
+    shapes = None
+    kept = sorted(os.listdir(folder))
+    expected = ops.WindowRefused if fails else None
+    for target, error in ((vrt, expected), (folder, expected or RuntimeError)):
+        with pytest.raises(error) if error else contextlib.nullcontext():
+            pgp.raster_calculator([(inputs["a"], 1), rows], ops.refuse_last_rows,
+                                  str(target), gdal.GDT_Float32, None)
+    assert numpy.array_equal(read(source)[0], read(inputs["a"])[0])
+    assert sorted(os.listdir(folder)) == kept
+    if fails:
+        assert not vrt.exists()
+    else:
+        assert gdal.Open(str(vrt)).GetDriver().ShortName == "GTiff"
+    assert not leftovers(tmp_path)
 
 
 def test_graph_failure_reaches_the_caller(inputs, tmp_path):
