@@ -224,14 +224,27 @@ def flush_finished_rows(dataset, window, block_size):
         dataset.FlushCache()
 
 
+def _same_file(a, b):
+    """Whether paths a and b name one file (b existing)."""
+    if a == b:
+        return True
+    try:
+        return not a.startswith("/vsi") and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 class TemporaryTarget:
     """Creates the target under a temporary name in its folder; ``commit`` renames it
     into place, ``discard`` deletes it and any older file under the target's name (the
     call was replacing it, as pygeoprocessing's would have by then), so after a failure
-    nothing under the target's name looks like its result."""
+    nothing under the target's name looks like its result; unless that file is one of
+    ``inputs``, the files the call reads, which a failure leaves as they were."""
 
-    def __init__(self, target_path, driver_name, size, band_count, data_type, options):
+    def __init__(self, target_path, driver_name, size, band_count, data_type, options,
+                 inputs=()):
         self.target_path = target_path
+        self.inputs = inputs
         self.driver = gdal.GetDriverByName(driver_name)
         if self.driver is None:
             raise ValueError(f"unknown GDAL driver {driver_name!r}")
@@ -284,6 +297,8 @@ class TemporaryTarget:
         self.dataset = None
         if gdal.VSIStatL(self.path) is not None:
             self.driver.Delete(self.path)
+        if any(_same_file(path, self.target_path) for path in self.inputs):
+            return
         try:
             if self._remove_older_target():
                 LOGGER.warning("%s: removed: the call replacing it failed", self.target_path)

@@ -317,8 +317,13 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
                                  nodatas if python_stats else None, checks, post,
                                  uuid.uuid4().hex)
     progress = _engine.Progress(progress, target_path)
+    # What the graph reads: a failure keeps these under the target's name.
+    text = source.lstrip().startswith("<")
+    inputs = ([] if text else [source]) + [
+        f if f.startswith("/vsi") else os.path.join("" if text else os.path.dirname(source), f)
+        for f in shared_files(source)]
     with _engine.TemporaryTarget(target_path, driver, size, len(bands), data_type,
-                                 options) as target:
+                                 options, inputs) as target:
         target.dataset.SetProjection(shared.GetProjection() if projection is None
                                      else projection)
         target.dataset.SetGeoTransform(shared.GetGeoTransform())

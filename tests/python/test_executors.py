@@ -99,6 +99,33 @@ def test_failed_call_removes_the_target_it_was_replacing(inputs, pools, tmp_path
     assert f"{target}: removed: the call replacing it failed" in caplog.text
 
 
+@pytest.mark.parametrize("as_file", [False, True])
+def test_a_failed_render_keeps_its_own_source(tmp_path, monkeypatch, as_file, caplog):
+    """A render cancelled once it has begun removes the file under the target's name,
+    unless the graph reads it: that is the call's input, not an older result (a graph
+    file's sources are relative to its folder)."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    source = folder / "a.tif"
+    pixels = numpy.arange(512 * 512, dtype=numpy.float32).reshape((512, 512))
+    ds = gdal.GetDriverByName("GTiff").Create(str(source), 512, 512, 1, gdal.GDT_Float32,
+                                              ["TILED=YES"])
+    ds.GetRasterBand(1).WriteArray(pixels)
+    ds = None
+    graph = pgp.Graph(block_size=(256, 256))
+    graph.source("a", "in/a.tif")  # made absolute
+    graph.calc("b", "a * 2")
+    graph.band("b")
+    if as_file:
+        (folder / "g.pgp.vrt").write_text(graph.to_xml().replace(str(source), "a.tif"))
+        graph = "in/g.pgp.vrt"
+    with pytest.raises(pgp.Cancelled):
+        pgp.render(graph, "in/a.tif", progress=lambda fraction, message, data: fraction < 0.3)
+    assert numpy.array_equal(read(source)[0], pixels)
+    assert "removed" not in caplog.text and not leftovers(folder)
+
+
 @pytest.mark.parametrize("fails", [False, True])
 def test_replacing_a_target_removes_that_file_only(inputs, tmp_path, fails):
     """What stands under the target's name goes as GDAL's Create removes it before
