@@ -91,8 +91,9 @@ CPLErr pgp_renderer_visit_tiles(pgp_renderer *renderer, int node, pgp_tile_visit
  * (pixels[i]: nodes[i]'s, in its data type, t->w x t->h), to sink on the
  * worker that computed it, in no particular order (a render writing its
  * target, pgp/target.h); a tile that failed is handed over with pixels NULL
- * (its error raised already), so that a sink waiting for it can stop. A node that no node reads and no other band shows is
- * computed outside the tile cache, into a buffer recycled after the sink:
+ * (its error raised already; the sink's return ignored), so that a sink
+ * waiting for it can stop. A node that no node reads and no other band shows
+ * is computed outside the tile cache, into a buffer recycled after the sink:
  * such a tile is used once, and caching it would only take fresh memory. */
 typedef int (*pgp_tile_sink)(void *arg, size_t tile_index, const pgp_rect *t,
                              const void *const *pixels);
