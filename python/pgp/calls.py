@@ -179,7 +179,8 @@ def _raster_calculator(plan, base_raster_path_band_const_list, local_op,
     driver, options = raster_driver_creation_tuple
     progress = _engine.Progress(progress, target_raster_path)
     with _engine.TemporaryTarget(target_raster_path, driver, (n_cols, n_rows), 1,
-                                 datatype_target, options) as target:
+                                 datatype_target, options,
+                                 [path for path, _ in path_bands]) as target:
         band = target.dataset.GetRasterBand(1)
         if nodata_target is not None:
             band.SetNoDataValue(nodata_target)

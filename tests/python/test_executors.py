@@ -103,7 +103,7 @@ def test_failed_call_removes_the_target_it_was_replacing(inputs, pools, tmp_path
 def test_a_failed_render_keeps_its_own_source(tmp_path, monkeypatch, as_file, caplog):
     """A render cancelled once it has begun removes the file under the target's name,
     unless the graph reads it: that is the call's input, not an older result (a graph
-    file's sources are relative to its folder)."""
+    file's sources are relative to its folder). raster_calculator's inputs as well."""
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "in"
     folder.mkdir()
@@ -122,6 +122,12 @@ def test_a_failed_render_keeps_its_own_source(tmp_path, monkeypatch, as_file, ca
         graph = "in/g.pgp.vrt"
     with pytest.raises(pgp.Cancelled):
         pgp.render(graph, "in/a.tif", progress=lambda fraction, message, data: fraction < 0.3)
+    assert numpy.array_equal(read(source)[0], pixels)
+    # raster_calculator refuses its input's path as the target, not another spelling.
+    with pytest.raises(ops.WindowRefused):
+        pgp.raster_calculator([(str(source), 1), numpy.arange(512).reshape((512, 1))],
+                              ops.refuse_last_rows, "in/../in/a.tif", gdal.GDT_Float32,
+                              None)
     assert numpy.array_equal(read(source)[0], pixels)
     assert "removed" not in caplog.text and not leftovers(folder)
 
