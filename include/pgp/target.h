@@ -14,16 +14,19 @@
  * block cache leaves them (so gdal_translate's edge blocks).
  *
  * pgp_target_render computes a graph's tiles on its renderer's executor and
- * writes each as soon as every tile before it is written, on the worker that
- * finished last: from the node's own buffers when it is that tile's turn,
- * otherwise after waiting, converted, in one of two slots per computing
- * thread. A worker whose tile is further ahead waits for room, so memory is
- * bounded by the threads, never by the raster.
+ * writes each once every tile before it is written: from the node's own
+ * buffers when it is that tile's turn, otherwise after waiting, converted, in
+ * one of two slots per computing thread. A worker whose tile is further ahead
+ * waits for room, so memory is bounded by the threads, never by the raster.
+ * The waiting tiles are written by the worker that finished last, or one that
+ * arrives later: a writer's turn is bounded by the slots, so that no thread
+ * (the calling one, which reports progress, among them) writes the whole
+ * raster; what the last turns leave is written once the tiles are computed.
  *
  * Threads: one caller at a time per target; pgp_target_render writes from the
- * executor's workers, one at a time, in tile order. Entry points are exported for Python
- * (ctypes, python/pgp/graph.py). Errors: -1 after CPLError naming the target
- * and the tile.
+ * executor's workers and the calling thread, one at a time, in tile order.
+ * Entry points are exported for Python (ctypes, python/pgp/graph.py). Errors:
+ * -1 after CPLError naming the target and the tile.
  */
 #ifndef PGP_TARGET_H
 #define PGP_TARGET_H
