@@ -7,9 +7,11 @@
  * stamped with a fingerprint of the graph and its files so that a stale sidecar
  * is never served. No algorithm lives here.
  */
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 #include <algorithm>
 #include <cmath>
@@ -779,6 +781,45 @@ void UnloadDriver(GDALDriver *)
     pgp_tile_cache_shutdown_global();
 }
 
+/* A graph's own files: the .pgp.vrt and its PAM sidecar. GDAL's default
+ * Delete and Rename act on every file GetFileList names, the graph's sources
+ * included: `gdalmanage delete`, or any driver's Create over an existing
+ * .pgp.vrt (GDAL deletes what is there first), would delete the user's
+ * rasters. GDAL's VRT driver keeps its sources the same way. */
+CPLErr ApplyToGraphFiles(const char *path, const char *what,
+                         const std::function<int(const std::string &)> &apply)
+{
+    VSIStatBufL stat;
+    if (VSIStatL(path, &stat) != 0 || VSI_ISDIR(stat.st_mode)) {
+        CPLError(CE_Failure, CPLE_OpenFailed, "%s: not a .pgp.vrt file", path);
+        return CE_Failure;
+    }
+    for (const std::string &file : {std::string(path), std::string(path) + ".aux.xml"}) {
+        if (file != path && VSIStatL(file.c_str(), &stat) != 0)
+            continue;
+        if (apply(file) != 0) {
+            CPLError(CE_Failure, CPLE_FileIO, "%s: cannot %s: %s", file.c_str(), what,
+                     VSIStrerror(errno));
+            return CE_Failure;
+        }
+    }
+    return CE_None;
+}
+
+CPLErr DeleteGraph(const char *path)
+{
+    return ApplyToGraphFiles(path, "delete",
+                             [](const std::string &file) { return VSIUnlink(file.c_str()); });
+}
+
+CPLErr RenameGraph(const char *new_path, const char *old_path)
+{
+    return ApplyToGraphFiles(old_path, "rename", [&](const std::string &file) {
+        const std::string to = std::string(new_path) + file.substr(strlen(old_path));
+        return VSIRename(file.c_str(), to.c_str());
+    });
+}
+
 } // namespace
 
 /* The plugin is built with hidden visibility; only the entry points escape. */
@@ -802,6 +843,8 @@ PGP_EXPORT void GDALRegister_PGP()
     driver->pfnIdentify = PGPDataset::Identify;
     driver->pfnOpen = PGPDataset::Open;
     driver->pfnUnloadDriver = UnloadDriver;
+    driver->pfnDelete = DeleteGraph;
+    driver->pfnRename = RenameGraph;
     GetGDALDriverManager()->RegisterDriver(driver);
     pgp_register_pixel_functions();
     pgp_convolve_init();

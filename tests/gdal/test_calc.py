@@ -264,6 +264,28 @@ def test_dataset_metadata_grid_and_file_list(tmp_path):
                                                          for n in "abc"])
 
 
+def test_delete_rename_and_overwrite_leave_the_sources(tmp_path):
+    """GDAL's default Delete and Rename act on every file GetFileList names, a graph's
+    sources included; the PGP driver's move only the .pgp.vrt and its .aux.xml, so
+    gdalmanage and a GTiff written over a graph leave the user's rasters."""
+    inputs(tmp_path, "Float32")
+    sources = {name: (tmp_path / f"{name}.tif").read_bytes() for name in "abc"}
+    graph = write_graph(tmp_path / "g.pgp.vrt", SOURCES + '<Band ref="A"/>')
+    ds = gdal.Open(graph)
+    ds.GetRasterBand(1).ComputeStatistics(False)
+    ds = None  # writes the .aux.xml
+    assert (tmp_path / "g.pgp.vrt.aux.xml").exists()
+    run(["gdalmanage", "rename", graph, str(tmp_path / "h.pgp.vrt")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.tif", "b.tif", "c.tif", "h.pgp.vrt", "h.pgp.vrt.aux.xml"]
+    run(["gdalmanage", "delete", str(tmp_path / "h.pgp.vrt")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif", "c.tif"]
+    graph = write_graph(tmp_path / "g.pgp.vrt", SOURCES + '<Band ref="A"/>')
+    run(["gdal_translate", "-q", "-of", "GTiff", str(tmp_path / "b.tif"), graph])
+    assert gdal.Open(graph).GetDriver().ShortName == "GTiff"
+    assert {name: (tmp_path / f"{name}.tif").read_bytes() for name in "abc"} == sources
+
+
 def test_driver_is_listed_with_its_open_options():
     info = run(["gdalinfo", "--format", "PGP"]).stdout
     for text in ["Short Name: PGP", "pgp.vrt", 'name="EXECUTOR"', 'name="CACHE_MB"',
