@@ -785,7 +785,8 @@ void UnloadDriver(GDALDriver *)
  * Delete and Rename act on every file GetFileList names, the graph's sources
  * included: `gdalmanage delete`, or any driver's Create over an existing
  * .pgp.vrt (GDAL deletes what is there first), would delete the user's
- * rasters. GDAL's VRT driver keeps its sources the same way. */
+ * rasters, and a copy would copy each source to the new name. GDAL's VRT
+ * driver keeps its sources the same way. */
 CPLErr ApplyToGraphFiles(const char *path, const char *what,
                          const std::function<int(const std::string &)> &apply)
 {
@@ -820,6 +821,14 @@ CPLErr RenameGraph(const char *new_path, const char *old_path)
     });
 }
 
+CPLErr CopyGraph(const char *new_path, const char *old_path)
+{
+    return ApplyToGraphFiles(old_path, "copy", [&](const std::string &file) {
+        const std::string to = std::string(new_path) + file.substr(strlen(old_path));
+        return CPLCopyFile(to.c_str(), file.c_str());
+    });
+}
+
 } // namespace
 
 /* The plugin is built with hidden visibility; only the entry points escape. */
@@ -845,6 +854,7 @@ PGP_EXPORT void GDALRegister_PGP()
     driver->pfnUnloadDriver = UnloadDriver;
     driver->pfnDelete = DeleteGraph;
     driver->pfnRename = RenameGraph;
+    driver->pfnCopyFiles = CopyGraph;
     GetGDALDriverManager()->RegisterDriver(driver);
     pgp_register_pixel_functions();
     pgp_convolve_init();

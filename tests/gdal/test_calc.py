@@ -264,10 +264,10 @@ def test_dataset_metadata_grid_and_file_list(tmp_path):
                                                          for n in "abc"])
 
 
-def test_delete_rename_and_overwrite_leave_the_sources(tmp_path):
-    """GDAL's default Delete and Rename act on every file GetFileList names, a graph's
-    sources included; the PGP driver's move only the .pgp.vrt and its .aux.xml, so
-    gdalmanage and a GTiff written over a graph leave the user's rasters."""
+def test_delete_rename_copy_and_overwrite_leave_the_sources(tmp_path):
+    """GDAL's default Delete, Rename and CopyFiles act on every file GetFileList names,
+    a graph's sources included; the PGP driver's only on the .pgp.vrt and its .aux.xml,
+    so gdalmanage and a GTiff written over a graph leave the user's rasters."""
     inputs(tmp_path, "Float32")
     sources = {name: (tmp_path / f"{name}.tif").read_bytes() for name in "abc"}
     graph = write_graph(tmp_path / "g.pgp.vrt", SOURCES + '<Band ref="A"/>')
@@ -278,7 +278,10 @@ def test_delete_rename_and_overwrite_leave_the_sources(tmp_path):
     run(["gdalmanage", "rename", graph, str(tmp_path / "h.pgp.vrt")])
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "a.tif", "b.tif", "c.tif", "h.pgp.vrt", "h.pgp.vrt.aux.xml"]
+    run(["gdalmanage", "copy", str(tmp_path / "h.pgp.vrt"), str(tmp_path / "k.pgp.vrt")])
+    assert (tmp_path / "k.pgp.vrt").read_bytes() == (tmp_path / "h.pgp.vrt").read_bytes()
     run(["gdalmanage", "delete", str(tmp_path / "h.pgp.vrt")])
+    run(["gdalmanage", "delete", str(tmp_path / "k.pgp.vrt")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif", "c.tif"]
     graph = write_graph(tmp_path / "g.pgp.vrt", SOURCES + '<Band ref="A"/>')
     run(["gdal_translate", "-q", "-of", "GTiff", str(tmp_path / "b.tif"), graph])
