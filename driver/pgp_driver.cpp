@@ -222,6 +222,10 @@ class PGPDataset final : public GDALPamDataset
 
     CPLErr GetGeoTransform(double *gt) override;
     const OGRSpatialReference *GetSpatialRef() const override;
+    CPLErr SetGeoTransform(double *) override;
+    CPLErr SetSpatialRef(const OGRSpatialReference *) override;
+    using GDALPamDataset::SetGCPs;
+    CPLErr SetGCPs(int, const GDAL_GCP *, const OGRSpatialReference *) override;
     char **GetFileList() override;
     const char *GetMetadataItem(const char *name, const char *domain) override;
     char **GetMetadata(const char *domain) override;
@@ -247,6 +251,11 @@ class PGPRasterBand final : public GDALPamRasterBand
     PGPRasterBand(PGPDataset *ds, int band, const pgp_band_def &def);
 
     double GetNoDataValue(int *has_nodata) override;
+    CPLErr SetNoDataValue(double) override;
+    CPLErr SetNoDataValueAsInt64(int64_t) override;
+    CPLErr SetNoDataValueAsUInt64(uint64_t) override;
+    CPLErr DeleteNoDataValue() override;
+    void SetDescription(const char *) override;
     int GetOverviewCount() override;
     GDALRasterBand *GetOverview(int i) override;
     CPLErr ComputeStatistics(int approx_ok, double *min, double *max, double *mean,
@@ -269,6 +278,7 @@ class PGPRasterBand final : public GDALPamRasterBand
     const pgp_node &Node() { return Dataset()->m_graph->nodes[m_node]; }
     CPLErr ExactStatistics(double *min, double *max, double *mean, double *std_dev,
                            GDALProgressFunc progress, void *progress_data);
+    CPLErr RefuseNoData();
 };
 
 CPLErr RefuseWrite()
@@ -412,7 +422,9 @@ GDALDataset *PGPDataset::Open(GDALOpenInfo *info)
     if (!Identify(info))
         return nullptr;
     if (info->eAccess == GA_Update) {
-        RefuseWrite();
+        CPLError(CE_Failure, CPLE_NoWriteAccess,
+                 "PGP datasets are read-only: a graph changes by editing its .pgp.vrt "
+                 "(metadata can go to its .aux.xml: gdal_edit.py -ro)");
         return nullptr;
     }
 
@@ -492,6 +504,32 @@ const OGRSpatialReference *PGPDataset::GetSpatialRef() const
 {
     const PGPDataset *root = m_parent ? m_parent : this;
     return root->m_srs.IsEmpty() ? nullptr : &root->m_srs;
+}
+
+/* PAM would keep these in the sidecar, where GetGeoTransform, GetSpatialRef and
+ * GetNoDataValue (the graph's) never look: `gdal_edit.py -ro -a_ullr/-a_srs/-a_nodata`
+ * would succeed and change nothing. */
+CPLErr RefuseGraphProperty(const char *path, const char *what)
+{
+    CPLError(CE_Failure, CPLE_NotSupported,
+             "%s: the %s of a PGP graph comes from its .pgp.vrt: edit the XML to change it",
+             path, what);
+    return CE_Failure;
+}
+
+CPLErr PGPDataset::SetGeoTransform(double *)
+{
+    return RefuseGraphProperty(GetDescription(), "geotransform");
+}
+
+CPLErr PGPDataset::SetSpatialRef(const OGRSpatialReference *)
+{
+    return RefuseGraphProperty(GetDescription(), "spatial reference");
+}
+
+CPLErr PGPDataset::SetGCPs(int, const GDAL_GCP *, const OGRSpatialReference *)
+{
+    return RefuseGraphProperty(GetDescription(), "georeferencing");
 }
 
 char **PGPDataset::GetFileList()
@@ -632,6 +670,39 @@ double PGPRasterBand::GetNoDataValue(int *has_nodata)
     if (has_nodata)
         *has_nodata = Node().nodata.present;
     return Node().nodata.present ? Node().nodata.value : 0.0;
+}
+
+void PGPRasterBand::SetDescription(const char *)
+{
+    RefuseGraphProperty(CPLSPrintf("%s band %d", poDS->GetDescription(), nBand),
+                        "description (<Band description>)");
+}
+
+CPLErr PGPRasterBand::RefuseNoData()
+{
+    const std::string what = std::string("nodata (noData of ") + Node().where + ")";
+    return RefuseGraphProperty(CPLSPrintf("%s band %d", poDS->GetDescription(), nBand),
+                               what.c_str());
+}
+
+CPLErr PGPRasterBand::SetNoDataValue(double)
+{
+    return RefuseNoData();
+}
+
+CPLErr PGPRasterBand::SetNoDataValueAsInt64(int64_t)
+{
+    return RefuseNoData();
+}
+
+CPLErr PGPRasterBand::SetNoDataValueAsUInt64(uint64_t)
+{
+    return RefuseNoData();
+}
+
+CPLErr PGPRasterBand::DeleteNoDataValue()
+{
+    return RefuseNoData();
 }
 
 int PGPRasterBand::GetOverviewCount()

@@ -303,6 +303,41 @@ def test_update_access_is_refused(tmp_path):
         gdal.OpenEx(graph, gdal.OF_RASTER | gdal.OF_UPDATE, allowed_drivers=["PGP"])
 
 
+def test_georeferencing_nodata_and_description_edits_are_refused(tmp_path):
+    """PAM would keep them in the .aux.xml, where the graph's own never let them show:
+    gdal_edit.py -ro would succeed and change nothing. Metadata is still kept."""
+    inputs(tmp_path, "Float32")
+    graph = write_graph(tmp_path / "g.pgp.vrt", SOURCES + '<Band ref="A"/>')
+    before = (tmp_path / "g.pgp.vrt").read_bytes()
+    edit = run(["gdal_edit.py", "-ro", "-a_nodata", "5", "-a_ullr", "0", "10", "10", "0",
+                "-a_srs", "EPSG:4326", "-mo", "AUTHOR=me", graph], check=False)
+    for what in ["geotransform", "spatial reference", "nodata (noData of <Source name='A'>)"]:
+        assert f"the {what} of a PGP graph comes from its .pgp.vrt" in edit.stderr
+    refused = run(["gdal_edit.py", "-a_nodata", "5", graph], check=False)
+    assert refused.returncode != 0 and "editing its .pgp.vrt" in refused.stderr
+    ds = gdal.Open(graph)
+    src = gdal.Open(str(tmp_path / "a.tif"))
+    band = ds.GetRasterBand(1)
+    for change in [lambda: ds.SetGeoTransform((0, 1, 0, 0, 0, -1)),
+                   lambda: ds.SetProjection(src.GetProjection()),
+                   lambda: ds.SetGCPs([gdal.GCP(0, 0, 0, 0, 0)], src.GetProjection()),
+                   lambda: band.SetNoDataValue(7), band.DeleteNoDataValue,
+                   lambda: band.SetDescription("renamed")]:
+        with pytest.raises(RuntimeError, match="comes from its .pgp.vrt"):
+            change()
+    ds = None
+    ds = gdal.Open(graph)
+    assert ds.GetMetadataItem("AUTHOR") == "me"
+    assert ds.GetGeoTransform() == src.GetGeoTransform() and ds.GetGCPCount() == 0
+    assert ds.GetSpatialRef().IsSame(src.GetSpatialRef())
+    assert ds.GetRasterBand(1).GetNoDataValue() == src.GetRasterBand(1).GetNoDataValue()
+    assert ds.GetRasterBand(1).GetDescription() == "A"
+    sidecar = (tmp_path / "g.pgp.vrt.aux.xml").read_text()
+    for element in ["NoDataValue", "GeoTransform", "SRS", "GCPList"]:
+        assert f"<{element}" not in sidecar
+    assert (tmp_path / "g.pgp.vrt").read_bytes() == before
+
+
 def test_progress_false_cancels_the_read(tmp_path):
     inputs(tmp_path, "Float32")
     graph = write_graph(tmp_path / "g.pgp.vrt", SOURCES + """
