@@ -267,6 +267,7 @@ class PGPRasterBand final : public GDALPamRasterBand
     char **GetMetadataDomainList() override;
 
   protected:
+    CPLErr XMLInit(CPLXMLNode *tree, const char *vrt_path) override;
     CPLErr IReadBlock(int block_x, int block_y, void *image) override;
     CPLErr IRasterIO(GDALRWFlag rw, int x, int y, int w, int h, void *buffer, int buf_w,
                      int buf_h, GDALDataType buf_type, GSpacing pixel_space,
@@ -378,14 +379,43 @@ void PGPDataset::LoadSidecar()
         nPamFlags &= ~GPF_DIRTY;
 }
 
+void RemoveChild(CPLXMLNode *parent, CPLXMLNode *child)
+{
+    if (child != nullptr && CPLRemoveXMLChild(parent, child)) /* detached: destroys it alone */
+        CPLDestroyXMLNode(child);
+}
+
+/* What a stale sidecar holds that the pixels gave: each band's statistics and
+ * histograms. What clients stored there themselves (metadata, scale, offset,
+ * units, colour tables, categories) stays: it does not depend on the pixels. */
+void DropComputedFromSidecar(CPLXMLNode *tree)
+{
+    for (CPLXMLNode *band = tree->psChild; band; band = band->psNext) {
+        if (band->eType != CXT_Element || !EQUAL(band->pszValue, "PAMRasterBand"))
+            continue;
+        RemoveChild(band, CPLGetXMLNode(band, "Histograms"));
+        for (CPLXMLNode *md = band->psChild; md; md = md->psNext) {
+            if (md->eType != CXT_Element || !EQUAL(md->pszValue, "Metadata") ||
+                *CPLGetXMLValue(md, "domain", "") != '\0')
+                continue;
+            for (CPLXMLNode *item = md->psChild, *next; item; item = next) {
+                next = item->psNext;
+                if (item->eType == CXT_Element &&
+                    STARTS_WITH_CI(CPLGetXMLValue(item, "key", ""), "STATISTICS_"))
+                    RemoveChild(md, item);
+            }
+        }
+    }
+}
+
 CPLErr PGPDataset::XMLInit(CPLXMLNode *tree, const char *vrt_path)
 {
     const char *stored = CPLGetXMLValue(tree, "PGPFingerprint", "");
     if (m_fingerprint.empty() || m_fingerprint != stored) {
-        CPLDebug("PGP", "%s: ignoring %s: it was written for another version of the graph or "
-                 "of its files", m_xml_path.c_str(), BuildPamFilename());
+        CPLDebug("PGP", "%s: dropping the statistics of %s: it was written for another "
+                 "version of the graph or of its files", m_xml_path.c_str(), BuildPamFilename());
         m_stale_sidecar = true;
-        return CE_None;
+        DropComputedFromSidecar(tree);
     }
     return GDALPamDataset::XMLInit(tree, vrt_path);
 }
@@ -670,6 +700,16 @@ double PGPRasterBand::GetNoDataValue(int *has_nodata)
     if (has_nodata)
         *has_nodata = Node().nodata.present;
     return Node().nodata.present ? Node().nodata.value : 0.0;
+}
+
+/* PAM sets the description from the sidecar, even to "" when it holds none (and
+ * a stale one holds the old graph's); a band's is the graph's <Band description>. */
+CPLErr PGPRasterBand::XMLInit(CPLXMLNode *tree, const char *vrt_path)
+{
+    const CPLString own = GetDescription();
+    const CPLErr err = GDALPamRasterBand::XMLInit(tree, vrt_path);
+    GDALMajorObject::SetDescription(own);
+    return err;
 }
 
 void PGPRasterBand::SetDescription(const char *)

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Statistics in x.pgp.vrt.aux.xml carry a fingerprint of the graph and its
-files: served while both are unchanged, ignored and rewritten once stale."""
+files: served while both are unchanged, dropped and rewritten once stale
+(what clients stored there themselves is kept)."""
 import os
 
 import numpy as np
@@ -92,6 +93,29 @@ def test_stale_sidecar_is_rewritten_with_the_new_fingerprint(graph):
     assert fingerprint(path) != old
     out = run(["gdalinfo", path]).stdout  # served by the next gdalinfo, no -stats
     assert "STATISTICS_MAXIMUM" in out
+
+
+def test_a_stale_sidecar_keeps_what_clients_stored(graph):
+    """Only the statistics, histograms and band description of a stale sidecar come
+    from the old graph; metadata, scale, offset and units were the user's."""
+    _, path = graph
+    run(["gdal_edit.py", "-ro", "-mo", "AUTHOR=me", "-scale", "2", "-offset", "1",
+         "-units", "m", path])
+    run(["gdalinfo", "-stats", "-hist", path])
+    with open(path + ".aux.xml") as f:
+        assert "<Histograms>" in f.read()
+    write_graph(path, GRAPH.format(expression="A * 3").replace(
+        '<Band ref="f"/>', '<Band ref="f" description="tripled"/>'))
+    assert stored_statistics(path) is None
+    with open(path + ".aux.xml") as f:
+        sidecar = f.read()
+    assert "STATISTICS" not in sidecar and "<Histograms>" not in sidecar
+    ds = gdal.Open(path)
+    band = ds.GetRasterBand(1)
+    assert ds.GetMetadataItem("AUTHOR") == "me"
+    assert (band.GetScale(), band.GetOffset(), band.GetUnitType()) == (2, 1, "m")
+    assert band.GetDescription() == "tripled"
+    assert band.GetDefaultHistogram(force=False) is None
 
 
 def test_approximate_statistics_come_from_an_overview(graph):
