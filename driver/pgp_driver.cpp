@@ -152,9 +152,39 @@ class DerivedMetadata
     }
 };
 
-/* A fingerprint of the graph: its .pgp.vrt bytes and each file it reads
- * (path, size, modification time). FNV-1a, 64 bits: a sidecar check, not a
- * security measure. Empty when the .pgp.vrt cannot be read. */
+/* path and, recursively, the files GDAL says its dataset is made of: a .vrt's
+ * or .pgp.vrt's sources, a shapefile's .dbf. A graph's statistics depend on
+ * them as much as on the file it names. A GeoTIFF is taken as the leaf it
+ * nearly always is (opening it to list its .ovr would triple the cost of
+ * opening a <Stitch> of thousands of bases). */
+void AddFilesOf(const char *path, CPLStringList &files)
+{
+    if (files.FindString(path) >= 0)
+        return;
+    files.AddString(path);
+    GDALDatasetH ds = nullptr;
+    {
+        /* Quiet and leaving no error behind: a .aux.xml or .dbf is no dataset. */
+        CPLErrorStateBackuper keep_error_state;
+        CPLErrorHandlerPusher quiet(CPLQuietErrorHandler);
+        GDALDriverH driver = GDALIdentifyDriverEx(path, GDAL_OF_RASTER | GDAL_OF_VECTOR,
+                                                  nullptr, nullptr);
+        if (driver != nullptr && !EQUAL(GDALGetDescription(driver), "GTiff"))
+            ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_VECTOR | GDAL_OF_INTERNAL, nullptr,
+                            nullptr, nullptr);
+    }
+    if (ds == nullptr)
+        return;
+    char **list = GDALGetFileList(ds);
+    GDALClose(ds);
+    for (char **file = list; file && *file; file++)
+        AddFilesOf(*file, files);
+    CSLDestroy(list);
+}
+
+/* A fingerprint of the graph: its .pgp.vrt bytes and each file it reads, with
+ * the files those are made of (path, size, modification time). FNV-1a, 64 bits:
+ * a sidecar check, not a security measure. Empty when the .pgp.vrt cannot be read. */
 CPLString GraphFingerprint(const char *xml_path, const pgp_graph *graph)
 {
     GByte *text = nullptr;
@@ -168,7 +198,10 @@ CPLString GraphFingerprint(const char *xml_path, const pgp_graph *graph)
     };
     mix(text, static_cast<size_t>(size));
     CPLFree(text);
-    for (char **file = graph->source_files; file && *file; file++) {
+    CPLStringList files;
+    for (char **source = graph->source_files; source && *source; source++)
+        AddFilesOf(*source, files);
+    for (char **file = files.List(); file && *file; file++) {
         VSIStatBufL stat;
         GIntBig facts[2] = {-1, -1};
         if (VSIStatL(*file, &stat) == 0) {

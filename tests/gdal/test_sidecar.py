@@ -82,6 +82,26 @@ def test_a_touched_source_makes_the_sidecar_stale(graph, tmp_path):
     assert stored_statistics(path) is None
 
 
+@pytest.mark.parametrize("inner", ["pgp", "vrt"])
+def test_a_touched_source_of_a_nested_graph_or_vrt_makes_the_sidecar_stale(graph, tmp_path,
+                                                                           inner):
+    """The outer graph names only the inner file; its statistics depend on a.tif too."""
+    a, path = graph
+    inner_path = path if inner == "pgp" else str(tmp_path / "inner.vrt")
+    if inner == "vrt":
+        run(["gdalbuildvrt", "-q", inner_path, str(tmp_path / "a.tif")])
+    outer = write_graph(tmp_path / "outer.pgp.vrt", f"""<Source name="G" file="{inner_path}"/>
+<Calc name="h" noData="-1"><Expression>G + 1</Expression></Calc><Band ref="h"/>""")
+    compute_statistics(outer)
+    a[0, 0] = 1000
+    write_raster(tmp_path / "a.tif", a)
+    stat = os.stat(tmp_path / "a.tif")
+    os.utime(tmp_path / "a.tif", (stat.st_atime, stat.st_mtime + 10))
+    assert stored_statistics(outer) is None
+    factor = 2 if inner == "pgp" else 1
+    assert compute_statistics(outer)[1] == pytest.approx(1000 * factor + 1)
+
+
 def test_stale_sidecar_is_rewritten_with_the_new_fingerprint(graph):
     _, path = graph
     compute_statistics(path)
