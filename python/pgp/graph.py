@@ -272,9 +272,10 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
     in the plugin (pgp/target.h); other executors return windows that the plugin
     writes."""
     source = _graph_source(graph)
+    files = shared_files(source)
     if plan.kind not in ("serial", "threads"):
         check_visible_paths(plan, [source])
-        check_visible_paths(plan, shared_files(source))
+        check_visible_paths(plan, files)
     shared = _gdal.open_raster(source, (f"EXECUTOR=threading:{plan.plugin_threads}",)
                                if plan.plugin_threads else _TASK_OPEN_OPTIONS)
     bands = list(bands or range(1, shared.RasterCount + 1))
@@ -321,7 +322,7 @@ def _render(plan, graph, target_path, raster_driver_creation_tuple, calc_raster_
     text = source.lstrip().startswith("<")
     inputs = ([] if text else [source]) + [
         f if f.startswith("/vsi") else os.path.join("" if text else os.path.dirname(source), f)
-        for f in shared_files(source)]
+        for f in files]
     with _engine.TemporaryTarget(target_path, driver, size, len(bands), data_type,
                                  options, inputs) as target:
         target.dataset.SetProjection(shared.GetProjection() if projection is None

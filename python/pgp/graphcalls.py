@@ -255,11 +255,12 @@ def align_and_resize_raster_stack(
                 graph = Graph(_block_size(options))
                 for name, path in zip(names, paths):
                     graph.source(name, path)
+                source = _gdal.open_raster(paths[index])
                 # pygeoprocessing's gdal.Warp carries every band of the source: the
                 # others join as sources of the same raster (the same box).
                 bands = [names[index]] + [
                     graph.source(f"{names[index]}_b{band}", paths[index], band)
-                    for band in range(2, _gdal.get_raster_info(paths[index])['n_bands'] + 1)]
+                    for band in range(2, source.RasterCount + 1)]
                 resampling = dict(zip(names, resample_method_list))
                 resampling.update({name: resample_method_list[index] for name in bands})
                 graph.align(
@@ -272,14 +273,13 @@ def align_and_resize_raster_stack(
                     graph.band(name)
                 # Without a target SRS no source is reprojected; pygeoprocessing
                 # labels each output with its own source's SRS.
-                projection = None if target_projection_wkt else (
-                    _gdal.get_raster_info(paths[index])['projection_wkt'] or "")
+                projection = None if target_projection_wkt else source.GetProjection()
                 try:
                     # pygeoprocessing masks through raster_calculator: statistics.
                     # gdalwarp carries the source's metadata and band properties.
                     _render(plan, graph, target, raster_driver_creation_tuple,
                             mask is not None, progress, projection=projection,
-                            like=_gdal.open_raster(paths[index]))
+                            like=source)
                 except RuntimeError as error:
                     # The grid fails before anything is written; pygeoprocessing's
                     # merge_bounding_box_list raises ValueError for both boxes.
