@@ -932,17 +932,18 @@ void UnloadDriver(GDALDriver *)
  * rasters, and a copy would copy each source to the new name. GDAL's VRT
  * driver keeps its sources the same way. */
 CPLErr ApplyToGraphFiles(const char *path, const char *what,
-                         const std::function<int(const std::string &)> &apply)
+                         const std::function<int(const std::string &, const char *)> &apply)
 {
     VSIStatBufL stat;
     if (VSIStatL(path, &stat) != 0 || VSI_ISDIR(stat.st_mode)) {
         CPLError(CE_Failure, CPLE_OpenFailed, "%s: not a .pgp.vrt file", path);
         return CE_Failure;
     }
-    for (const std::string &file : {std::string(path), std::string(path) + ".aux.xml"}) {
-        if (file != path && VSIStatL(file.c_str(), &stat) != 0)
+    for (const char *suffix : {"", ".aux.xml"}) { /* apply(file, suffix): path + suffix */
+        const std::string file = std::string(path) + suffix;
+        if (*suffix && VSIStatL(file.c_str(), &stat) != 0)
             continue;
-        if (apply(file) != 0) {
+        if (apply(file, suffix) != 0) {
             CPLError(CE_Failure, CPLE_FileIO, "%s: cannot %s: %s", file.c_str(), what,
                      VSIStrerror(errno));
             return CE_Failure;
@@ -953,23 +954,22 @@ CPLErr ApplyToGraphFiles(const char *path, const char *what,
 
 CPLErr DeleteGraph(const char *path)
 {
-    return ApplyToGraphFiles(path, "delete",
-                             [](const std::string &file) { return VSIUnlink(file.c_str()); });
+    return ApplyToGraphFiles(path, "delete", [](const std::string &file, const char *) {
+        return VSIUnlink(file.c_str());
+    });
 }
 
 CPLErr RenameGraph(const char *new_path, const char *old_path)
 {
-    return ApplyToGraphFiles(old_path, "rename", [&](const std::string &file) {
-        const std::string to = std::string(new_path) + file.substr(strlen(old_path));
-        return VSIRename(file.c_str(), to.c_str());
+    return ApplyToGraphFiles(old_path, "rename", [&](const std::string &file, const char *suffix) {
+        return VSIRename(file.c_str(), (std::string(new_path) + suffix).c_str());
     });
 }
 
 CPLErr CopyGraph(const char *new_path, const char *old_path)
 {
-    return ApplyToGraphFiles(old_path, "copy", [&](const std::string &file) {
-        const std::string to = std::string(new_path) + file.substr(strlen(old_path));
-        return CPLCopyFile(to.c_str(), file.c_str());
+    return ApplyToGraphFiles(old_path, "copy", [&](const std::string &file, const char *suffix) {
+        return CPLCopyFile((std::string(new_path) + suffix).c_str(), file.c_str());
     });
 }
 
